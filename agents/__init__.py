@@ -1,0 +1,1 @@
+"""Encore agents (in progress)."""

@@ -1,0 +1,1 @@
+"""Encore launch (in progress)."""

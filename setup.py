@@ -1,0 +1,37 @@
+"""Encore: a replay-centric toolkit for distributed reinforcement learning."""
+
+import setuptools
+
+setuptools.setup(
+    name="encore-rl",
+    version="0.1.0",
+    description="Replay-centric distributed RL on Reverb, with Launchpad- and Acme-style layers.",
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    packages=setuptools.find_packages(include=["agents", "agents.*", "replay", "replay.*", "launch", "launch.*"]),
+    python_requires=">=3.9,<3.12",
+    install_requires=[
+        "dm-reverb==0.14.0",
+        "tensorflow==2.15.1",
+        "numpy>=1.23,<2",
+        "protobuf>=4.21,<5",
+        "dm-env>=1.6",
+        "dm-tree>=0.1.8",
+        "gymnasium>=0.29",
+        "cloudpickle>=2.2",
+        "absl-py>=1.0",
+        "grpcio>=1.48",
+        "matplotlib>=3.6",
+    ],
+    extras_require={
+        "test": ["pytest>=7", "pytest-timeout>=2.1", "psutil>=5.9"],
+        "ray": ["ray>=2.9,<2.11"],
+    },
+    entry_points={"console_scripts": ["encore-inspect=replay.inspect:main"]},
+    classifiers=[
+        "Programming Language :: Python :: 3.9",
+        "Programming Language :: Python :: 3.10",
+        "Programming Language :: Python :: 3.11",
+        "Operating System :: POSIX :: Linux",
+    ],
+)
