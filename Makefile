@@ -29,7 +29,8 @@ demo: venv
 
 bench: venv
 	@mkdir -p benchmarks/results
-	$(PY) benchmarks/replay_throughput.py --json benchmarks/results/replay_throughput.json
+	@for b in benchmarks/*.py; do n=$$(basename $$b .py); echo "== $$n"; \
+		$(PY) $$b --json benchmarks/results/$$n.json || exit 1; done
 
 clean:
 	rm -rf $(VENV) build *.egg-info
