@@ -1,0 +1,233 @@
+"""Tests of agents.core, agents.envs and agents.utils (no replay or launch needed)."""
+
+import os
+import threading
+import time
+
+import dm_env
+import numpy as np
+import pytest
+from dm_env import specs
+
+import agents
+from agents import envs, utils
+
+
+class _RandomActor(agents.Actor):
+    """Uniform random actor recording what it is shown."""
+
+    def __init__(self, num_actions: int):
+        self._num_actions = num_actions
+        self._rng = np.random.default_rng(0)
+        self.first_count = 0
+        self.observed = []
+        self.updates = 0
+
+    def select_action(self, observation):
+        return self._rng.integers(self._num_actions)
+
+    def observe_first(self, timestep):
+        assert timestep.first()
+        self.first_count += 1
+
+    def observe(self, action, next_timestep):
+        self.observed.append(next_timestep)
+
+    def update(self, wait=False):
+        self.updates += 1
+
+
+def _run_until_last(environment, action):
+    timestep = environment.reset()
+    steps = 0
+    while not timestep.last():
+        timestep = environment.step(action)
+        steps += 1
+    return timestep, steps
+
+
+def test_cartpole_specs_follow_dm_env():
+    env = envs.make_environment("CartPole-v1", seed=0)
+    assert env.observation_spec().dtype == np.float32
+    assert env.observation_spec().shape == (4,)
+    assert isinstance(env.action_spec(), specs.DiscreteArray)
+    assert env.action_spec().num_values == 2
+    timestep = env.reset()
+    assert timestep.first() and timestep.reward is None and timestep.discount is None
+    env.observation_spec().validate(timestep.observation)
+    timestep = env.step(env.action_spec().generate_value())
+    assert timestep.mid()
+    env.observation_spec().validate(timestep.observation)
+    env.reward_spec().validate(timestep.reward)
+    env.discount_spec().validate(timestep.discount)
+
+
+def test_termination_has_discount_zero_and_step_after_last_restarts():
+    env = envs.make_environment("CartPole-v1", seed=0)
+    timestep, steps = _run_until_last(env, 0)  # Always pushing left falls over quickly.
+    assert steps < 50
+    assert timestep.discount == 0.0
+    env.discount_spec().validate(timestep.discount)
+    assert env.step(0).first()
+
+
+def test_truncation_has_discount_one():
+    env = envs.make_environment("Pendulum-v1", seed=0)  # Only ever truncated, at 200 steps.
+    assert env.action_spec().dtype == np.float32
+    timestep, steps = _run_until_last(env, np.zeros(1, np.float32))
+    assert steps == 200
+    assert timestep.last() and timestep.discount == 1.0
+
+
+def test_seed_makes_episodes_reproducible():
+    first = [envs.make_environment("CartPole-v1", seed=3).reset().observation for _ in range(2)]
+    np.testing.assert_array_equal(first[0], first[1])
+
+
+def test_unknown_environment_error_names_the_fix():
+    with pytest.raises(ValueError, match="gymnasium id"):
+        envs.make_environment("NoSuchEnv-v0")
+
+
+def test_environment_loop_logs_counts_and_updates():
+    env = envs.make_environment("CartPole-v1", seed=0)
+    actor = _RandomActor(2)
+    counter = utils.Counter()
+    logger = utils.InMemoryLogger()
+    loop = agents.EnvironmentLoop(env, actor, counter=counter, logger=logger)
+    steps = loop.run(num_episodes=3)
+    assert actor.first_count == 3 and len(logger.data) == 3
+    assert steps == len(actor.observed) == actor.updates
+    assert counter.get_counts() == {"episodes": 3, "steps": steps}
+    row = logger.data[-1]
+    assert row["episode_length"] > 0 and row["episode_return"] == row["episode_length"]
+    assert row["steps_per_second"] > 0 and row["steps"] == steps
+    assert loop.run(should_stop=lambda: True) == 0
+
+
+def test_counter_prefixes_and_parent_totals():
+    parent = utils.Counter()
+    actor_a = utils.Counter(parent, prefix="actor", time_delta=0.0)
+    actor_b = utils.Counter(parent, prefix="actor", time_delta=0.0)
+    learner = utils.Counter(parent, prefix="learner", time_delta=0.0)
+    actor_a.increment(steps=5)
+    actor_b.increment(steps=7)
+    counts = learner.increment(steps=2)
+    assert counts["actor_steps"] == 12 and counts["learner_steps"] == 2
+    assert parent.get_counts() == {"actor_steps": 12, "learner_steps": 2}
+    restored = utils.Counter()
+    restored.restore(parent.save())
+    assert restored.get_counts() == parent.get_counts()
+
+
+def test_variable_server_versions():
+    server = utils.VariableServer()
+    assert server.get() is None and server.version() == -1
+    assert server.update([np.ones(2)]) == 0
+    version, params = server.get(-1)
+    assert version == 0 and params[0].sum() == 2
+    assert server.get(0) is None
+    assert server.update([np.zeros(2)], version=5) == 5
+    with pytest.raises(ValueError, match="not newer"):
+        server.update([np.zeros(2)], version=5)
+
+
+class _SlowVariableServer(utils.VariableServer):
+    """A VariableServer whose `get` takes as long as a slow network round trip."""
+
+    def __init__(self, delay: float):
+        super().__init__()
+        self._delay = delay
+
+    def get(self, known_version=-1):
+        time.sleep(self._delay)
+        return super().get(known_version)
+
+
+@pytest.mark.timeout(30)
+def test_variable_client_never_blocks_update():
+    server = _SlowVariableServer(delay=0.5)
+    server.update([np.full(3, 1.0)])
+    client = utils.VariableClient(server, update_period=1)
+    try:
+        worst = 0.0
+        deadline = time.monotonic() + 10
+        while client.version < 0 and time.monotonic() < deadline:
+            start = time.perf_counter()
+            client.update()
+            worst = max(worst, time.perf_counter() - start)
+        assert client.version == 0 and client.params[0][0] == 1.0
+        server.update([np.full(3, 2.0)])
+        while client.version < 1 and time.monotonic() < deadline:
+            start = time.perf_counter()
+            client.update()
+            worst = max(worst, time.perf_counter() - start)
+        assert client.version == 1 and client.params[0][0] == 2.0
+        assert worst < 0.05, f"update() blocked for {worst:.3f}s"
+        server.update([np.full(3, 3.0)])
+        client.update(wait=True)
+        assert client.version == 2
+    finally:
+        client.close()
+
+
+def test_variable_client_polls_every_period():
+    server = utils.VariableServer()
+    server.update([np.zeros(1)])
+    client = utils.VariableClient(server, update_period=1000)
+    try:
+        for _ in range(999):
+            client.update()
+        time.sleep(0.1)
+        assert client.num_fetches == 0
+        client.update()
+        deadline = time.monotonic() + 5
+        while client.num_fetches == 0 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert client.num_fetches == 1
+    finally:
+        client.close()
+
+
+def test_loggers_write_csv_tensorboard_and_plot(tmp_path):
+    run_dir = str(tmp_path)
+    lines = []
+    actor_log = utils.make_logger("actor", run_dir, print_fn=lines.append, steps_key="actor_steps")
+    eval_log = utils.make_logger("evaluator", run_dir, print_fn=lines.append)
+    for i in range(5):
+        actor_log.write({"actor_steps": 10 * i, "episode_return": float(i)})
+        eval_log.write({"actor_steps": 10 * i, "eval_return": np.float32(2 * i)})
+    actor_log.close()
+    eval_log.close()
+    assert lines[0].startswith("[Actor] Actor Steps = 0")
+    columns = utils.read_csv_log(os.path.join(run_dir, "logs", "evaluator.csv"))
+    assert columns["eval_return"] == [0.0, 2.0, 4.0, 6.0, 8.0]
+    assert len(columns["timestamp"]) == 5
+    assert any(f.startswith("events") for f in os.listdir(os.path.join(run_dir, "tb", "actor")))
+    png = utils.plot_learning_curve(run_dir)
+    assert png.endswith("learning_curve.png") and os.path.getsize(png) > 1000
+
+
+def test_time_filter_drops_rows():
+    memory = utils.InMemoryLogger()
+    logger = utils.TimeFilter(memory, time_delta=60)
+    for i in range(10):
+        logger.write({"i": i})
+    assert memory.data == [{"i": 0}]
+
+
+def test_checkpointer_restores_tf_and_saveable_state(tmp_path):
+    import tensorflow as tf
+    variable = tf.Variable([1.0, 2.0])
+    counter = utils.Counter()
+    counter.increment(learner_steps=7)
+    checkpointer = utils.Checkpointer({"weights": variable, "counter": counter}, str(tmp_path))
+    assert checkpointer.save() is None  # Not due yet.
+    assert checkpointer.save(force=True)
+    restored_variable = tf.Variable([0.0, 0.0])
+    restored_counter = utils.Counter()
+    restored = utils.Checkpointer({"weights": restored_variable, "counter": restored_counter},
+                                  str(tmp_path))
+    assert restored.restored_from is not None
+    np.testing.assert_array_equal(restored_variable.numpy(), [1.0, 2.0])
+    assert restored_counter.get_counts() == {"learner_steps": 7}
