@@ -1,0 +1,1 @@
+"""Implementation of `python -m replay.inspect` (see replay/inspect.py)."""

@@ -1,0 +1,227 @@
+"""The adder interface and the TrajectoryWriter plumbing shared by Reverb adders."""
+
+import abc
+from typing import Any, Callable, Dict, Mapping, Optional
+
+import dm_env
+import numpy as np
+import reverb
+import tensorflow as tf
+import tree
+
+from replay import specs
+
+DEFAULT_PRIORITY_TABLE = "priority_table"
+
+PriorityFn = Callable[[Any], float]
+PriorityFnMapping = Mapping[str, Optional[PriorityFn]]
+
+_SIGNATURE_TIMEOUT_SECS = 30
+
+
+class Adder(abc.ABC):
+    """Feeds an episode's timesteps, one at a time, into replay."""
+
+    @abc.abstractmethod
+    def add_first(self, timestep: dm_env.TimeStep) -> None:
+        """Records the first timestep of an episode."""
+
+    @abc.abstractmethod
+    def add(self, action: Any, next_timestep: dm_env.TimeStep, extras: Any = ()) -> None:
+        """Records the action taken and the timestep it led to."""
+
+    @abc.abstractmethod
+    def reset(self) -> None:
+        """Ends the current episode."""
+
+
+class ReverbAdder(Adder):
+    """Writes rows {observation, start_of_episode, action, reward, discount[, extras]} through a
+    `reverb.TrajectoryWriter`; subclasses decide which slices of history become items.
+
+    Row t holds o_t and the action taken there, with the reward and discount that followed it. The
+    newest row is open (only its observation is known) between `add` calls.
+    """
+
+    def __init__(self, client: reverb.Client, max_sequence_length: int, max_in_flight_items: int,
+                 priority_fns: Optional[PriorityFnMapping] = None, validate_items: bool = True):
+        if max_in_flight_items < 1:
+            raise ValueError(f"max_in_flight_items must be >= 1 (got {max_in_flight_items}).")
+        self._client = client
+        self._priority_fns: Dict[str, Optional[PriorityFn]] = (
+            dict(priority_fns) if priority_fns else {DEFAULT_PRIORITY_TABLE: None})
+        self._numpy_for_priorities = any(fn is not None for fn in self._priority_fns.values())
+        self._max_sequence_length = max_sequence_length
+        self._max_in_flight_items = max_in_flight_items
+        self._validate_items = validate_items
+        self._writer_instance: Optional[reverb.TrajectoryWriter] = None
+        self._row_specs: Optional[Dict[str, Any]] = None
+        self._episode_open = False
+        self._check_next_step = True
+        self._last_discount = None
+
+    @property
+    def _writer(self) -> reverb.TrajectoryWriter:
+        if self._writer_instance is None:
+            self._row_specs = self._fetch_row_specs()
+            self._writer_instance = self._client.trajectory_writer(
+                num_keep_alive_refs=self._max_sequence_length, validate_items=self._validate_items)
+        return self._writer_instance
+
+    def add_first(self, timestep: dm_env.TimeStep) -> None:
+        if not timestep.first():
+            raise ValueError(f"add_first needs a FIRST timestep (from env.reset()), got step_type "
+                             f"{timestep.step_type}.")
+        if self._episode_open:
+            raise ValueError("add_first called twice in one episode: call reset() first (add() does it "
+                             "automatically when it receives a LAST timestep).")
+        writer = self._writer
+        self._check("observation", timestep.observation)
+        writer.append({"observation": timestep.observation, "start_of_episode": True}, partial_step=True)
+        self._episode_open = True
+        self._check_next_step = True
+
+    def add(self, action: Any, next_timestep: dm_env.TimeStep, extras: Any = ()) -> None:
+        if not self._episode_open:
+            raise ValueError("add_first must be called before add (once per episode).")
+        discount = next_timestep.discount
+        if next_timestep.last() and self._last_discount is not None and not tree.is_nested(discount):
+            # A terminal scalar discount takes the structure, shape and dtype of the episode's discounts.
+            discount = tree.map_structure(
+                lambda d: np.broadcast_to(np.asarray(next_timestep.discount, np.asarray(d).dtype), np.shape(d)),
+                self._last_discount)
+        step = {"action": action, "reward": next_timestep.reward, "discount": discount}
+        if _has_extras(extras):
+            step["extras"] = extras
+        if self._check_next_step:
+            for field, value in step.items():
+                self._check(field, value)
+            self._check("observation", next_timestep.observation)
+            self._check_next_step = False
+        row = self._complete_row(step)
+        self._writer.append(row)
+        self._writer.append({"observation": next_timestep.observation,
+                             "start_of_episode": next_timestep.first()}, partial_step=True)
+        self._last_discount = discount
+        self._write()
+        if next_timestep.last():
+            self._writer.append(tree.map_structure(np.zeros_like, row))
+            self._write_last()
+            self.reset()
+
+    def reset(self, timeout_ms: Optional[int] = None) -> None:
+        if self._writer_instance is not None:
+            self._end_episode(timeout_ms)
+        self._episode_open = False
+        self._last_discount = None
+
+    def flush(self, timeout_ms: Optional[int] = None) -> None:
+        """Blocks until every item created so far is in its table."""
+        if self._writer_instance is not None:
+            self._writer_instance.flush(0, timeout_ms=timeout_ms)
+
+    def __del__(self):
+        if getattr(self, "_writer_instance", None) is not None:
+            try:
+                self._writer_instance.flush(0, timeout_ms=10_000)
+            except Exception:  # The server may already be gone; nothing left to save.
+                pass
+
+    def _end_episode(self, timeout_ms: Optional[int]) -> None:
+        self._writer.end_episode(clear_buffers=True, timeout_ms=timeout_ms)
+
+    def _complete_row(self, step: Dict[str, Any]) -> Dict[str, Any]:
+        """The data that closes the open row; subclasses may add derived columns."""
+        return step
+
+    def _insert(self, trajectory: Any) -> None:
+        """Creates one item per table from `trajectory` (a nest of history columns)."""
+        values = tree.map_structure(lambda c: c.numpy(), trajectory) if self._numpy_for_priorities else None
+        for table, priority_fn in self._priority_fns.items():
+            priority = 1.0 if priority_fn is None else float(priority_fn(values))
+            self._writer.create_item(table, priority, trajectory)
+        self._writer.flush(self._max_in_flight_items)
+
+    @abc.abstractmethod
+    def _write(self) -> None:
+        """Called after each step; the newest row is open, holding only the next observation."""
+
+    @abc.abstractmethod
+    def _write_last(self) -> None:
+        """Called at the end of an episode; the final row is closed with zeros."""
+
+    @staticmethod
+    @abc.abstractmethod
+    def _row_specs_from_signature(signature: Any) -> Dict[str, Any]:
+        """Per-row specs {field: nest of TensorSpec} implied by a table signature."""
+
+    def _fetch_row_specs(self) -> Optional[Dict[str, Any]]:
+        try:
+            info = self._client.server_info(timeout=_SIGNATURE_TIMEOUT_SECS)
+        except reverb.errors.DeadlineExceededError as e:
+            raise ConnectionError(f"no Reverb server answered at {self._client.server_address} within "
+                                  f"{_SIGNATURE_TIMEOUT_SECS}s: is it running, and is the address right?") from e
+        unknown = [table for table in self._priority_fns if table not in info]
+        if unknown:
+            raise ValueError(f"unknown table(s) {unknown} on the Reverb server at {self._client.server_address}; "
+                             f"it has {sorted(info)}. Pass priority_fns={{table_name: None, ...}} naming them.")
+        for table in self._priority_fns:
+            if info[table].signature is not None:
+                return self._row_specs_from_signature(info[table].signature)
+        return None
+
+    def _check(self, field: str, value: Any) -> None:
+        """Raises a ValueError naming `field` if `value` does not match the table signature."""
+        if self._row_specs is None or field not in self._row_specs:
+            return
+        spec = self._row_specs[field]
+        try:
+            tree.assert_same_structure(value, spec, check_types=False)
+        except (ValueError, TypeError):
+            raise ValueError(f"{field} has structure {_describe(value)} but the table signature expects "
+                             f"{_describe(spec)}.") from None
+        problems = []
+        for path, leaf_spec in tree.flatten_with_path(spec):
+            leaf = np.asarray(_at_path(value, path))
+            dtype = leaf_spec.dtype.as_numpy_dtype
+            if leaf.dtype != dtype or not leaf_spec.shape.is_compatible_with(leaf.shape):
+                name = field + "".join(f"[{p!r}]" for p in path)
+                problems.append(f"{name}: expected {np.dtype(dtype).name}{list(leaf_spec.shape)}, "
+                                f"got {leaf.dtype.name}{list(leaf.shape)}")
+        if problems:
+            raise ValueError("step does not match the table signature: " + "; ".join(problems) +
+                             ". Cast the data to the spec's dtype/shape, or build the table signature from the "
+                             "environment that produces it (Adder.signature(make_environment_spec(env))).")
+
+
+def step_signature(environment_spec: specs.EnvironmentSpec, extras_spec: Any,
+                    length: Optional[int]) -> specs.Step:
+    step = specs.Step(environment_spec.observations, environment_spec.actions, environment_spec.rewards,
+                      environment_spec.discounts, specs.scalar_bool_spec(), extras_spec)
+    return specs.with_time_axis(specs.to_tensor_specs(step), length)
+
+
+def step_row_specs(signature: Any) -> Dict[str, Any]:
+    """Per-row specs of a Step signature with a time axis."""
+    strip = lambda s: tf.TensorSpec(s.shape[1:], s.dtype, s.name)  # noqa: E731
+    return {field: tree.map_structure(strip, getattr(signature, field))
+            for field in ("observation", "action", "reward", "discount", "extras")}
+
+
+def _has_extras(extras: Any) -> bool:
+    if extras is None:
+        return False
+    try:
+        return len(extras) > 0
+    except TypeError:
+        return True
+
+
+def _at_path(nest: Any, path) -> Any:
+    for key in path:
+        nest = nest[key]
+    return nest
+
+
+def _describe(nest: Any) -> str:
+    return repr(tree.map_structure(lambda _: "*", nest))

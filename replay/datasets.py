@@ -1,0 +1,59 @@
+"""Learner input: batched tf.data pipelines over Reverb tables that keep sample keys and probabilities."""
+
+from typing import Iterator, Optional
+
+import reverb
+import tensorflow as tf
+
+_SIGNATURE_TIMEOUT_SECS = 30
+
+
+def make_dataset(server_address: str, table: str, batch_size: int, *,
+                 prefetch: Optional[int] = tf.data.AUTOTUNE,
+                 max_in_flight_samples_per_worker: Optional[int] = None,
+                 num_workers_per_iterator: int = -1,
+                 max_samples_per_stream: int = -1,
+                 rate_limiter_timeout_ms: int = -1,
+                 max_samples: int = -1) -> tf.data.Dataset:
+    """A dataset of `reverb.ReplaySample(info, data)` batches from `table`.
+
+    `info` holds each item's key, probability, table_size, priority and times_sampled (for importance
+    weights and priority updates); `data` has the table signature with a leading batch axis. Samples are
+    streamed ahead (`max_in_flight_samples_per_worker`, default 2 * batch_size) and batches prefetched, so
+    a learner only waits when the table has nothing to give. FIFO/queue tables need
+    num_workers_per_iterator=1 to keep their order.
+    """
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1 (got {batch_size}).")
+    _check_table(server_address, table)
+    dataset = reverb.TrajectoryDataset.from_table_signature(
+        server_address=server_address,
+        table=table,
+        max_in_flight_samples_per_worker=max_in_flight_samples_per_worker or 2 * batch_size,
+        num_workers_per_iterator=num_workers_per_iterator,
+        max_samples_per_stream=max_samples_per_stream,
+        rate_limiter_timeout_ms=rate_limiter_timeout_ms,
+        max_samples=max_samples,
+        get_signature_timeout_secs=_SIGNATURE_TIMEOUT_SECS)
+    dataset = dataset.batch(batch_size, drop_remainder=True)
+    if prefetch:
+        dataset = dataset.prefetch(prefetch)
+    return dataset
+
+
+def make_numpy_iterator(server_address: str, table: str, batch_size: int, **kwargs) -> Iterator[reverb.ReplaySample]:
+    """Like `make_dataset`, yielding numpy `reverb.ReplaySample` batches for non-TF learners."""
+    return make_dataset(server_address, table, batch_size, **kwargs).as_numpy_iterator()
+
+
+def _check_table(server_address: str, table: str) -> None:
+    try:
+        info = reverb.Client(server_address).server_info(timeout=_SIGNATURE_TIMEOUT_SECS)
+    except reverb.errors.DeadlineExceededError as e:
+        raise ConnectionError(f"no Reverb server answered at {server_address} within {_SIGNATURE_TIMEOUT_SECS}s: "
+                              "is it running, and is the address host:port right?") from e
+    if table not in info:
+        raise ValueError(f"unknown table {table!r} on the Reverb server at {server_address}; it has {sorted(info)}.")
+    if info[table].signature is None:
+        raise ValueError(f"table {table!r} has no signature, so a dataset cannot know its dtypes and shapes: "
+                         "create it with signature=<Adder>.signature(environment_spec).")

@@ -1,0 +1,74 @@
+"""A Reverb server with an optional checkpoint directory that it restores from on start."""
+
+import shutil
+import tempfile
+from typing import Optional, Sequence
+
+import reverb
+
+
+class ReplayServer:
+    """Serves Reverb tables on `port` (picked when None).
+
+    With `checkpoint_dir`, `checkpoint()` writes there and a new server on the same directory starts from
+    the latest checkpoint. Without it, checkpoints go to a private temporary directory removed on `stop()`.
+    """
+
+    def __init__(self, tables: Sequence[reverb.Table], port: Optional[int] = None,
+                 checkpoint_dir: Optional[str] = None):
+        names = [table.name for table in tables]
+        if not names:
+            raise ValueError("ReplayServer needs at least one table (see replay.tables).")
+        self._owned_dir = None if checkpoint_dir else tempfile.mkdtemp(prefix="encore-replay-")
+        checkpointer = reverb.checkpointers.DefaultCheckpointer(checkpoint_dir or self._owned_dir)
+        try:
+            self._server = reverb.Server(list(tables), port=port, checkpointer=checkpointer)
+        except Exception:
+            self._remove_owned_dir()
+            raise
+        self._table_names = names
+        self._stopped = False
+
+    @property
+    def port(self) -> int:
+        return self._server.port
+
+    @property
+    def address(self) -> str:
+        return f"localhost:{self.port}"
+
+    @property
+    def table_names(self) -> Sequence[str]:
+        return tuple(self._table_names)
+
+    def client(self) -> reverb.Client:
+        return reverb.Client(self.address)
+
+    def checkpoint(self) -> str:
+        """Writes a checkpoint of every table and returns its path."""
+        return self.client().checkpoint()
+
+    def wait(self) -> None:
+        """Blocks until the server is stopped."""
+        self._server.wait()
+
+    def stop(self) -> None:
+        if not self._stopped:
+            self._stopped = True
+            self._server.stop()
+            self._remove_owned_dir()
+
+    def _remove_owned_dir(self) -> None:
+        if self._owned_dir:
+            shutil.rmtree(self._owned_dir, ignore_errors=True)
+            self._owned_dir = None
+
+    def __enter__(self) -> "ReplayServer":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    def __del__(self):
+        if hasattr(self, "_stopped"):
+            self.stop()
