@@ -4,24 +4,11 @@ import json
 import os
 from typing import Any, Dict, Tuple
 
+import reverb
+
 
 class InspectError(Exception):
     """A problem the user can fix; the CLI prints it as one line and exits non-zero."""
-
-
-def import_reverb() -> Any:
-    """Imports reverb without TensorFlow's start-up chatter on stderr (it would bury our one-line errors)."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    saved_stderr = os.dup(2)
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, 2)
-    try:
-        import reverb  # pylint: disable=import-outside-toplevel
-    finally:
-        os.dup2(saved_stderr, 2)
-        os.close(saved_stderr)
-        os.close(devnull)
-    return reverb
 
 
 def resolve_address(target: str) -> str:
@@ -57,7 +44,6 @@ def _address_from_run_dir(run_dir: str) -> str:
 
 def fetch_server_info(client: Any, address: str, timeout: float) -> Dict[str, Any]:
     """`client.server_info()` with one clear error when the server does not answer within `timeout` seconds."""
-    reverb = import_reverb()
     try:
         # Reverb truncates the timeout to whole seconds, where 0 means "wait forever".
         return client.server_info(timeout=max(1, round(timeout)))
@@ -72,7 +58,7 @@ def fetch_server_info(client: Any, address: str, timeout: float) -> Dict[str, An
 def connect(target: str, timeout: float) -> Tuple[str, Any, Dict[str, Any]]:
     """Returns (address, reverb.Client, server_info()) for an ADDRESS argument."""
     address = resolve_address(target)
-    client = import_reverb().Client(address)
+    client = reverb.Client(address)
     return address, client, fetch_server_info(client, address, timeout)
 
 
