@@ -14,176 +14,176 @@ _POLL_SECS = 0.05
 
 
 class NodeError(RuntimeError):
-  """A node of the program failed (raised, or its process exited abnormally)."""
+    """A node of the program failed (raised, or its process exited abnormally)."""
 
-  def __init__(self, node_name: str, detail: str):
-    super().__init__(f'Node {node_name!r} failed; the program was stopped.\n{detail}'.rstrip())
-    self.node_name = node_name
-    self.detail = detail
+    def __init__(self, node_name: str, detail: str):
+        super().__init__(f'Node {node_name!r} failed; the program was stopped.\n{detail}'.rstrip())
+        self.node_name = node_name
+        self.detail = detail
 
 
 class Worker:
-  """One running node: a thread or a process. Subclasses implement the hooks."""
+    """One running node: a thread or a process. Subclasses implement the hooks."""
 
-  def __init__(self, node: _nodes.Node):
-    self.node = node
-    self.restarts = 0
+    def __init__(self, node: _nodes.Node):
+        self.node = node
+        self.restarts = 0
 
-  def start(self) -> None:
-    raise NotImplementedError
+    def start(self) -> None:
+        raise NotImplementedError
 
-  def poll(self) -> Optional[str]:
-    """None while running; '' once ended cleanly; the failure detail once failed."""
-    raise NotImplementedError
+    def poll(self) -> Optional[str]:
+        """None while running; '' once ended cleanly; the failure detail once failed."""
+        raise NotImplementedError
 
-  def notify_stop(self) -> None:
-    raise NotImplementedError
+    def notify_stop(self) -> None:
+        raise NotImplementedError
 
-  def kill(self) -> bool:
-    """Ends the worker now; False if it can only be abandoned (a thread)."""
-    raise NotImplementedError
+    def kill(self) -> bool:
+        """Ends the worker now; False if it can only be abandoned (a thread)."""
+        raise NotImplementedError
 
 
 class Controller:
-  """Returned by launch(): `wait()` until the program ends, `stop()` to end it."""
+    """Returned by launch(): `wait()` until the program ends, `stop()` to end it."""
 
-  def __init__(self, name: str, workers: Sequence[Worker], termination_notice_secs: float,
-               on_stop: Callable[[], None], on_end: Callable[[], None] = lambda: None):
-    self.name = name
-    self._workers = list(workers)
-    self._notice_secs = termination_notice_secs
-    self._on_stop = on_stop
-    self._on_end = on_end
-    # Plain flags, not locks: stop() and kill() are called from signal handlers too.
-    self._stop_requested = False
-    self._kill_requested = False
-    self._failure: Optional[NodeError] = None
-    self._done = threading.Event()
-    self._started = threading.Event()
-    self._start_error: Optional[BaseException] = None
-    self._previous_handlers = {}
-    # Processes are spawned from this long-lived thread: a child's parent-death signal fires
-    # when the thread that spawned it ends.
-    self._thread = threading.Thread(target=self._supervise, name=f'launch:{name}', daemon=True)
+    def __init__(self, name: str, workers: Sequence[Worker], termination_notice_secs: float,
+                 on_stop: Callable[[], None], on_end: Callable[[], None] = lambda: None):
+        self.name = name
+        self._workers = list(workers)
+        self._notice_secs = termination_notice_secs
+        self._on_stop = on_stop
+        self._on_end = on_end
+        # Plain flags, not locks: stop() and kill() are called from signal handlers too.
+        self._stop_requested = False
+        self._kill_requested = False
+        self._failure: Optional[NodeError] = None
+        self._done = threading.Event()
+        self._started = threading.Event()
+        self._start_error: Optional[BaseException] = None
+        self._previous_handlers = {}
+        # Processes are spawned from this long-lived thread: a child's parent-death signal fires
+        # when the thread that spawned it ends.
+        self._thread = threading.Thread(target=self._supervise, name=f'launch:{name}', daemon=True)
 
-  def start(self) -> None:
-    self._thread.start()
-    self._started.wait()
-    if self._start_error is not None:
-      self._done.wait()
-      raise self._start_error
+    def start(self) -> None:
+        self._thread.start()
+        self._started.wait()
+        if self._start_error is not None:
+            self._done.wait()
+            raise self._start_error
 
-  def stop(self) -> None:
-    """Asks every node to stop; they get the termination notice, then are killed."""
-    self._stop_requested = True
+    def stop(self) -> None:
+        """Asks every node to stop; they get the termination notice, then are killed."""
+        self._stop_requested = True
 
-  def kill(self) -> None:
-    """Kills every node now."""
-    self._stop_requested = self._kill_requested = True
+    def kill(self) -> None:
+        """Kills every node now."""
+        self._stop_requested = self._kill_requested = True
 
-  def done(self) -> bool:
-    return self._done.is_set()
+    def done(self) -> bool:
+        return self._done.is_set()
 
-  def wait(self, timeout: Optional[float] = None) -> bool:
-    """Blocks until the program ends: True then, False if `timeout` passed first.
+    def wait(self, timeout: Optional[float] = None) -> bool:
+        """Blocks until the program ends: True then, False if `timeout` passed first.
 
-    Raises NodeError if a node failed (after the rest of the program stopped).
-    """
-    ended = self._done.wait(timeout)
-    if ended:
-      self._restore_signal_handlers()
-      if self._failure is not None:
-        raise self._failure
-    return ended
+        Raises NodeError if a node failed (after the rest of the program stopped).
+        """
+        ended = self._done.wait(timeout)
+        if ended:
+            self._restore_signal_handlers()
+            if self._failure is not None:
+                raise self._failure
+        return ended
 
-  def handle_signals_and_exit(self) -> None:
-    """Ctrl-C / SIGTERM stop the program (twice: kill it); waits for it at interpreter exit."""
-    if threading.current_thread() is threading.main_thread():
-      for signum in (signal.SIGINT, signal.SIGTERM):
-        self._previous_handlers[signum] = signal.signal(signum, self._on_signal)
-    atexit.register(self._wait_at_exit)
+    def handle_signals_and_exit(self) -> None:
+        """Ctrl-C / SIGTERM stop the program (twice: kill it); waits for it at interpreter exit."""
+        if threading.current_thread() is threading.main_thread():
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                self._previous_handlers[signum] = signal.signal(signum, self._on_signal)
+        atexit.register(self._wait_at_exit)
 
-  def _on_signal(self, signum, frame) -> None:
-    if self.done():
-      previous = self._previous_handlers.get(signum)
-      if callable(previous):
-        previous(signum, frame)
-      return
-    if self._stop_requested:
-      print(f'[launch] Killing program {self.name!r}.', file=sys.stderr, flush=True)
-      self.kill()
-    else:
-      print(f'[launch] Stopping program {self.name!r} (nodes get {self._notice_secs:g}s; '
-            'press Ctrl-C again to kill them now).', file=sys.stderr, flush=True)
-      self.stop()
+    def _on_signal(self, signum, frame) -> None:
+        if self.done():
+            previous = self._previous_handlers.get(signum)
+            if callable(previous):
+                previous(signum, frame)
+            return
+        if self._stop_requested:
+            print(f'[launch] Killing program {self.name!r}.', file=sys.stderr, flush=True)
+            self.kill()
+        else:
+            print(f'[launch] Stopping program {self.name!r} (nodes get {self._notice_secs:g}s; '
+                  'press Ctrl-C again to kill them now).', file=sys.stderr, flush=True)
+            self.stop()
 
-  def _restore_signal_handlers(self) -> None:
-    if threading.current_thread() is not threading.main_thread():
-      return
-    for signum, handler in self._previous_handlers.items():
-      signal.signal(signum, handler if handler is not None else signal.SIG_DFL)
-    self._previous_handlers = {}
+    def _restore_signal_handlers(self) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            return
+        for signum, handler in self._previous_handlers.items():
+            signal.signal(signum, handler if handler is not None else signal.SIG_DFL)
+        self._previous_handlers = {}
 
-  def _wait_at_exit(self) -> None:
-    try:
-      self.wait()
-    except NodeError as e:
-      print(f'[launch] {e}', file=sys.stderr, flush=True)
-      sys.stdout.flush()
-      os._exit(1)
+    def _wait_at_exit(self) -> None:
+        try:
+            self.wait()
+        except NodeError as e:
+            print(f'[launch] {e}', file=sys.stderr, flush=True)
+            sys.stdout.flush()
+            os._exit(1)
 
-  def _supervise(self) -> None:
-    try:
-      for worker in self._workers:
-        worker.start()
-    except BaseException as e:
-      self._start_error = e
-      self._stop_requested = self._kill_requested = True
-    self._started.set()
-    active: List[Worker] = list(self._workers)
-    stopping_since: Optional[float] = None
-    killed = False
-    while active:
-      time.sleep(_POLL_SECS)
-      if self._stop_requested and stopping_since is None:
-        stopping_since = time.monotonic()
-        self._notify_stop(active)
-      still_active = []
-      for worker in active:
-        outcome = worker.poll()
-        if outcome is None:
-          still_active.append(worker)
-        elif outcome and stopping_since is None:
-          if worker.restarts < worker.node.max_restarts:
-            worker.restarts += 1
-            print(f'[launch] Node {worker.node.name!r} failed; restarting it '
-                  f'({worker.restarts}/{worker.node.max_restarts}).\n{outcome}',
-                  file=sys.stderr, flush=True)
-            worker.start()
-            still_active.append(worker)
-          else:
-            self._failure = NodeError(worker.node.name, outcome)
-            print(f'[launch] {self._failure}', file=sys.stderr, flush=True)
-            self._stop_requested = True
-      active = still_active
-      if active and stopping_since is not None and not killed and (
-          self._kill_requested or time.monotonic() - stopping_since >= self._notice_secs):
-        killed = True
-        names = [w.node.name for w in active]
-        if not self._kill_requested:
-          print(f'[launch] Nodes that did not stop within {self._notice_secs:g}s: {names}; '
-                'killing them.', file=sys.stderr, flush=True)
-        active = [w for w in active if not w.kill()]
-        if active:
-          print(f'[launch] Threads that cannot be killed were abandoned: '
-                f'{[w.node.name for w in active]}', file=sys.stderr, flush=True)
-          active = []
-    if stopping_since is None:
-      self._on_stop()
-    self._on_end()
-    self._done.set()
+    def _supervise(self) -> None:
+        try:
+            for worker in self._workers:
+                worker.start()
+        except BaseException as e:
+            self._start_error = e
+            self._stop_requested = self._kill_requested = True
+        self._started.set()
+        active: List[Worker] = list(self._workers)
+        stopping_since: Optional[float] = None
+        killed = False
+        while active:
+            time.sleep(_POLL_SECS)
+            if self._stop_requested and stopping_since is None:
+                stopping_since = time.monotonic()
+                self._notify_stop(active)
+            still_active = []
+            for worker in active:
+                outcome = worker.poll()
+                if outcome is None:
+                    still_active.append(worker)
+                elif outcome and stopping_since is None:
+                    if worker.restarts < worker.node.max_restarts:
+                        worker.restarts += 1
+                        print(f'[launch] Node {worker.node.name!r} failed; restarting it '
+                              f'({worker.restarts}/{worker.node.max_restarts}).\n{outcome}',
+                              file=sys.stderr, flush=True)
+                        worker.start()
+                        still_active.append(worker)
+                    else:
+                        self._failure = NodeError(worker.node.name, outcome)
+                        print(f'[launch] {self._failure}', file=sys.stderr, flush=True)
+                        self._stop_requested = True
+            active = still_active
+            if active and stopping_since is not None and not killed and (
+                self._kill_requested or time.monotonic() - stopping_since >= self._notice_secs):
+                killed = True
+                names = [w.node.name for w in active]
+                if not self._kill_requested:
+                    print(f'[launch] Nodes that did not stop within {self._notice_secs:g}s: {names}; '
+                          'killing them.', file=sys.stderr, flush=True)
+                active = [w for w in active if not w.kill()]
+                if active:
+                    print(f'[launch] Threads that cannot be killed were abandoned: '
+                          f'{[w.node.name for w in active]}', file=sys.stderr, flush=True)
+                    active = []
+        if stopping_since is None:
+            self._on_stop()
+        self._on_end()
+        self._done.set()
 
-  def _notify_stop(self, workers: Sequence[Worker]) -> None:
-    self._on_stop()
-    for worker in workers:
-      worker.notify_stop()
+    def _notify_stop(self, workers: Sequence[Worker]) -> None:
+        self._on_stop()
+        for worker in workers:
+            worker.notify_stop()

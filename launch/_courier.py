@@ -26,239 +26,239 @@ _MIN_SERVER_THREADS = 16
 
 
 class RemoteError(Exception):
-  """An exception raised by a remote method that could not be rebuilt with its own type."""
+    """An exception raised by a remote method that could not be rebuilt with its own type."""
 
 
 def exposed_methods(instance: Any) -> Dict[str, Callable[..., Any]]:
-  """The methods of `instance` that are callable remotely: public ones and `__call__`."""
-  methods = {}
-  for name in dir(instance):
-    if name.startswith('_') and name != '__call__':
-      continue
-    if name == 'set_courier_server':
-      continue
-    attribute = getattr(instance, name, None)
-    if callable(attribute):
-      methods[name] = attribute
-  return methods
+    """The methods of `instance` that are callable remotely: public ones and `__call__`."""
+    methods = {}
+    for name in dir(instance):
+        if name.startswith('_') and name != '__call__':
+            continue
+        if name == 'set_courier_server':
+            continue
+        attribute = getattr(instance, name, None)
+        if callable(attribute):
+            methods[name] = attribute
+    return methods
 
 
 def server_threads_for(methods: Mapping[str, Callable[..., Any]]) -> int:
-  """A serving pool size at which batched handlers can always fill a batch (no deadlock)."""
-  needed = 0
-  for method in methods.values():
-    batch_size = getattr(method, '_batch_size', 0)
-    parallelism = getattr(method, '_max_parallelism', 1)
-    needed += (parallelism + 1) * batch_size
-  return max(_MIN_SERVER_THREADS, needed + 8)
+    """A serving pool size at which batched handlers can always fill a batch (no deadlock)."""
+    needed = 0
+    for method in methods.values():
+        batch_size = getattr(method, '_batch_size', 0)
+        parallelism = getattr(method, '_max_parallelism', 1)
+        needed += (parallelism + 1) * batch_size
+    return max(_MIN_SERVER_THREADS, needed + 8)
 
 
 class CourierServer:
-  """Serves the given methods on 127.0.0.1:`port`; calls must carry `token`."""
+    """Serves the given methods on 127.0.0.1:`port`; calls must carry `token`."""
 
-  def __init__(self, methods: Mapping[str, Callable[..., Any]], port: int, token: str,
-               host: str = '127.0.0.1', thread_pool_size: Optional[int] = None):
-    self._methods = dict(methods)
-    self._token = token.encode()
-    threads = thread_pool_size or server_threads_for(self._methods)
-    self._pool = concurrent.futures.ThreadPoolExecutor(threads, thread_name_prefix='courier')
-    self._server = grpc.server(self._pool, options=_SERVER_OPTIONS,
-                               maximum_concurrent_rpcs=None)
-    handler = grpc.method_handlers_generic_handler(
-        'encore.Courier', {'Call': grpc.unary_unary_rpc_method_handler(self._call)})
-    self._server.add_generic_rpc_handlers((handler,))
-    address = f'{host}:{port}'
-    try:
-      bound = self._server.add_insecure_port(address)
-    except RuntimeError as e:
-      bound = 0
-      cause = e
-    else:
-      cause = None
-    if not bound:
-      raise OSError(f'Could not bind the courier server to {address}: the port is taken. '
-                    'Let launch() pick ports, or free this one.') from cause
-    self.port = bound
-    self.address = f'{host}:{bound}'
+    def __init__(self, methods: Mapping[str, Callable[..., Any]], port: int, token: str,
+                 host: str = '127.0.0.1', thread_pool_size: Optional[int] = None):
+        self._methods = dict(methods)
+        self._token = token.encode()
+        threads = thread_pool_size or server_threads_for(self._methods)
+        self._pool = concurrent.futures.ThreadPoolExecutor(threads, thread_name_prefix='courier')
+        self._server = grpc.server(self._pool, options=_SERVER_OPTIONS,
+                                   maximum_concurrent_rpcs=None)
+        handler = grpc.method_handlers_generic_handler(
+            'encore.Courier', {'Call': grpc.unary_unary_rpc_method_handler(self._call)})
+        self._server.add_generic_rpc_handlers((handler,))
+        address = f'{host}:{port}'
+        try:
+            bound = self._server.add_insecure_port(address)
+        except RuntimeError as e:
+            bound = 0
+            cause = e
+        else:
+            cause = None
+        if not bound:
+            raise OSError(f'Could not bind the courier server to {address}: the port is taken. '
+                          'Let launch() pick ports, or free this one.') from cause
+        self.port = bound
+        self.address = f'{host}:{bound}'
 
-  def start(self) -> None:
-    self._server.start()
+    def start(self) -> None:
+        self._server.start()
 
-  def stop(self, grace: Optional[float] = 0.25) -> None:
-    self._server.stop(grace).wait()
-    self._pool.shutdown(wait=False)
+    def stop(self, grace: Optional[float] = 0.25) -> None:
+        self._server.stop(grace).wait()
+        self._pool.shutdown(wait=False)
 
-  def _authorized(self, context: grpc.ServicerContext) -> bool:
-    for key, value in context.invocation_metadata():
-      if key == TOKEN_METADATA_KEY:
-        given = value if isinstance(value, bytes) else value.encode()
-        return hmac.compare_digest(given, self._token)
-    return False
+    def _authorized(self, context: grpc.ServicerContext) -> bool:
+        for key, value in context.invocation_metadata():
+            if key == TOKEN_METADATA_KEY:
+                given = value if isinstance(value, bytes) else value.encode()
+                return hmac.compare_digest(given, self._token)
+        return False
 
-  def _call(self, request: bytes, context: grpc.ServicerContext) -> bytes:
-    # The token is checked before a single byte of the request is unpickled.
-    if not self._authorized(context):
-      context.abort(grpc.StatusCode.UNAUTHENTICATED,
-                    'missing or wrong program token; only nodes of the same program may call')
-    method_name, args, kwargs = cloudpickle.loads(request)
-    method = self._methods.get(method_name)
-    if method is None:
-      error = AttributeError(f'no remotely callable method {method_name!r}; '
-                             f'available: {sorted(self._methods)}')
-      return _encode_error(error, '')
-    try:
-      result = method(*args, **kwargs)
-    except Exception as e:  # Sent back and re-raised at the caller.
-      return _encode_error(e, traceback.format_exc())
-    try:
-      return cloudpickle.dumps((True, result))
-    except Exception as e:
-      return _encode_error(
-          TypeError(f'the result of {method_name!r} cannot be serialized: {e}'), '')
+    def _call(self, request: bytes, context: grpc.ServicerContext) -> bytes:
+        # The token is checked before a single byte of the request is unpickled.
+        if not self._authorized(context):
+            context.abort(grpc.StatusCode.UNAUTHENTICATED,
+                          'missing or wrong program token; only nodes of the same program may call')
+        method_name, args, kwargs = cloudpickle.loads(request)
+        method = self._methods.get(method_name)
+        if method is None:
+            error = AttributeError(f'no remotely callable method {method_name!r}; '
+                                   f'available: {sorted(self._methods)}')
+            return _encode_error(error, '')
+        try:
+            result = method(*args, **kwargs)
+        except Exception as e:  # Sent back and re-raised at the caller.
+            return _encode_error(e, traceback.format_exc())
+        try:
+            return cloudpickle.dumps((True, result))
+        except Exception as e:
+            return _encode_error(
+                TypeError(f'the result of {method_name!r} cannot be serialized: {e}'), '')
 
 
 def _encode_error(error: BaseException, remote_traceback: str) -> bytes:
-  summary = f'{type(error).__name__}: {error}'
-  try:
-    pickled_error = cloudpickle.dumps(error)
-  except Exception:
-    pickled_error = None
-  return cloudpickle.dumps((False, (pickled_error, summary, remote_traceback)))
+    summary = f'{type(error).__name__}: {error}'
+    try:
+        pickled_error = cloudpickle.dumps(error)
+    except Exception:
+        pickled_error = None
+    return cloudpickle.dumps((False, (pickled_error, summary, remote_traceback)))
 
 
 def _decode_response(response: bytes, where: str) -> Any:
-  ok, payload = cloudpickle.loads(response)
-  if ok:
-    return payload
-  pickled_error, summary, remote_traceback = payload
-  detail = f'{summary}\n\nRaised remotely in {where}:\n{remote_traceback}'.rstrip()
-  error: Optional[BaseException] = None
-  if pickled_error is not None:
-    try:
-      error = cloudpickle.loads(pickled_error)
-      error.args = (f'{error}\n\nRaised remotely in {where}:\n{remote_traceback}'.rstrip(),)
-    except Exception:
-      error = None
-  raise (error if error is not None else RemoteError(detail))
+    ok, payload = cloudpickle.loads(response)
+    if ok:
+        return payload
+    pickled_error, summary, remote_traceback = payload
+    detail = f'{summary}\n\nRaised remotely in {where}:\n{remote_traceback}'.rstrip()
+    error: Optional[BaseException] = None
+    if pickled_error is not None:
+        try:
+            error = cloudpickle.loads(pickled_error)
+            error.args = (f'{error}\n\nRaised remotely in {where}:\n{remote_traceback}'.rstrip(),)
+        except Exception:
+            error = None
+    raise (error if error is not None else RemoteError(detail))
 
 
 class _Futures:
-  """`client.futures.method(...)` returns a concurrent.futures.Future."""
+    """`client.futures.method(...)` returns a concurrent.futures.Future."""
 
-  def __init__(self, client: 'CourierClient'):
-    self._client = client
+    def __init__(self, client: 'CourierClient'):
+        self._client = client
 
-  def __getattr__(self, name: str) -> Callable[..., concurrent.futures.Future]:
-    if name.startswith('_') and name != '__call__':
-      raise AttributeError(name)
-    return functools.partial(self._client._call_async, name)
+    def __getattr__(self, name: str) -> Callable[..., concurrent.futures.Future]:
+        if name.startswith('_') and name != '__call__':
+            raise AttributeError(name)
+        return functools.partial(self._client._call_async, name)
 
-  def __call__(self, *args, **kwargs) -> concurrent.futures.Future:
-    return self._client._call_async('__call__', *args, **kwargs)
+    def __call__(self, *args, **kwargs) -> concurrent.futures.Future:
+        return self._client._call_async('__call__', *args, **kwargs)
 
 
 class CourierClient:
-  """Client of a CourierNode: `client.method(...)` calls it, `client.futures.method(...)` too.
+    """Client of a CourierNode: `client.method(...)` calls it, `client.futures.method(...)` too.
 
-  A call made before the server is up waits for it up to `connect_timeout` seconds, then
-  fails naming the node. `call_timeout` (None: no limit) bounds each call once connected.
-  """
+    A call made before the server is up waits for it up to `connect_timeout` seconds, then
+    fails naming the node. `call_timeout` (None: no limit) bounds each call once connected.
+    """
 
-  def __init__(self, address: str, *, label: Optional[str] = None, token: Optional[str] = None,
-               connect_timeout: float = DEFAULT_CONNECT_TIMEOUT_SECS,
-               call_timeout: Optional[float] = None):
-    if token is None:
-      runtime = _context.current_or_none()
-      if runtime is None:
-        raise RuntimeError('CourierClient needs the program token: create it inside a node, '
-                           'or pass token=.')
-      token = runtime.token
-    self._address = address
-    self._where = f'node {label!r} at {address}' if label else address
-    self._metadata = ((TOKEN_METADATA_KEY, token),)
-    self._connect_timeout = connect_timeout
-    self._call_timeout = call_timeout
-    self._channel = grpc.insecure_channel(address, options=CHANNEL_OPTIONS)
-    self._stub = self._channel.unary_unary(_METHOD)
-    self._ready = False
-    self._channel.subscribe(self._on_connectivity, try_to_connect=True)
-    self._pool: Optional[concurrent.futures.ThreadPoolExecutor] = None
-    self._pool_lock = threading.Lock()
-    self.futures = _Futures(self)
+    def __init__(self, address: str, *, label: Optional[str] = None, token: Optional[str] = None,
+                 connect_timeout: float = DEFAULT_CONNECT_TIMEOUT_SECS,
+                 call_timeout: Optional[float] = None):
+        if token is None:
+            runtime = _context.current_or_none()
+            if runtime is None:
+                raise RuntimeError('CourierClient needs the program token: create it inside a node, '
+                                   'or pass token=.')
+            token = runtime.token
+        self._address = address
+        self._where = f'node {label!r} at {address}' if label else address
+        self._metadata = ((TOKEN_METADATA_KEY, token),)
+        self._connect_timeout = connect_timeout
+        self._call_timeout = call_timeout
+        self._channel = grpc.insecure_channel(address, options=CHANNEL_OPTIONS)
+        self._stub = self._channel.unary_unary(_METHOD)
+        self._ready = False
+        self._channel.subscribe(self._on_connectivity, try_to_connect=True)
+        self._pool: Optional[concurrent.futures.ThreadPoolExecutor] = None
+        self._pool_lock = threading.Lock()
+        self.futures = _Futures(self)
 
-  def __getattr__(self, name: str) -> Callable[..., Any]:
-    if name.startswith('_'):
-      raise AttributeError(name)
-    return functools.partial(self._call_sync, name)
+    def __getattr__(self, name: str) -> Callable[..., Any]:
+        if name.startswith('_'):
+            raise AttributeError(name)
+        return functools.partial(self._call_sync, name)
 
-  def __call__(self, *args, **kwargs) -> Any:
-    return self._call_sync('__call__', *args, **kwargs)
+    def __call__(self, *args, **kwargs) -> Any:
+        return self._call_sync('__call__', *args, **kwargs)
 
-  def __reduce__(self):
-    raise TypeError(f'A CourierClient ({self._where}) cannot be pickled; pass the node handle '
-                    'returned by program.add_node() instead.')
+    def __reduce__(self):
+        raise TypeError(f'A CourierClient ({self._where}) cannot be pickled; pass the node handle '
+                        'returned by program.add_node() instead.')
 
-  def close(self) -> None:
-    self._channel.unsubscribe(self._on_connectivity)
-    self._channel.close()
-    if self._pool is not None:
-      self._pool.shutdown(wait=False)
+    def close(self) -> None:
+        self._channel.unsubscribe(self._on_connectivity)
+        self._channel.close()
+        if self._pool is not None:
+            self._pool.shutdown(wait=False)
 
-  def _on_connectivity(self, state: grpc.ChannelConnectivity) -> None:
-    self._ready = state is grpc.ChannelConnectivity.READY
+    def _on_connectivity(self, state: grpc.ChannelConnectivity) -> None:
+        self._ready = state is grpc.ChannelConnectivity.READY
 
-  def _wait_until_ready(self) -> None:
-    if self._ready:
-      return
-    try:
-      grpc.channel_ready_future(self._channel).result(timeout=self._connect_timeout)
-    except grpc.FutureTimeoutError:
-      raise ConnectionError(
-          f'Gave up after {self._connect_timeout:g}s waiting for {self._where} to serve: it has '
-          'not started, has crashed, or is busy constructing. Check its log.') from None
-    self._ready = True
+    def _wait_until_ready(self) -> None:
+        if self._ready:
+            return
+        try:
+            grpc.channel_ready_future(self._channel).result(timeout=self._connect_timeout)
+        except grpc.FutureTimeoutError:
+            raise ConnectionError(
+                f'Gave up after {self._connect_timeout:g}s waiting for {self._where} to serve: it has '
+                'not started, has crashed, or is busy constructing. Check its log.') from None
+        self._ready = True
 
-  def _call_sync(self, method: str, *args, **kwargs) -> Any:
-    self._wait_until_ready()
-    request = cloudpickle.dumps((method, args, kwargs))
-    try:
-      response = self._stub(request, metadata=self._metadata, wait_for_ready=True,
-                            timeout=self._call_timeout)
-    except grpc.RpcError as e:
-      raise self._rpc_error(method, e) from None
-    return _decode_response(response, f'{self._where}, method {method!r}')
+    def _call_sync(self, method: str, *args, **kwargs) -> Any:
+        self._wait_until_ready()
+        request = cloudpickle.dumps((method, args, kwargs))
+        try:
+            response = self._stub(request, metadata=self._metadata, wait_for_ready=True,
+                                  timeout=self._call_timeout)
+        except grpc.RpcError as e:
+            raise self._rpc_error(method, e) from None
+        return _decode_response(response, f'{self._where}, method {method!r}')
 
-  def _call_async(self, method: str, *args, **kwargs) -> concurrent.futures.Future:
-    if not self._ready:
-      with self._pool_lock:
-        if self._pool is None:
-          self._pool = concurrent.futures.ThreadPoolExecutor(4, thread_name_prefix='courier-wait')
-      return self._pool.submit(self._call_sync, method, *args, **kwargs)
-    result: concurrent.futures.Future = concurrent.futures.Future()
-    request = cloudpickle.dumps((method, args, kwargs))
-    call = self._stub.future(request, metadata=self._metadata, wait_for_ready=True,
-                             timeout=self._call_timeout)
-    where = f'{self._where}, method {method!r}'
+    def _call_async(self, method: str, *args, **kwargs) -> concurrent.futures.Future:
+        if not self._ready:
+            with self._pool_lock:
+                if self._pool is None:
+                    self._pool = concurrent.futures.ThreadPoolExecutor(4, thread_name_prefix='courier-wait')
+            return self._pool.submit(self._call_sync, method, *args, **kwargs)
+        result: concurrent.futures.Future = concurrent.futures.Future()
+        request = cloudpickle.dumps((method, args, kwargs))
+        call = self._stub.future(request, metadata=self._metadata, wait_for_ready=True,
+                                 timeout=self._call_timeout)
+        where = f'{self._where}, method {method!r}'
 
-    def done(call_future: grpc.Future) -> None:
-      try:
-        result.set_result(_decode_response(call_future.result(), where))
-      except grpc.RpcError as e:
-        result.set_exception(self._rpc_error(method, e))
-      except BaseException as e:
-        result.set_exception(e)
+        def done(call_future: grpc.Future) -> None:
+            try:
+                result.set_result(_decode_response(call_future.result(), where))
+            except grpc.RpcError as e:
+                result.set_exception(self._rpc_error(method, e))
+            except BaseException as e:
+                result.set_exception(e)
 
-    call.add_done_callback(done)
-    return result
+        call.add_done_callback(done)
+        return result
 
-  def _rpc_error(self, method: str, error: grpc.RpcError) -> Exception:
-    code = error.code() if hasattr(error, 'code') else None
-    details = error.details() if hasattr(error, 'details') else str(error)
-    message = f'Call of {method!r} on {self._where} failed: {details}'
-    if code is grpc.StatusCode.UNAUTHENTICATED:
-      return PermissionError(message)
-    if code is grpc.StatusCode.DEADLINE_EXCEEDED:
-      return TimeoutError(f'{message} (call_timeout={self._call_timeout}s)')
-    if code is grpc.StatusCode.UNAVAILABLE:
-      return ConnectionError(message)
-    return RemoteError(f'{message} (gRPC status {code})')
+    def _rpc_error(self, method: str, error: grpc.RpcError) -> Exception:
+        code = error.code() if hasattr(error, 'code') else None
+        details = error.details() if hasattr(error, 'details') else str(error)
+        message = f'Call of {method!r} on {self._where} failed: {details}'
+        if code is grpc.StatusCode.UNAUTHENTICATED:
+            return PermissionError(message)
+        if code is grpc.StatusCode.DEADLINE_EXCEEDED:
+            return TimeoutError(f'{message} (call_timeout={self._call_timeout}s)')
+        if code is grpc.StatusCode.UNAVAILABLE:
+            return ConnectionError(message)
+        return RemoteError(f'{message} (gRPC status {code})')

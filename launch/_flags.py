@@ -7,20 +7,20 @@ DEFAULT_LAUNCH_TYPE = 'local_mt'
 DEFAULT_TERMINATION_NOTICE_SECS = 10
 
 if 'lp_launch_type' not in flags.FLAGS:
-  flags.DEFINE_enum('lp_launch_type', DEFAULT_LAUNCH_TYPE, LAUNCH_TYPES,
-                    'How launch() runs a program when its launch_type is not given.')
+    flags.DEFINE_enum('lp_launch_type', DEFAULT_LAUNCH_TYPE, LAUNCH_TYPES,
+                      'How launch() runs a program when its launch_type is not given.')
 if 'lp_termination_notice_secs' not in flags.FLAGS:
-  flags.DEFINE_integer('lp_termination_notice_secs', DEFAULT_TERMINATION_NOTICE_SECS,
-                       'Seconds nodes get to stop after a stop request before they are killed.')
+    flags.DEFINE_integer('lp_termination_notice_secs', DEFAULT_TERMINATION_NOTICE_SECS,
+                         'Seconds nodes get to stop after a stop request before they are killed.')
 
 
 def _value(name: str, default):
-  return flags.FLAGS[name].value if flags.FLAGS.is_parsed() else default
+    return flags.FLAGS[name].value if flags.FLAGS.is_parsed() else default
 
 
 def launch_type() -> str:
-  return _value('lp_launch_type', DEFAULT_LAUNCH_TYPE)
+    return _value('lp_launch_type', DEFAULT_LAUNCH_TYPE)
 
 
 def termination_notice_secs() -> float:
-  return _value('lp_termination_notice_secs', DEFAULT_TERMINATION_NOTICE_SECS)
+    return _value('lp_termination_notice_secs', DEFAULT_TERMINATION_NOTICE_SECS)

@@ -9,58 +9,58 @@ from launch import _program
 
 
 class LaunchType(enum.Enum):
-  TEST_MULTI_THREADING = 'test_mt'
-  LOCAL_MULTI_THREADING = 'local_mt'
-  LOCAL_MULTI_PROCESSING = 'local_mp'
+    TEST_MULTI_THREADING = 'test_mt'
+    LOCAL_MULTI_THREADING = 'local_mt'
+    LOCAL_MULTI_PROCESSING = 'local_mp'
 
 
 def launch(programs: Union[_program.Program, Sequence[_program.Program]],
            launch_type: Union[LaunchType, str, None] = None, *,
            termination_notice_secs: Optional[float] = None,
            log_dir: Optional[str] = None) -> _controller.Controller:
-  """Starts `programs` and returns a controller (`wait()`, `stop()`).
+    """Starts `programs` and returns a controller (`wait()`, `stop()`).
 
-  `launch_type` defaults to `--lp_launch_type` (local_mt); `termination_notice_secs` to
-  `--lp_termination_notice_secs` (10). Several programs are merged into one. local_mt and
-  local_mp also wait for the program at interpreter exit and stop it on Ctrl-C/SIGTERM.
-  `log_dir` (local_mp): where `<label>_<index>.log` files go (default: a new temp dir).
-  """
-  program = _merge(programs)
-  kind = _launch_type(launch_type)
-  notice = (_flags.termination_notice_secs() if termination_notice_secs is None
-            else termination_notice_secs)
-  if kind is LaunchType.LOCAL_MULTI_PROCESSING:
-    from launch import _launch_processes
-    return _launch_processes.launch(program, notice, log_dir)
-  from launch import _launch_threads
-  return _launch_threads.launch(
-      program, notice, serve_forever=kind is LaunchType.LOCAL_MULTI_THREADING)
+    `launch_type` defaults to `--lp_launch_type` (local_mt); `termination_notice_secs` to
+    `--lp_termination_notice_secs` (10). Several programs are merged into one. local_mt and
+    local_mp also wait for the program at interpreter exit and stop it on Ctrl-C/SIGTERM.
+    `log_dir` (local_mp): where `<label>_<index>.log` files go (default: a new temp dir).
+    """
+    program = _merge(programs)
+    kind = _launch_type(launch_type)
+    notice = (_flags.termination_notice_secs() if termination_notice_secs is None
+              else termination_notice_secs)
+    if kind is LaunchType.LOCAL_MULTI_PROCESSING:
+        from launch import _launch_processes
+        return _launch_processes.launch(program, notice, log_dir)
+    from launch import _launch_threads
+    return _launch_threads.launch(
+        program, notice, serve_forever=kind is LaunchType.LOCAL_MULTI_THREADING)
 
 
 def _launch_type(launch_type: Union[LaunchType, str, None]) -> LaunchType:
-  if launch_type is None:
-    launch_type = _flags.launch_type()
-  if isinstance(launch_type, LaunchType):
-    return launch_type
-  try:
-    return LaunchType(launch_type)
-  except ValueError:
-    raise ValueError(f'Unknown launch type {launch_type!r}; use one of '
-                     f'{[t.value for t in LaunchType]}.') from None
+    if launch_type is None:
+        launch_type = _flags.launch_type()
+    if isinstance(launch_type, LaunchType):
+        return launch_type
+    try:
+        return LaunchType(launch_type)
+    except ValueError:
+        raise ValueError(f'Unknown launch type {launch_type!r}; use one of '
+                         f'{[t.value for t in LaunchType]}.') from None
 
 
 def _merge(programs: Union[_program.Program, Sequence[_program.Program]]) -> _program.Program:
-  if isinstance(programs, _program.Program):
-    return programs
-  programs = list(programs)
-  if not programs or not all(isinstance(p, _program.Program) for p in programs):
-    raise TypeError('launch() takes a Program or a non-empty list of Programs.')
-  if len(programs) == 1:
-    return programs[0]
-  merged = _program.Program('+'.join(p.name for p in programs))
-  for program in programs:
-    for label, nodes in program.groups.items():
-      if label in merged.groups:
-        raise ValueError(f'Programs launched together share the label {label!r}; rename one.')
-      merged.groups[label] = nodes
-  return merged
+    if isinstance(programs, _program.Program):
+        return programs
+    programs = list(programs)
+    if not programs or not all(isinstance(p, _program.Program) for p in programs):
+        raise TypeError('launch() takes a Program or a non-empty list of Programs.')
+    if len(programs) == 1:
+        return programs[0]
+    merged = _program.Program('+'.join(p.name for p in programs))
+    for program in programs:
+        for label, nodes in program.groups.items():
+            if label in merged.groups:
+                raise ValueError(f'Programs launched together share the label {label!r}; rename one.')
+            merged.groups[label] = nodes
+    return merged

@@ -1,0 +1,161 @@
+"""local_mp: one OS process per node, supervised by the launching process."""
+
+import os
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from typing import IO, List, Optional
+
+import cloudpickle
+from absl import flags
+
+from launch import _controller
+from launch import _courier
+from launch import _nodes
+from launch import _ports
+from launch import _program
+
+_print_lock = threading.Lock()
+
+
+class _ProcessWorker(_controller.Worker):
+
+    def __init__(self, node: _nodes.Node, job_file: str, work_dir: str, log_dir: str,
+                 env: dict):
+        super().__init__(node)
+        slug = node.name.replace('/', '_')
+        self._job_file = job_file
+        self._error_file = os.path.join(work_dir, f'{slug}.error')
+        self._log_path = os.path.join(log_dir, f'{slug}.log')
+        self._env = env
+        self._process: Optional[subprocess.Popen] = None
+        self._readers: List[threading.Thread] = []
+        self.start_time = 0.0
+
+    def start(self) -> None:
+        if os.path.exists(self._error_file):
+            os.remove(self._error_file)
+        command = [sys.executable, '-m', 'launch._process_entry', self._job_file, self.node.name,
+                   self._error_file]
+        self.start_time = time.monotonic()
+        # Own process group: Ctrl-C in the terminal reaches only the launcher, which stops the
+        # nodes in order.
+        self._process = subprocess.Popen(command, env=self._env, stdin=subprocess.DEVNULL,
+                                         stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                         process_group=0)
+        self._readers = [
+            threading.Thread(target=_copy_lines, daemon=True, name=f'{self.node.name}:{kind}',
+                             args=(pipe, target, self._log_path, f'[{self.node.name}] '.encode()))
+            for kind, pipe, target in (('out', self._process.stdout, sys.stdout),
+                                       ('err', self._process.stderr, sys.stderr))
+        ]
+        for reader in self._readers:
+            reader.start()
+
+    @property
+    def pid(self) -> int:
+        return self._process.pid
+
+    def poll(self) -> Optional[str]:
+        code = self._process.poll()
+        if code is None:
+            return None
+        for reader in self._readers:
+            reader.join(2.0)  # Output the process wrote before exiting is shown first.
+        if code == 0:
+            return ''
+        if os.path.exists(self._error_file):
+            with open(self._error_file) as f:
+                return f.read()
+        if code < 0:
+            return f'Its process was killed by signal {signal.Signals(-code).name}.'
+        return f'Its process exited with status {code}; see {self._log_path}.'
+
+    def notify_stop(self) -> None:
+        _signal(self._process, signal.SIGTERM)
+
+    def kill(self) -> bool:
+        _signal(self._process, signal.SIGKILL)
+        self._process.wait()
+        return True
+
+
+def _signal(process: subprocess.Popen, signum: int) -> None:
+    try:
+        process.send_signal(signum)
+    except ProcessLookupError:
+        pass
+
+
+def _copy_lines(pipe: IO[bytes], target: IO[str], log_path: str, prefix: bytes) -> None:
+    """Copies a node's output lines to its log file and, prefixed, to the launcher's output."""
+    with pipe, open(log_path, 'ab', buffering=0) as log:  # O_APPEND: lines never interleave.
+        for line in pipe:
+            log.write(line)
+            with _print_lock:
+                target.write((prefix + line).decode(errors='replace'))
+                target.flush()
+
+
+class _LauncherControl:
+    """Served to the nodes on 127.0.0.1 so that `lp.stop()` in any node reaches the launcher."""
+
+    def __init__(self):
+        self.controller: Optional[_controller.Controller] = None
+
+    def stop(self) -> None:
+        self.controller.stop()
+
+
+def launch(program: _program.Program, termination_notice_secs: float,
+           log_dir: Optional[str]) -> _controller.Controller:
+    """Starts one process per node of `program` and returns its controller."""
+    _ports.assign_addresses(program)
+    token = secrets.token_hex(16)
+    work_dir = tempfile.mkdtemp(prefix=f'encore-{program.name}-')  # Mode 0700.
+    log_dir = log_dir or tempfile.mkdtemp(prefix=f'encore-logs-{program.name}-')
+    os.makedirs(log_dir, exist_ok=True)
+    job_file = os.path.join(work_dir, 'job.pkl')
+    with open(os.open(job_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), 'wb') as f:
+        cloudpickle.dump(program, f)
+
+    control = _LauncherControl()
+    control_server = _courier.CourierServer({'stop': control.stop}, port=0, token=token)
+    control_server.start()
+    env = _child_env(token, control_server.address)
+    workers = [_ProcessWorker(node, job_file, work_dir, log_dir, env)
+               for node in program.get_all_nodes()]
+
+    def on_end() -> None:
+        control_server.stop(grace=0)
+        shutil.rmtree(work_dir, ignore_errors=True)
+
+    controller = _controller.Controller(program.name, workers, termination_notice_secs,
+                                        on_stop=lambda: None, on_end=on_end)
+    control.controller = controller
+    print(f'[launch] Program {program.name!r}: {len(workers)} node processes, logs in {log_dir}',
+          file=sys.stderr, flush=True)
+    controller.start()
+    controller.handle_signals_and_exit()
+    return controller
+
+
+def _child_env(token: str, control_address: str) -> dict:
+    env = dict(os.environ)
+    env.update(
+        ENCORE_LAUNCH_TOKEN=token,
+        ENCORE_LAUNCH_CONTROL=control_address,
+        ENCORE_LAUNCHER_PID=str(os.getpid()),
+        # Nodes import what the launcher can import (e.g. modules next to the launching script).
+        PYTHONPATH=os.pathsep.join(p for p in sys.path if p),
+        PYTHONUNBUFFERED='1',
+    )
+    env.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
+    if flags.FLAGS.is_parsed():
+        env['ENCORE_LAUNCH_FLAGS'] = '\n'.join(a for a in sys.argv[1:] if a.startswith('-'))
+    return env

@@ -1,0 +1,105 @@
+"""Entry point of one local_mp node process: `python -m launch._process_entry JOB NODE`."""
+
+import ctypes
+import os
+import signal
+import sys
+
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_launcher(launcher_pid: int) -> None:
+    # First thing: if the launcher dies (even by SIGKILL) the kernel kills this process.
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    except (OSError, AttributeError):
+        pass  # Not Linux: the watchdog thread below still ends this process.
+    if os.getppid() != launcher_pid:  # The launcher died before prctl took effect.
+        os._exit(1)
+
+
+if __name__ == '__main__':
+    _die_with_launcher(int(os.environ['ENCORE_LAUNCHER_PID']))
+
+import threading  # pylint: disable=g-import-not-at-top,wrong-import-position
+import time
+import traceback
+
+from absl import app
+from absl import flags
+from absl import logging
+import cloudpickle
+
+from launch import _context
+from launch import _courier
+
+_POLL_SECS = 0.05
+
+
+def _watch_launcher(launcher_pid: int) -> None:
+    while os.getppid() == launcher_pid:
+        time.sleep(0.5)
+    os._exit(1)
+
+
+def _request_stop(control_address: str, token: str, runtime: _context.Runtime) -> None:
+    try:
+        _courier.CourierClient(control_address, label='launcher', token=token,
+                               connect_timeout=5).stop()
+    except Exception:  # The launcher is gone: at least stop this node.
+        logging.exception('Could not reach the launcher to stop the program.')
+        runtime.notify_stop()
+
+
+def _run_node(job_file: str, node_name: str, error_file: str) -> int:
+    launcher_pid = int(os.environ['ENCORE_LAUNCHER_PID'])
+    threading.Thread(target=_watch_launcher, args=(launcher_pid,), daemon=True).start()
+    token = os.environ.pop('ENCORE_LAUNCH_TOKEN')
+    control_address = os.environ['ENCORE_LAUNCH_CONTROL']
+    runtime = _context.Runtime(
+        token, request_stop=lambda: _request_stop(control_address, token, runtime))
+    _context.set_process_runtime(runtime)
+
+    stop_signalled = []
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda signum, frame: stop_signalled.append(signum))
+
+    with open(job_file, 'rb') as f:  # Written by our launcher, readable by this user only.
+        program = cloudpickle.load(f)
+    node = next(n for n in program.get_all_nodes() if n.name == node_name)
+
+    errors = []
+
+    def main() -> None:
+        try:
+            node.run()
+        except BaseException:
+            errors.append(traceback.format_exc())
+
+    thread = threading.Thread(target=main, name=node_name, daemon=True)
+    thread.start()
+    while thread.is_alive():
+        thread.join(_POLL_SECS)
+        if stop_signalled and not runtime.stop_event.is_set():
+            threading.Thread(target=runtime.notify_stop, daemon=True).start()
+    if errors:
+        sys.stderr.write(errors[0])
+        with open(error_file, 'w') as f:
+            f.write(errors[0])
+        return 1
+    return 0
+
+
+def _main(argv) -> None:
+    job_file, node_name, error_file = argv[1:4]
+    code = _run_node(job_file, node_name, error_file)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)  # Threads the node left behind must not keep the process alive.
+
+
+if __name__ == '__main__':
+    # Parses the launcher's absl flags (those known here) like Launchpad's process entry.
+    launcher_flags = os.environ.get('ENCORE_LAUNCH_FLAGS', '').split('\n')
+    argv = [sys.argv[0], *sys.argv[1:4]] + [f for f in launcher_flags if f]
+    app.run(_main, argv=argv, flags_parser=lambda a: flags.FLAGS(a, known_only=True))
