@@ -1,0 +1,149 @@
+"""Double DQN learner on prioritized n-step transitions."""
+
+import time
+from typing import Any, Dict, Iterator, List, Optional, Sequence
+
+import numpy as np
+import reverb
+import tensorflow as tf
+
+from agents import core
+from agents.dqn.networks import QNetwork
+
+
+def double_q_targets(rewards: tf.Tensor, discounts: tf.Tensor, gamma: float,
+                     q_next_online: tf.Tensor, q_next_target: tf.Tensor) -> tf.Tensor:
+    """n-step double-Q targets R + gamma * D * Q_target(s', argmax_a Q_online(s', a)).
+
+    R and D are an n-step transition's return and total discount; D already
+    holds gamma^(n-1) and the environment discounts, so one more gamma completes
+    gamma^n for non-terminal transitions.
+    """
+    best_actions = tf.argmax(q_next_online, axis=-1, output_type=tf.int32)
+    q_next = tf.gather(q_next_target, best_actions, axis=-1, batch_dims=1)
+    return rewards + gamma * discounts * q_next
+
+
+def importance_weights(probabilities: tf.Tensor, exponent: float) -> tf.Tensor:
+    """Prioritized-replay weights (1/P)^beta, scaled so the largest is 1."""
+    weights = tf.pow(1.0 / tf.cast(probabilities, tf.float32), exponent)
+    return weights / tf.reduce_max(weights)
+
+
+class DQNLearner(core.Learner):
+    """Double DQN with Huber loss, importance weights, target network and clipped gradients.
+
+    Each step samples a batch from `iterator` (reverb.ReplaySample of
+    replay.Transition), sends |TD error| back as priorities through
+    `priority_updater` (a replay.PriorityUpdater), counts `steps` on `counter`
+    and every `publish_period` steps publishes numpy parameters to
+    `variable_server` (anything with `update(params, version)`).
+    """
+
+    def __init__(self,
+                 network: QNetwork,
+                 target_network: QNetwork,
+                 iterator: Iterator[reverb.ReplaySample],
+                 *,
+                 discount: float = 0.99,
+                 learning_rate: float = 1e-3,
+                 target_update_period: int = 100,
+                 importance_sampling_exponent: float = 0.4,
+                 huber_delta: float = 1.0,
+                 max_gradient_norm: Optional[float] = 10.0,
+                 priority_updater: Optional[Any] = None,
+                 variable_server: Optional[Any] = None,
+                 publish_period: int = 10,
+                 counter: Optional[Any] = None,
+                 logger: Optional[Any] = None):
+        self._network = network
+        self._target_network = target_network
+        self._iterator = iterator
+        self._discount = float(discount)
+        self._target_update_period = int(target_update_period)
+        self._beta = float(importance_sampling_exponent)
+        self._huber = tf.keras.losses.Huber(delta=huber_delta, reduction=tf.keras.losses.Reduction.NONE)
+        self._max_gradient_norm = max_gradient_norm
+        self._priority_updater = priority_updater
+        self._variable_server = variable_server
+        self._publish_period = int(publish_period)
+        self._counter = counter
+        self._logger = logger
+        self._optimizer = tf.keras.optimizers.Adam(learning_rate)
+        self._optimizer.build(network.parameters)
+        self._num_steps = tf.Variable(0, dtype=tf.int64, trainable=False, name="num_steps")
+        target_network.set_parameters(network.numpy_parameters())
+        self._sgd_step = tf.function(self._sgd_step_impl)
+        self._last_log = -float("inf")
+        self._published_version = -1
+        self.publish()
+
+    @property
+    def num_steps(self) -> int:
+        return int(self._num_steps.numpy())
+
+    @property
+    def state(self) -> Dict[str, Any]:
+        """Trackables to checkpoint (for utils.Checkpointer)."""
+        return {"network": self._network, "target_network": self._target_network,
+                "optimizer": self._optimizer, "num_steps": self._num_steps}
+
+    def _sgd_step_impl(self, iterator):
+        sample = next(iterator)
+        transitions = sample.data
+        with tf.GradientTape() as tape:
+            q_values = self._network(transitions.observation)
+            actions = tf.cast(transitions.action, tf.int32)
+            q_taken = tf.gather(q_values, actions, axis=-1, batch_dims=1)
+            targets = double_q_targets(
+                tf.cast(transitions.reward, tf.float32), tf.cast(transitions.discount, tf.float32),
+                self._discount, self._network(transitions.next_observation),
+                self._target_network(transitions.next_observation))
+            td_errors = tf.stop_gradient(targets) - q_taken
+            losses = self._huber(td_errors[:, None], tf.zeros_like(td_errors)[:, None])
+            loss = tf.reduce_mean(losses * importance_weights(sample.info.probability, self._beta))
+        variables = self._network.parameters
+        gradients = tape.gradient(loss, variables)
+        if self._max_gradient_norm is not None:
+            gradients, _ = tf.clip_by_global_norm(gradients, self._max_gradient_norm)
+        self._optimizer.apply_gradients(zip(gradients, variables))
+        self._num_steps.assign_add(1)
+        if self._num_steps % self._target_update_period == 0:
+            for target, online in zip(self._target_network.parameters, variables):
+                target.assign(online)
+        return sample.info.key, tf.abs(td_errors), loss
+
+    def step(self) -> None:
+        keys, priorities, loss = self._sgd_step(self._iterator)
+        if self._priority_updater is not None:
+            self._priority_updater.update(keys.numpy(), priorities.numpy().astype(np.float64))
+        steps = self.num_steps
+        if self._variable_server is not None and steps % self._publish_period == 0:
+            self.publish()
+        counts = self._counter.increment(steps=1) if self._counter is not None else {}
+        now = time.monotonic()
+        if self._logger is not None and now - self._last_log >= 1.0:
+            self._last_log = now
+            self._logger.write({**counts, "learner_steps": steps, "loss": float(loss)})
+
+    def publish(self) -> None:
+        """Sends the current parameters to the variable server, versioned by learner step."""
+        if self._variable_server is None:
+            return
+        steps = self.num_steps
+        if steps > self._published_version:
+            self._variable_server.update(self._network.numpy_parameters(), steps)
+            self._published_version = steps
+
+    def get_variables(self, names: Sequence[str] = ()) -> List[Any]:
+        return [self._network.numpy_parameters()]
+
+    def save(self) -> Dict[str, Any]:
+        return {"network": self._network.numpy_parameters(),
+                "target_network": self._target_network.numpy_parameters(),
+                "num_steps": self.num_steps}
+
+    def restore(self, state: Dict[str, Any]) -> None:
+        self._network.set_parameters(state["network"])
+        self._target_network.set_parameters(state["target_network"])
+        self._num_steps.assign(state["num_steps"])

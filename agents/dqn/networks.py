@@ -1,0 +1,94 @@
+"""Q-networks (MLP and dueling) as tf.Modules, with a numpy twin for fast acting."""
+
+from typing import List, Optional, Sequence
+
+import numpy as np
+import tensorflow as tf
+
+from replay import EnvironmentSpec
+
+
+class QNetwork(tf.Module):
+    """An MLP from flat observations to one Q-value per action.
+
+    With `dueling`, the torso feeds a value head V and an advantage head A and
+    Q = V + A - mean(A). `parameters` lists the variables in a fixed order that
+    `numpy_q_values` understands, so actors can act from published numpy copies.
+    """
+
+    def __init__(self,
+                 observation_size: int,
+                 num_actions: int,
+                 hidden_sizes: Sequence[int] = (64, 64),
+                 dueling: bool = False,
+                 seed: Optional[int] = None,
+                 name: str = "q_network"):
+        super().__init__(name=name)
+        self.observation_size = observation_size
+        self.num_actions = num_actions
+        self.hidden_sizes = tuple(hidden_sizes)
+        self.dueling = dueling
+        rng = np.random.default_rng(seed)
+        sizes = [observation_size, *self.hidden_sizes]
+        heads = [1, num_actions] if dueling else [num_actions]
+        shapes = list(zip(sizes[:-1], sizes[1:])) + [(sizes[-1], out) for out in heads]
+        with self.name_scope:
+            self._parameters = []
+            for i, (fan_in, fan_out) in enumerate(shapes):
+                limit = np.sqrt(6.0 / (fan_in + fan_out))  # Glorot uniform.
+                weights = rng.uniform(-limit, limit, (fan_in, fan_out)).astype(np.float32)
+                self._parameters.append(tf.Variable(weights, name=f"w{i}"))
+                self._parameters.append(tf.Variable(np.zeros(fan_out, np.float32), name=f"b{i}"))
+
+    @property
+    def parameters(self) -> List[tf.Variable]:
+        """The variables in `numpy_q_values` order: (w, b) per layer, then per head."""
+        return list(self._parameters)
+
+    def numpy_parameters(self) -> List[np.ndarray]:
+        return [p.numpy() for p in self._parameters]
+
+    def set_parameters(self, values: Sequence[np.ndarray]) -> None:
+        for variable, value in zip(self._parameters, values, strict=True):
+            variable.assign(value)
+
+    def __call__(self, observations: tf.Tensor) -> tf.Tensor:
+        hidden = tf.reshape(tf.cast(observations, tf.float32), [-1, self.observation_size])
+        params = self._parameters
+        num_torso = len(self.hidden_sizes)
+        for i in range(num_torso):
+            hidden = tf.nn.relu(tf.matmul(hidden, params[2 * i]) + params[2 * i + 1])
+        heads = [tf.matmul(hidden, params[j]) + params[j + 1]
+                 for j in range(2 * num_torso, len(params), 2)]
+        if not self.dueling:
+            return heads[0]
+        value, advantage = heads
+        return value + advantage - tf.reduce_mean(advantage, axis=-1, keepdims=True)
+
+
+def numpy_q_values(params: Sequence[np.ndarray], observation: np.ndarray, dueling: bool) -> np.ndarray:
+    """QNetwork's forward pass in numpy, for one observation or a batch."""
+    hidden = np.asarray(observation, np.float32)
+    num_heads = 2 if dueling else 1
+    num_torso = len(params) // 2 - num_heads
+    for i in range(num_torso):
+        hidden = np.maximum(hidden @ params[2 * i] + params[2 * i + 1], 0.0)
+    heads = [hidden @ params[j] + params[j + 1] for j in range(2 * num_torso, len(params), 2)]
+    if not dueling:
+        return heads[0]
+    value, advantage = heads
+    return value + advantage - advantage.mean(axis=-1, keepdims=True)
+
+
+def make_q_network(environment_spec: EnvironmentSpec,
+                   hidden_sizes: Sequence[int] = (64, 64),
+                   dueling: bool = False,
+                   seed: Optional[int] = None,
+                   name: str = "q_network") -> QNetwork:
+    """A QNetwork sized for a flat observation and a discrete action spec."""
+    actions = environment_spec.actions
+    if not hasattr(actions, "num_values"):
+        raise ValueError(f"DQN needs a discrete action spec (dm_env DiscreteArray), got {actions}; "
+                         "pick an environment with a Discrete action space such as CartPole-v1.")
+    observation_size = int(np.prod(environment_spec.observations.shape))
+    return QNetwork(observation_size, actions.num_values, hidden_sizes, dueling, seed, name)
