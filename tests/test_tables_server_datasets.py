@@ -1,0 +1,149 @@
+"""Tables, rate limiters, ReplayServer checkpoints, datasets and PriorityUpdater on real Reverb servers."""
+
+import os
+import tempfile
+
+import dm_env
+import numpy as np
+import pytest
+import reverb
+import tensorflow as tf
+
+import replay
+
+SPEC = replay.EnvironmentSpec(
+    observations=dm_env.specs.Array((4,), np.float32), actions=dm_env.specs.DiscreteArray(2),
+    rewards=dm_env.specs.Array((), np.float32), discounts=dm_env.specs.Array((), np.float32))
+SIGNATURE = replay.NStepTransitionAdder.signature(SPEC)
+
+
+def fill(client, table, count, priority=lambda i: 1.0):
+    """Writes `count` one-step transitions whose observation is [i, i, i, i]."""
+    with client.trajectory_writer(num_keep_alive_refs=1) as writer:
+        for i in range(count):
+            o = np.full(4, i, np.float32)
+            writer.append(replay.Transition(o, np.int32(i % 2), np.float32(i), np.float32(1), o + 1))
+            writer.create_item(table, priority(i), tree_last(writer.history))
+
+
+def tree_last(history):
+    import tree
+    return tree.map_structure(lambda column: column[-1], history)
+
+
+def test_rate_limiter_matches_acme_error_buffer():
+    limiter = replay.tables.rate_limiter(samples_per_insert=0.5, min_size=1000, tolerance=0.1)
+    assert (limiter._min_diff, limiter._max_diff) == (450.0, 550.0)
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(samples_per_insert=8.0, min_size=10, tolerance=0.05), r"deadlock.*Raise tolerance to >= 0\.1"),
+    (dict(samples_per_insert=0.0, min_size=10, tolerance=0.1), "samples_per_insert must be > 0"),
+    (dict(samples_per_insert=1.0, min_size=0, tolerance=0.1), "min_size must be >= 1"),
+    (dict(samples_per_insert=1.0, min_size=10, tolerance=0.0), "tolerance must be > 0"),
+])
+def test_rate_limiter_rejects_settings_that_cannot_work(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        replay.tables.rate_limiter(**kwargs)
+
+
+def test_table_rejects_min_size_above_max_size():
+    with pytest.raises(ValueError, match=r"min_size \(100\) > max_size \(10\)"):
+        replay.tables.prioritized("t", max_size=10, min_size=100)
+    with pytest.raises(ValueError, match="priority_exponent must be >= 0"):
+        replay.tables.prioritized("t", max_size=10, priority_exponent=-1)
+
+
+def test_prioritized_sampling_skews_to_high_priorities():
+    table = replay.tables.prioritized("p", 100, priority_exponent=1.0, signature=SIGNATURE)
+    with replay.ReplayServer([table]) as server:
+        client = server.client()
+        fill(client, "p", 10, priority=lambda i: 91.0 if i == 0 else 1.0)  # P(item 0) = 91 / 100.
+        hits = sum(int(s.data.observation[0] == 0) for s in client.sample("p", 2000, unpack_as_table_signature=True,
+                                                                            emit_timesteps=False))
+        assert 0.86 < hits / 2000 < 0.96
+
+
+def test_queue_is_consumed_in_order():
+    with replay.ReplayServer([replay.tables.queue("q", 10, signature=SIGNATURE)]) as server:
+        client = server.client()
+        fill(client, "q", 5)
+        order = [int(s.data[0][0]) for s in client.sample("q", 5, emit_timesteps=False)]
+        assert order == [0, 1, 2, 3, 4]
+        assert client.server_info()["q"].current_size == 0
+
+
+def test_checkpoint_restores_identical_items():
+    with tempfile.TemporaryDirectory() as directory:
+        with replay.ReplayServer([replay.tables.queue("q", 100, signature=SIGNATURE)],
+                                 checkpoint_dir=directory) as server:
+            fill(server.client(), "q", 7)
+            path = server.checkpoint()
+            assert path.startswith(directory)
+        with replay.ReplayServer([replay.tables.queue("q", 100, signature=SIGNATURE)],
+                                 checkpoint_dir=directory) as restored:
+            client = restored.client()
+            assert client.server_info()["q"].current_size == 7
+            items = [s.data for s in client.sample("q", 7, emit_timesteps=False)]
+            for i, item in enumerate(items):
+                np.testing.assert_array_equal(item[0], np.full(4, i, np.float32))
+                assert item[2] == np.float32(i)
+
+
+def test_server_without_checkpoint_dir_leaves_no_temp_dir():
+    before = set(os.listdir(tempfile.gettempdir()))
+    server = replay.ReplayServer([replay.tables.uniform("u", 10)])
+    assert server.checkpoint()
+    server.stop()
+    leftovers = {d for d in set(os.listdir(tempfile.gettempdir())) - before if d.startswith("encore-replay-")}
+    assert leftovers == set()
+
+
+def test_dataset_batches_keep_keys_and_probabilities():
+    table = replay.tables.prioritized("p", 1000, signature=SIGNATURE)
+    with replay.ReplayServer([table]) as server:
+        fill(server.client(), "p", 50, priority=lambda i: 1.0 + i)
+        dataset = replay.make_dataset(server.address, "p", batch_size=8)
+        sample = next(iter(dataset))
+        assert isinstance(sample, reverb.ReplaySample)
+        assert sample.info.key.shape == (8,) and sample.info.key.dtype == tf.uint64
+        assert sample.data.observation.shape == (8, 4)
+        np.testing.assert_allclose(sample.info.probability.numpy(),
+                                   (1.0 + sample.data.reward.numpy()) ** 0.6 / np.sum((1.0 + np.arange(50)) ** 0.6),
+                                   rtol=1e-5)
+        batch = next(replay.make_numpy_iterator(server.address, "p", batch_size=4))
+        assert batch.data.next_observation.shape == (4, 4) and batch.info.table_size.tolist() == [50] * 4
+
+
+def test_dataset_errors_name_the_problem():
+    with replay.ReplayServer([replay.tables.uniform("u", 10, signature=SIGNATURE),
+                              replay.tables.uniform("raw", 10)]) as server:
+        with pytest.raises(ValueError, match=r"unknown table 'nope'.*\['raw', 'u'\]"):
+            replay.make_dataset(server.address, "nope", batch_size=2)
+        with pytest.raises(ValueError, match="table 'raw' has no signature"):
+            replay.make_dataset(server.address, "raw", batch_size=2)
+
+
+def test_priority_updater_batches_and_flushes():
+    table = replay.tables.prioritized("p", 100, priority_exponent=1.0, signature=SIGNATURE)
+    with replay.ReplayServer([table]) as server:
+        client = server.client()
+        fill(client, "p", 20)
+        keys = sorted({int(s.info.key) for s in client.sample("p", 400, emit_timesteps=False)})
+        assert len(keys) == 20
+        with replay.PriorityUpdater(client, "p") as updater:
+            updater.update(keys, np.zeros(20))
+            updater.update(keys[:1], [5.0])  # The newest priority of a key wins.
+            updater.flush(timeout=10)
+            samples = list(client.sample("p", 20, emit_timesteps=False))
+            assert {int(s.info.key) for s in samples} == {keys[0]}
+            assert all(float(s.info.priority) == 5.0 for s in samples)
+            updater.update(keys[1:2], [7.0])
+        sampled = {int(s.info.key): float(s.info.priority) for s in client.sample("p", 50, emit_timesteps=False)}
+        assert sampled[keys[1]] == 7.0  # close() flushed the last update.
+
+
+def test_priority_updater_unknown_table():
+    with replay.ReplayServer([replay.tables.uniform("u", 10)]) as server:
+        with pytest.raises(ValueError, match=r"unknown table 'p'.*\['u'\]"):
+            replay.PriorityUpdater(server.client(), "p")
