@@ -23,14 +23,14 @@ _SAMPLING_HELP = ("Sampling goes through the table's rate limiter like any consu
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="encore-inspect", description=__doc__.splitlines()[0],
                                      epilog=_BLOCKED_HELP)
-    parser.add_argument("--timeout", type=float, default=3.0,
-                        help="seconds to wait for the server to answer, or for a stalled sample (default 3)")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def command(name: str, help_text: str, epilog: str = "") -> argparse.ArgumentParser:
         sub = commands.add_parser(name, help=help_text, description=help_text, epilog=epilog)
         sub.add_argument("address", metavar="ADDRESS", help="host:port of a Reverb server, or a run directory "
                                                             "with program.json")
+        sub.add_argument("--timeout", type=_positive_float, default=3.0,
+                         help="seconds to wait for the server to answer, or for a stalled sample (default 3)")
         return sub
 
     info = command("info", "Every table: size, selectors, rate limiter, counts, blocking, signature.", _BLOCKED_HELP)
