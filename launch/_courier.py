@@ -180,8 +180,7 @@ class CourierClient:
         self._call_timeout = call_timeout
         self._channel = grpc.insecure_channel(address, options=CHANNEL_OPTIONS)
         self._stub = self._channel.unary_unary(_METHOD)
-        self._ready = False
-        self._channel.subscribe(self._on_connectivity, try_to_connect=True)
+        self._ready = False  # Known to be serving; reset when a call finds it unavailable.
         self._pool: Optional[concurrent.futures.ThreadPoolExecutor] = None
         self._pool_lock = threading.Lock()
         self.futures = _Futures(self)
@@ -199,13 +198,9 @@ class CourierClient:
                         'returned by program.add_node() instead.')
 
     def close(self) -> None:
-        self._channel.unsubscribe(self._on_connectivity)
         self._channel.close()
         if self._pool is not None:
             self._pool.shutdown(wait=False)
-
-    def _on_connectivity(self, state: grpc.ChannelConnectivity) -> None:
-        self._ready = state is grpc.ChannelConnectivity.READY
 
     def _wait_until_ready(self) -> None:
         if self._ready:
@@ -260,5 +255,6 @@ class CourierClient:
         if code is grpc.StatusCode.DEADLINE_EXCEEDED:
             return TimeoutError(f'{message} (call_timeout={self._call_timeout}s)')
         if code is grpc.StatusCode.UNAVAILABLE:
+            self._ready = False
             return ConnectionError(message)
         return RemoteError(f'{message} (gRPC status {code})')

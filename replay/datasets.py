@@ -5,16 +5,14 @@ from typing import Iterator, Optional
 import reverb
 import tensorflow as tf
 
-_SIGNATURE_TIMEOUT_SECS = 30
-
-
 def make_dataset(server_address: str, table: str, batch_size: int, *,
                  prefetch: Optional[int] = tf.data.AUTOTUNE,
                  max_in_flight_samples_per_worker: Optional[int] = None,
                  num_workers_per_iterator: int = -1,
                  max_samples_per_stream: int = -1,
                  rate_limiter_timeout_ms: int = -1,
-                 max_samples: int = -1) -> tf.data.Dataset:
+                 max_samples: int = -1,
+                 get_signature_timeout_secs: float = 30) -> tf.data.Dataset:
     """A dataset of `reverb.ReplaySample(info, data)` batches from `table`.
 
     `info` holds each item's key, probability, table_size, priority and times_sampled (for importance
@@ -25,7 +23,7 @@ def make_dataset(server_address: str, table: str, batch_size: int, *,
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1 (got {batch_size}).")
-    _check_table(server_address, table)
+    _check_table(server_address, table, get_signature_timeout_secs)
     dataset = reverb.TrajectoryDataset.from_table_signature(
         server_address=server_address,
         table=table,
@@ -34,7 +32,7 @@ def make_dataset(server_address: str, table: str, batch_size: int, *,
         max_samples_per_stream=max_samples_per_stream,
         rate_limiter_timeout_ms=rate_limiter_timeout_ms,
         max_samples=max_samples,
-        get_signature_timeout_secs=_SIGNATURE_TIMEOUT_SECS)
+        get_signature_timeout_secs=get_signature_timeout_secs)
     dataset = dataset.batch(batch_size, drop_remainder=True)
     if prefetch:
         dataset = dataset.prefetch(prefetch)
@@ -46,11 +44,11 @@ def make_numpy_iterator(server_address: str, table: str, batch_size: int, **kwar
     return make_dataset(server_address, table, batch_size, **kwargs).as_numpy_iterator()
 
 
-def _check_table(server_address: str, table: str) -> None:
+def _check_table(server_address: str, table: str, timeout_secs: float) -> None:
     try:
-        info = reverb.Client(server_address).server_info(timeout=_SIGNATURE_TIMEOUT_SECS)
+        info = reverb.Client(server_address).server_info(timeout=timeout_secs)
     except reverb.errors.DeadlineExceededError as e:
-        raise ConnectionError(f"no Reverb server answered at {server_address} within {_SIGNATURE_TIMEOUT_SECS}s: "
+        raise ConnectionError(f"no Reverb server answered at {server_address} within {timeout_secs:g}s: "
                               "is it running, and is the address host:port right?") from e
     if table not in info:
         raise ValueError(f"unknown table {table!r} on the Reverb server at {server_address}; it has {sorted(info)}.")

@@ -124,6 +124,11 @@ def test_dataset_errors_name_the_problem():
             replay.make_dataset(server.address, "raw", batch_size=2)
 
 
+def test_dataset_bad_address_fails_fast_naming_it():
+    with pytest.raises(ConnectionError, match="no Reverb server answered at localhost:1 within 1s"):
+        replay.make_dataset("localhost:1", "p", batch_size=2, get_signature_timeout_secs=1)
+
+
 def test_priority_updater_batches_and_flushes():
     table = replay.tables.prioritized("p", 100, priority_exponent=1.0, signature=SIGNATURE)
     with replay.ReplayServer([table]) as server:
