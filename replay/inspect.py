@@ -16,13 +16,18 @@ _BLOCKED_HELP = ("'Blocked now' applies Reverb's CanInsert/CanSample rules to th
                  "server reports (completed calls; deletions = inserts - size). Those counts restart on a table "
                  "reset or checkpoint restore, so the verdict can be off until the table refills.")
 _SAMPLING_HELP = ("Sampling goes through the table's rate limiter like any consumer: it refuses up front if "
-                  "the limiter would block, and on tables that remove sampled items (queues, max_times_sampled) "
-                  "it needs --yes because the items it takes are lost to the real consumer.")
+                  "the limiter would block (unless --wait), and on tables that remove sampled items (queues, "
+                  "max_times_sampled) it needs --yes because the items it takes are lost to the real consumer.")
+
+_WAIT_HELP = ("when the rate limiter allows fewer samples than asked, wait for budget alongside the table's other "
+              "consumers (they get that many fewer samples) instead of refusing")
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="encore-inspect", description=__doc__.splitlines()[0],
-                                     epilog=_BLOCKED_HELP)
+    parser = argparse.ArgumentParser(
+        prog="encore-inspect", epilog=_BLOCKED_HELP,
+        description="Inspect live Reverb tables. ADDRESS is host:port of a Reverb server, or a run directory whose "
+                    "program.json records the replay address.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def command(name: str, help_text: str, epilog: str = "") -> argparse.ArgumentParser:
@@ -49,6 +54,7 @@ def _parser() -> argparse.ArgumentParser:
     items.add_argument("--json", action="store_true", help="print JSON instead of text")
     items.add_argument("--out", metavar="FILE.npz", help="also save info and data arrays (data/<path>) to FILE.npz")
     items.add_argument("--yes", action="store_true", help="sample even if that removes items from the table")
+    items.add_argument("--wait", action="store_true", help=_WAIT_HELP)
 
     prios = command("priorities", "The table's priority distribution estimated from samples.", _SAMPLING_HELP)
     prios.add_argument("table", metavar="TABLE")
@@ -56,6 +62,7 @@ def _parser() -> argparse.ArgumentParser:
     prios.add_argument("--bins", type=_positive_int, default=10, help="histogram bins (default 10)")
     prios.add_argument("--png", metavar="FILE", help="also save the histogram as a PNG")
     prios.add_argument("--yes", action="store_true", help="sample even if that removes items from the table")
+    prios.add_argument("--wait", action="store_true", help=_WAIT_HELP)
 
     command("checkpoint", "Ask the server to write a checkpoint of all tables and print its path.")
     return parser
@@ -83,7 +90,7 @@ def _sampled(args: argparse.Namespace, count: int) -> List[sampling.SampledItem]
     reason = sampling.consumption_reason(info)
     if reason and not args.yes:
         raise InspectError(f"{reason}; pass --yes to sample anyway")
-    return sampling.sample(client, info, count, address, args.timeout)
+    return sampling.sample(client, info, count, address, args.timeout, wait=args.wait)
 
 
 def _run(args: argparse.Namespace) -> None:

@@ -37,16 +37,23 @@ def consumption_reason(info: Any) -> Optional[str]:
     return None
 
 
-def sample(client: Any, info: Any, count: int, address: str, timeout: float) -> List[SampledItem]:
-    """Samples `count` items; refuses up front when the rate limiter would block, gives up when stalled."""
+def sample(client: Any, info: Any, count: int, address: str, timeout: float,
+           wait: bool = False) -> List[SampledItem]:
+    """Samples `count` items, giving up when no item arrives for `timeout` seconds.
+
+    Unless `wait`, refuses up front when the rate limiter would block before `count` samples; with `wait`,
+    takes turns with the table's other consumers for the limiter's budget.
+    """
     limiter = LimiterState.of(info)
     budget = limiter.sample_budget()
-    if count > budget:
+    if count > budget and not wait:
         if budget == 0:
             raise InspectError(f"samples from {info.name} are blocked right now "
-                               f"({limiter.sample_block_reason()}); nothing was sampled")
+                               f"({limiter.sample_block_reason()}); nothing was sampled. Pass --wait to queue "
+                               "behind the table's other consumers for new sample budget")
         raise InspectError(f"the rate limiter of {info.name} lets only {budget} more sample(s) proceed right now "
-                           f"(asked for {count}); ask for at most {budget} or wait for more inserts")
+                           f"(asked for {count}); ask for at most {budget}, or pass --wait to take turns with the "
+                           "table's other consumers (which then get that many fewer samples)")
     leaves = signature_leaves(info.signature) if info.signature is not None else None
     items: List[SampledItem] = []
     failure: List[BaseException] = []
@@ -72,7 +79,7 @@ def sample(client: Any, info: Any, count: int, address: str, timeout: float) -> 
     if worker.is_alive():
         raise InspectError(f"sampling {info.name} at {address} stalled for {timeout:g}s after {len(items)} of "
                            f"{count} item(s): its rate limiter is holding samples back (another consumer may have "
-                           "used the sample budget); try fewer samples")
+                           "used the sample budget or writers stopped); try fewer samples")
     return items
 
 

@@ -77,7 +77,7 @@ class ReverbAdder(Adder):
                              "automatically when it receives a LAST timestep).")
         writer = self._writer
         self._check("observation", timestep.observation)
-        writer.append({"observation": timestep.observation, "start_of_episode": True}, partial_step=True)
+        writer.append(self._observation_row(timestep.observation, first=True), partial_step=True)
         self._episode_open = True
         self._check_next_step = True
 
@@ -100,8 +100,8 @@ class ReverbAdder(Adder):
             self._check_next_step = False
         row = self._complete_row(step)
         self._writer.append(row)
-        self._writer.append({"observation": next_timestep.observation,
-                             "start_of_episode": next_timestep.first()}, partial_step=True)
+        self._writer.append(self._observation_row(next_timestep.observation, next_timestep.first()),
+                            partial_step=True)
         self._last_discount = discount
         self._write()
         if next_timestep.last():
@@ -130,13 +130,17 @@ class ReverbAdder(Adder):
     def _end_episode(self, timeout_ms: Optional[int]) -> None:
         self._writer.end_episode(clear_buffers=True, timeout_ms=timeout_ms)
 
+    def _observation_row(self, observation: Any, first: bool) -> Dict[str, Any]:
+        """The data that opens a row."""
+        return {"observation": observation, "start_of_episode": first}
+
     def _complete_row(self, step: Dict[str, Any]) -> Dict[str, Any]:
-        """The data that closes the open row; subclasses may add derived columns."""
+        """The data that closes the open row, from {action, reward, discount[, extras]}."""
         return step
 
     def _insert(self, trajectory: Any) -> None:
         """Creates one item per table from `trajectory` (a nest of history columns)."""
-        values = tree.map_structure(lambda c: c.numpy(), trajectory) if self._numpy_for_priorities else None
+        values = map_columns(lambda c: c.numpy(), trajectory) if self._numpy_for_priorities else None
         for table, priority_fn in self._priority_fns.items():
             priority = 1.0 if priority_fn is None else float(priority_fn(values))
             self._writer.create_item(table, priority, trajectory)
@@ -206,6 +210,13 @@ def step_row_specs(signature: Any) -> Dict[str, Any]:
     strip = lambda s: tf.TensorSpec(s.shape[1:], s.dtype, s.name)  # noqa: E731
     return {field: tree.map_structure(strip, getattr(signature, field))
             for field in ("observation", "action", "reward", "discount", "extras")}
+
+
+def map_columns(fn: Callable[[Any], Any], columns: Any) -> Any:
+    """tree.map_structure over history columns, short-cut for the common unnested column."""
+    if not tree.is_nested(columns):
+        return fn(columns)
+    return tree.map_structure(fn, columns)
 
 
 def _has_extras(extras: Any) -> bool:

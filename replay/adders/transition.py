@@ -36,10 +36,14 @@ class NStepTransitionAdder(base.ReverbAdder):
         super().reset(timeout_ms)
         self._recent.clear()
 
+    def _observation_row(self, observation: Any, first: bool) -> Dict[str, Any]:
+        return {"observation": observation}
+
     def _complete_row(self, step: Dict[str, Any]) -> Dict[str, Any]:
-        self._recent.append((step["reward"], step["discount"]))
-        n_step_return, total_discount = self._accumulate(self._recent)
-        return {**step, "n_step_return": n_step_return, "total_discount": total_discount}
+        # Only what transitions reference is written: per-step rewards and discounts live in the returns.
+        self._recent.append((step.pop("reward"), step.pop("discount")))
+        step["n_step_return"], step["total_discount"] = self._accumulate(self._recent)
+        return step
 
     def _write(self) -> None:
         self._insert_transition(start=-(len(self._recent) + 1), returns=-2, next_observation=-1)
@@ -56,12 +60,12 @@ class NStepTransitionAdder(base.ReverbAdder):
         history = self._writer.history
         at = lambda index: lambda column: column[index]  # noqa: E731
         transition = specs.Transition(
-            observation=tree.map_structure(at(start), history["observation"]),
-            action=tree.map_structure(at(start), history["action"]),
-            reward=tree.map_structure(at(returns), history["n_step_return"]),
-            discount=tree.map_structure(at(returns), history["total_discount"]),
-            next_observation=tree.map_structure(at(next_observation), history["observation"]),
-            extras=tree.map_structure(at(start), history["extras"]) if "extras" in history else ())
+            observation=base.map_columns(at(start), history["observation"]),
+            action=base.map_columns(at(start), history["action"]),
+            reward=base.map_columns(at(returns), history["n_step_return"]),
+            discount=base.map_columns(at(returns), history["total_discount"]),
+            next_observation=base.map_columns(at(next_observation), history["observation"]),
+            extras=base.map_columns(at(start), history["extras"]) if "extras" in history else ())
         self._insert(transition)
 
     def _accumulate(self, steps):
@@ -92,6 +96,8 @@ class NStepTransitionAdder(base.ReverbAdder):
 
 def _n_step(rewards, discounts, gamma):
     """The n-step return and total discount of one leaf (see the class docstring)."""
+    if all(isinstance(x, np.generic) for x in (*rewards, *discounts)):
+        return _n_step_scalars(rewards, discounts, gamma)
     total = np.array(discounts[0], copy=True)
     n_step_return = np.array(np.broadcast_to(rewards[0], np.broadcast(rewards[0], total).shape),
                              np.result_type(rewards[0], total))
@@ -100,6 +106,17 @@ def _n_step(rewards, discounts, gamma):
         n_step_return += reward * total
         total = (total * discount).astype(total.dtype, copy=False)
     return n_step_return, total
+
+
+def _n_step_scalars(rewards, discounts, gamma):
+    """`_n_step` for numpy scalars, computed in float64 and returned in the same dtypes."""
+    total, n_step_return = float(discounts[0]), float(rewards[0])
+    for reward, discount in zip(rewards[1:], discounts[1:]):
+        total *= float(gamma)
+        n_step_return += float(reward) * total
+        total *= float(discount)
+    return_type = np.result_type(rewards[0], discounts[0]).type
+    return return_type(n_step_return), discounts[0].dtype.type(total)
 
 
 def _broadcast_structures(*nests):
