@@ -6,6 +6,7 @@ import pty
 import select
 import subprocess
 import sys
+import threading
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -173,6 +174,22 @@ def test_sample_refuses_when_rate_limiter_would_block(server, capsys):
     code, _, err = _run(capsys, "sample", server.address, "full", "-n", "21")
     assert code == 1 and "lets only 20 more sample(s)" in err
     assert server.client().server_info()["full"].rate_limiter_info.sample_stats.completed == 0
+
+
+def test_sample_wait_takes_turns_with_writers(server, capsys):
+    # full allows 20 samples; the writer's 2 inserts wait for those samples, then allow 4 more.
+    writer = threading.Thread(target=_write, args=(server.client(), "full", [1.0] * 2))
+    writer.start()
+    code, out, _ = _run(capsys, "sample", server.address, "full", "-n", "24", "--wait", "--timeout", "10")
+    writer.join(timeout=10)
+    assert code == 0 and out.count("item ") == 24
+    info = server.client().server_info()["full"]
+    assert (info.current_size, info.rate_limiter_info.sample_stats.completed) == (12, 24)
+
+
+def test_sample_wait_gives_up_when_stalled(server, capsys):
+    code, _, err = _run(capsys, "sample", server.address, "starved", "--wait", "--timeout", "1")
+    assert code == 1 and "sampling starved at" in err and "stalled for 1s after 0 of 1 item(s)" in err
 
 
 def test_priorities_exact_when_every_item_is_seen(capsys, tmp_path):
