@@ -137,6 +137,9 @@ def test_sample_text_json_and_npz(server, capsys, tmp_path):
     assert code == 0
     assert out.count("item ") == 3 and "(table size 7)" in out
     assert "  act  int32[]  " in out and "  obs  float32[4]  [" in out
+    for block in out.split("item ")[1:]:  # Item i holds priority i + 1, obs [i]*4 and act i.
+        i = int(block.split("priority ")[1].split()[0]) - 1
+        assert f"  act  int32[]  {i}\n" in block and f"  obs  float32[4]  [{i}., {i}., {i}., {i}.]" in block
 
     out_file = str(tmp_path / "items.npz")
     code, out, err = _run(capsys, "sample", server.address, "prio", "-n", "5", "--json", "--out", out_file)
@@ -159,11 +162,13 @@ def test_sample_text_json_and_npz(server, capsys, tmp_path):
 
 def test_sample_from_queue_needs_yes(server, capsys):
     code, _, err = _run(capsys, "sample", server.address, "queue", "-n", "2")
-    assert code == 1 and "max_times_sampled=1" in err and "pass --yes" in err
+    assert code == 1 and "once it is sampled (max_times_sampled=1, a queue)" in err and "pass --yes" in err
     assert server.client().server_info()["queue"].current_size == 3  # Nothing was taken.
     code, out, _ = _run(capsys, "sample", server.address, "queue", "-n", "2", "--yes")
     assert code == 0 and out.count("item ") == 2
     assert server.client().server_info()["queue"].current_size == 1
+    code, _, err = _run(capsys, "sample", server.address, "nested")
+    assert code == 1 and "deletes each item after 3 samples (max_times_sampled=3)" in err and "pass --yes" in err
 
 
 def test_sample_refuses_when_rate_limiter_would_block(server, capsys):

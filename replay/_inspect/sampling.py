@@ -26,10 +26,13 @@ class SampledItem:
 
 def consumption_reason(info: Any) -> Optional[str]:
     """Why sampling this table takes items away from its real consumers, or None when it does not."""
-    if info.max_times_sampled > 0:
-        return (f"table {info.name} removes each item after {info.max_times_sampled} sample(s) "
-                f"(max_times_sampled={info.max_times_sampled}), so what this tool samples counts toward that "
-                "and may be deleted before the learner sees it")
+    if info.max_times_sampled == 1:
+        return (f"table {info.name} deletes each item once it is sampled (max_times_sampled=1, a queue): the "
+                "items this tool samples are taken away from the table's real consumer")
+    if info.max_times_sampled > 1:
+        return (f"table {info.name} deletes each item after {info.max_times_sampled} samples "
+                f"(max_times_sampled={info.max_times_sampled}): the samples this tool takes count toward that, "
+                "so items leave the table before its real consumer has seen them that often")
     rl = info.rate_limiter_info
     if rl.samples_per_insert == 1 and rl.min_diff == 0 and rl.max_diff == info.max_size:
         return (f"table {info.name} has a queue rate limiter, so every sample this tool takes is one its "
@@ -98,7 +101,7 @@ def summary_text(array: np.ndarray) -> str:
     """One line: `dtype[shape]` then the values (small arrays) or min/mean/max."""
     head = f"{array.dtype}[{', '.join(map(str, array.shape))}]"
     if array.size <= _SMALL:
-        values = np.array2string(array, precision=4, separator=", ") if array.ndim else repr(array.item())
+        values = np.array2string(array, precision=4, separator=", ")
         return f"{head}  {' '.join(values.split())}"
     if array.dtype.kind in "biuf":
         return (f"{head}  min {array.min().item():.4g}  mean {float(array.mean()):.4g}  "
