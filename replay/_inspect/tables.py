@@ -96,8 +96,8 @@ def signature_tree(signature: Any) -> Any:
                 "dtype": spec.dtype.name}
 
     def walk(node: Any) -> Any:
-        if isinstance(node, dict):
-            return {str(k): walk(v) for k, v in node.items()}
+        if isinstance(node, dict):  # Sorted like Reverb flattens them, so the order matches sampled data.
+            return {str(k): walk(node[k]) for k in sorted(node)}
         if isinstance(node, tuple) and hasattr(node, "_fields"):
             return {field: walk(value) for field, value in zip(node._fields, node)}
         if isinstance(node, (list, tuple)):
