@@ -1,8 +1,8 @@
 """Encore replay: everything between an actor's environment step and a learner's batch, on Reverb."""
 
-import os as _os
+from replay._quiet_tensorflow import import_tensorflow as _import_tensorflow
 
-_os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+_import_tensorflow()
 
 from replay import tables  # noqa: E402
 from replay.adders import (  # noqa: E402
