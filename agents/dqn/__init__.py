@@ -1,13 +1,30 @@
-"""Ape-X DQN: double DQN on prioritized n-step replay, one learner and many actors."""
+"""Ape-X DQN: double DQN on prioritized n-step replay, one learner and many actors.
 
-from agents.dqn.acting import DQNActor, apex_epsilons, evaluate, linear_epsilon
-from agents.dqn.builder import DQNBuilder
-from agents.dqn.config import DQNConfig
-from agents.dqn.learning import DQNLearner, double_q_targets, importance_weights
-from agents.dqn.networks import QNetwork, make_q_network, numpy_q_values
+Names are imported on first use, so nodes that only act or evaluate (numpy)
+never import TensorFlow.
+"""
 
-__all__ = [
-    "DQNActor", "DQNBuilder", "DQNConfig", "DQNLearner", "QNetwork", "apex_epsilons",
-    "double_q_targets", "evaluate", "importance_weights", "linear_epsilon", "make_q_network",
-    "numpy_q_values",
-]
+import importlib
+
+_EXPORTS = {
+    "DQNActor": "acting", "apex_epsilons": "acting", "evaluate": "acting",
+    "linear_epsilon": "acting", "numpy_q_values": "acting", "screen_then_evaluate": "acting",
+    "DQNBuilder": "builder",
+    "DQNConfig": "config",
+    "DQNLearner": "learning", "double_q_targets": "learning", "importance_weights": "learning",
+    "QNetwork": "networks", "make_q_network": "networks",
+    "make_distributed_program": "program", "run_distributed": "program",
+    "run_single_process": "single_process",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name):
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'agents.dqn' has no attribute {name!r}")
+    return getattr(importlib.import_module(f"agents.dqn.{_EXPORTS[name]}"), name)
+
+
+def __dir__():
+    return __all__

@@ -1,14 +1,27 @@
-"""Epsilon-greedy DQN actors that act in numpy from published parameters."""
+"""Epsilon-greedy DQN actors that act in numpy from published parameters (no TensorFlow)."""
 
-from typing import Any, Callable, List, Optional, Sequence, Union
+from typing import Any, Callable, List, Optional, Sequence, Tuple, Union
 
 import dm_env
 import numpy as np
 
 from agents import core
-from agents.dqn.networks import numpy_q_values
 
 Schedule = Callable[[int], float]
+
+
+def numpy_q_values(params: Sequence[np.ndarray], observation: np.ndarray, dueling: bool) -> np.ndarray:
+    """QNetwork's forward pass in numpy, for one observation or a batch."""
+    hidden = np.asarray(observation, np.float32)
+    num_heads = 2 if dueling else 1
+    num_torso = len(params) // 2 - num_heads
+    for i in range(num_torso):
+        hidden = np.maximum(hidden @ params[2 * i] + params[2 * i + 1], 0.0)
+    heads = [hidden @ params[j] + params[j + 1] for j in range(2 * num_torso, len(params), 2)]
+    if not dueling:
+        return heads[0]
+    value, advantage = heads
+    return value + advantage - advantage.mean(axis=-1, keepdims=True)
 
 
 def apex_epsilons(num_actors: int, base: float = 0.4, alpha: float = 7.0) -> List[float]:
@@ -84,7 +97,7 @@ class DQNActor(core.Actor):
 
 def evaluate(environment: dm_env.Environment, actor: core.Actor, num_episodes: int) -> float:
     """Mean undiscounted return of `actor` over `num_episodes` episodes."""
-    returns: Sequence[float] = []
+    returns: List[float] = []
     for _ in range(num_episodes):
         timestep = environment.reset()
         total = 0.0
@@ -93,3 +106,18 @@ def evaluate(environment: dm_env.Environment, actor: core.Actor, num_episodes: i
             total += float(timestep.reward)
         returns.append(total)
     return float(np.mean(returns))
+
+
+def screen_then_evaluate(environment: dm_env.Environment, actor: core.Actor, num_episodes: int,
+                         target: Optional[float]) -> Tuple[float, Optional[float], bool]:
+    """One screening episode, then `num_episodes` more only if it reached `target`.
+
+    Screening keeps evaluation cheap while the policy is far from solving; the
+    solve criterion is still the mean over the full evaluation. Returns
+    (screen return, mean evaluation return or None, solved).
+    """
+    screen_return = evaluate(environment, actor, 1)
+    if target is not None and screen_return < target:
+        return screen_return, None, False
+    mean_return = evaluate(environment, actor, num_episodes)
+    return screen_return, mean_return, target is not None and mean_return >= target

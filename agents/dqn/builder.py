@@ -41,10 +41,13 @@ class DQNBuilder:
         return replay.NStepTransitionAdder(client, c.n_step, c.discount,
                                            priority_fns={c.replay_table_name: None})
 
-    def make_dataset_iterator(self, server_address: str) -> Iterator[reverb.ReplaySample]:
+    def make_dataset_iterator(self, server_address: str,
+                              rate_limiter_timeout_ms: int = -1) -> Iterator[reverb.ReplaySample]:
+        """Batches of transitions; the iterator ends if sampling stays blocked for the timeout."""
         c = self.config
         dataset = replay.make_dataset(server_address, c.replay_table_name, c.batch_size,
-                                      prefetch=c.prefetch_size)
+                                      prefetch=c.prefetch_size,
+                                      rate_limiter_timeout_ms=rate_limiter_timeout_ms)
         return iter(dataset)
 
     def make_networks(self, environment_spec: replay.EnvironmentSpec,

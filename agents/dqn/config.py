@@ -3,8 +3,6 @@
 import dataclasses
 from typing import Tuple
 
-from replay import DEFAULT_PRIORITY_TABLE
-
 
 @dataclasses.dataclass
 class DQNConfig:
@@ -28,7 +26,7 @@ class DQNConfig:
     importance_sampling_exponent: float = 0.4  # Beta of prioritized replay.
 
     # Replay.
-    replay_table_name: str = DEFAULT_PRIORITY_TABLE
+    replay_table_name: str = "priority_table"  # replay.DEFAULT_PRIORITY_TABLE
     max_replay_size: int = 50_000
     min_replay_size: int = 1_000
     samples_per_insert: float = 16.0  # Average number of times each transition is sampled.

@@ -126,6 +126,10 @@ class DQNLearner(core.Learner):
             self._last_log = now
             self._logger.write({**counts, "learner_steps": steps, "loss": float(loss)})
 
+    def replace_iterator(self, iterator: Iterator[reverb.ReplaySample]) -> None:
+        """Continues from a new iterator (e.g. after the old one timed out)."""
+        self._iterator = iterator
+
     def publish(self) -> None:
         """Sends the current parameters to the variable server, versioned by learner step."""
         if self._variable_server is None:

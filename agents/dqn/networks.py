@@ -1,4 +1,4 @@
-"""Q-networks (MLP and dueling) as tf.Modules, with a numpy twin for fast acting."""
+"""Q-networks (MLP and dueling) as tf.Modules; acting.numpy_q_values is their numpy twin."""
 
 from typing import List, Optional, Sequence
 
@@ -64,20 +64,6 @@ class QNetwork(tf.Module):
             return heads[0]
         value, advantage = heads
         return value + advantage - tf.reduce_mean(advantage, axis=-1, keepdims=True)
-
-
-def numpy_q_values(params: Sequence[np.ndarray], observation: np.ndarray, dueling: bool) -> np.ndarray:
-    """QNetwork's forward pass in numpy, for one observation or a batch."""
-    hidden = np.asarray(observation, np.float32)
-    num_heads = 2 if dueling else 1
-    num_torso = len(params) // 2 - num_heads
-    for i in range(num_torso):
-        hidden = np.maximum(hidden @ params[2 * i] + params[2 * i + 1], 0.0)
-    heads = [hidden @ params[j] + params[j + 1] for j in range(2 * num_torso, len(params), 2)]
-    if not dueling:
-        return heads[0]
-    value, advantage = heads
-    return value + advantage - advantage.mean(axis=-1, keepdims=True)
 
 
 def make_q_network(environment_spec: EnvironmentSpec,

@@ -6,13 +6,11 @@ from typing import Any, Callable, Dict, Optional
 
 import replay
 from agents import envs, utils
-from agents.dqn.acting import DQNActor, evaluate, linear_epsilon
+from agents.dqn.acting import linear_epsilon, screen_then_evaluate
 from agents.dqn.builder import DQNBuilder
 from agents.dqn.config import DQNConfig
 
-# Actor steps between greedy screening episodes; a screen that reaches the
-# solving return triggers the full `eval_episodes` evaluation.
-_SCREEN_PERIOD = 1000
+_SCREEN_PERIOD = 1000  # Actor steps between evaluations (see acting.screen_then_evaluate).
 _PROGRESS_SECONDS = 5.0
 
 
@@ -69,7 +67,7 @@ def run_single_process(config: DQNConfig,
     eval_return = None
     solved = False
     last_progress = time.monotonic()
-    progress = _Progress(start_time, print_fn)
+    progress = utils.ProgressLine(start_time, print_fn)
 
     def out_of_budget() -> bool:
         return ((max_seconds is not None and time.time() - start_time >= max_seconds) or
@@ -99,8 +97,9 @@ def run_single_process(config: DQNConfig,
                                 "episode_return": episode_return})
             if learner.num_steps > 0 and actor_steps - last_screen >= _SCREEN_PERIOD:
                 last_screen = actor_steps
-                screen_return, mean_return, solved = _screen_then_evaluate(
-                    eval_actor, eval_environment, config.eval_episodes, target)
+                eval_actor.update(wait=True)
+                screen_return, mean_return, solved = screen_then_evaluate(
+                    eval_environment, eval_actor, config.eval_episodes, target)
                 eval_return = eval_return if mean_return is None else mean_return
                 eval_logger.write({"actor_steps": actor_steps, "learner_steps": learner.num_steps,
                                    "screen_return": screen_return,
@@ -121,39 +120,3 @@ def run_single_process(config: DQNConfig,
     utils.plot_learning_curve(run_dir, start_time=start_time)
     progress.show(actor_steps, learner.num_steps, None, eval_return)
     return result
-
-
-def _screen_then_evaluate(actor: DQNActor, environment, num_episodes: int,
-                          target: Optional[float]):
-    """One greedy screening episode; if it reaches `target`, a full evaluation.
-
-    Returns (screen return, mean return over `num_episodes` or None, solved).
-    """
-    actor.update(wait=True)
-    screen_return = evaluate(environment, actor, 1)
-    if target is not None and screen_return < target:
-        return screen_return, None, False
-    mean_return = evaluate(environment, actor, num_episodes)
-    return screen_return, mean_return, target is not None and mean_return >= target
-
-
-class _Progress:
-    """Prints one status line: elapsed time, step counts and rates, replay size, last eval."""
-
-    def __init__(self, start_time: float, print_fn: Callable[[str], None]):
-        self._start_time = start_time
-        self._print_fn = print_fn
-        self._last = (time.time(), 0, 0)
-
-    def show(self, actor_steps: int, learner_steps: int, replay_size: Optional[int],
-             eval_return: Optional[float]) -> None:
-        now = time.time()
-        then, last_actor, last_learner = self._last
-        span = max(now - then, 1e-9)
-        self._last = (now, actor_steps, learner_steps)
-        size = "-" if replay_size is None else f"{replay_size:,}"
-        evaluation = "-" if eval_return is None else f"{eval_return:.1f}"
-        self._print_fn(
-            f"[{now - self._start_time:6.1f}s] actor {actor_steps:,} steps "
-            f"({(actor_steps - last_actor) / span:,.0f}/s) | learner {learner_steps:,} steps "
-            f"({(learner_steps - last_learner) / span:,.0f}/s) | replay {size} | eval {evaluation}")

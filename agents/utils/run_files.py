@@ -1,10 +1,11 @@
-"""The files of a run directory: config, result and program descriptions."""
+"""The files of a run directory (config, result, program) and the terminal progress line."""
 
 import dataclasses
 import datetime
 import json
 import os
-from typing import Any, Optional
+import time
+from typing import Any, Callable, Optional
 
 
 def make_run_dir(run_dir: Optional[str] = None, base: str = "runs") -> str:
@@ -38,3 +39,25 @@ def _jsonable(value: Any) -> Any:
     if isinstance(value, (set, tuple)):
         return list(value)
     return str(value)
+
+
+class ProgressLine:
+    """Prints one status line: elapsed time, actor and learner steps with rates, replay size, eval."""
+
+    def __init__(self, start_time: float, print_fn: Callable[[str], None] = print):
+        self._start_time = start_time
+        self._print_fn = print_fn
+        self._last = (time.time(), 0, 0)
+
+    def show(self, actor_steps: int, learner_steps: int, replay_size: Optional[int],
+             eval_return: Optional[float]) -> None:
+        now = time.time()
+        then, last_actor, last_learner = self._last
+        span = max(now - then, 1e-9)
+        self._last = (now, actor_steps, learner_steps)
+        size = "-" if replay_size is None else f"{replay_size:,}"
+        evaluation = "-" if eval_return is None else f"{eval_return:.1f}"
+        self._print_fn(
+            f"[{now - self._start_time:6.1f}s] actor {actor_steps:,} steps "
+            f"({(actor_steps - last_actor) / span:,.0f}/s) | learner {learner_steps:,} steps "
+            f"({(learner_steps - last_learner) / span:,.0f}/s) | replay {size} | eval {evaluation}")
