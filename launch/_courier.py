@@ -224,27 +224,39 @@ class CourierClient:
         return _decode_response(response, f'{self._where}, method {method!r}')
 
     def _call_async(self, method: str, *args, **kwargs) -> concurrent.futures.Future:
-        if not self._ready:
-            with self._pool_lock:
-                if self._pool is None:
-                    self._pool = concurrent.futures.ThreadPoolExecutor(4, thread_name_prefix='courier-wait')
-            return self._pool.submit(self._call_sync, method, *args, **kwargs)
         result: concurrent.futures.Future = concurrent.futures.Future()
         request = cloudpickle.dumps((method, args, kwargs))
-        call = self._stub.future(request, metadata=self._metadata, wait_for_ready=True,
-                                 timeout=self._call_timeout)
+        if self._ready:
+            self._send_async(method, request, result)
+            return result
+
+        def send_when_ready() -> None:
+            try:
+                self._wait_until_ready()
+            except ConnectionError as e:
+                result.set_exception(e)
+                return
+            self._send_async(method, request, result)
+
+        with self._pool_lock:
+            if self._pool is None:
+                self._pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix='courier')
+        self._pool.submit(send_when_ready)
+        return result
+
+    def _send_async(self, method: str, request: bytes, result: concurrent.futures.Future) -> None:
         where = f'{self._where}, method {method!r}'
 
-        def done(call_future: grpc.Future) -> None:
+        def done(call: grpc.Future) -> None:
             try:
-                result.set_result(_decode_response(call_future.result(), where))
+                result.set_result(_decode_response(call.result(), where))
             except grpc.RpcError as e:
                 result.set_exception(self._rpc_error(method, e))
             except BaseException as e:
                 result.set_exception(e)
 
-        call.add_done_callback(done)
-        return result
+        self._stub.future(request, metadata=self._metadata, wait_for_ready=True,
+                          timeout=self._call_timeout).add_done_callback(done)
 
     def _rpc_error(self, method: str, error: grpc.RpcError) -> Exception:
         code = error.code() if hasattr(error, 'code') else None
