@@ -1,0 +1,256 @@
+"""Launchpad's example programs (hello_world, consumer_producers, batching, program_wait), ported
+to `import launch as lp` and run under every launch type: real threads, processes and gRPC."""
+
+import os
+import time
+
+import numpy as np
+import pytest
+from absl import logging
+
+import launch as lp
+
+LAUNCH_TYPES = ['test_mt', 'local_mt', 'local_mp']
+pytestmark = pytest.mark.timeout(90)
+
+
+def record(path, line):
+    with open(path, 'a') as f:
+        f.write(f'{line}\n')
+
+
+def lines(path):
+    with open(path) as f:
+        return f.read().splitlines()
+
+
+# hello_world ------------------------------------------------------------------------------------
+
+class HelloWorld:
+
+    def __init__(self, path):
+        self._path = path
+
+    def run(self):
+        print('Hello World!!!', flush=True)
+        logging.info('hello from absl logging')
+        record(self._path, 'hello')
+
+
+@pytest.mark.parametrize('launch_type', LAUNCH_TYPES)
+def test_hello_world(launch_type, tmp_path):
+    program = lp.Program('hello_world')
+    program.add_node(lp.PyClassNode(HelloWorld, str(tmp_path / 'out')), label='hello_printer')
+    controller = lp.launch(program, launch_type=launch_type, log_dir=str(tmp_path / 'logs'))
+    assert controller.wait(60)  # The program ends when its only node ends.
+    assert lines(tmp_path / 'out') == ['hello']
+    if launch_type == 'local_mp':
+        log = (tmp_path / 'logs' / 'hello_printer_0.log').read_text()
+        assert 'Hello World!!!' in log
+        assert 'hello from absl logging' in log  # absl flags were parsed in the node process.
+
+
+# consumer_producers -----------------------------------------------------------------------------
+
+class Consumer:
+
+    def __init__(self, producers, path):
+        self._producers = producers
+        self._path = path
+
+    def run(self):
+        for _ in range(10):
+            self.step()
+        lp.stop()
+
+    def step(self):
+        futures = [producer.futures.work(context)
+                   for context, producer in enumerate(self._producers)]
+        record(self._path, [future.result() for future in futures])
+
+
+class Producer:
+
+    def work(self, context):
+        return context
+
+
+def make_consumer_producers(num_producers, path):
+    program = lp.Program('consumer_producers')
+    with program.group('producer'):
+        producers = [program.add_node(lp.CourierNode(Producer)) for _ in range(num_producers)]
+    program.add_node(lp.CourierNode(Consumer, producers=producers, path=path), label='consumer')
+    return program
+
+
+@pytest.mark.parametrize('launch_type', LAUNCH_TYPES)
+def test_consumer_producers(launch_type, tmp_path):
+    path = str(tmp_path / 'out')
+    controller = lp.launch(make_consumer_producers(3, path), launch_type=launch_type)
+    assert controller.wait(60)
+    assert lines(path) == ['[0, 1, 2]'] * 10
+
+
+def test_consumer_driven_from_the_test_as_in_launchpads_launch_test(tmp_path):
+    path = str(tmp_path / 'out')
+    program = make_consumer_producers(2, path)
+    (consumer_node,) = program.groups['consumer']
+    consumer_node.disable_run()
+    controller = lp.launch(program, launch_type='test_mt')
+    consumer = consumer_node.create_handle().dereference()
+    for _ in range(3):
+        consumer.step()
+    assert lines(path) == ['[0, 1]'] * 3
+    controller.stop()
+    assert controller.wait(30)
+
+
+# batching ---------------------------------------------------------------------------------------
+
+class BatchingClient:
+
+    def __init__(self, client_id, server, path):
+        self._client_id = client_id
+        self._server = server
+        self._path = path
+
+    def run(self):
+        for x in range(self._client_id, self._client_id + 10):
+            result = self._server.compute([x, x + 1])
+        record(self._path, f'{self._client_id} {result.tolist()}')
+        if self._client_id == 0:
+            lp.stop()
+
+
+class BatchingServer:
+
+    def __init__(self, batch_size):
+        self._sum = None
+        self.compute = lp.batched_handler(batch_size=batch_size, timeout=20.0)(self.compute)
+
+    def compute(self, values):
+        result = np.sum(values, axis=0)
+        self._sum = result if self._sum is None else self._sum + result
+        return np.tile(self._sum, (len(values), 1))
+
+
+@pytest.mark.parametrize('launch_type', LAUNCH_TYPES)
+def test_batching(launch_type, tmp_path):
+    path = str(tmp_path / 'out')
+    program = lp.Program('batching')
+    server = program.add_node(lp.CourierNode(BatchingServer, 2), label='server')
+    with program.group('clients'):
+        for client_id in range(2):
+            program.add_node(lp.CourierNode(BatchingClient, client_id, server, path))
+    controller = lp.launch(program, launch_type=launch_type)
+    assert controller.wait(60)
+    # Every call was batched with the other client's: both see the same running sums.
+    # Step k sums [k, k+1] + [k+1, k+2]; over 10 steps: [100, 120].
+    assert sorted(lines(path)) == ['0 [100, 120]', '1 [100, 120]']
+
+
+# program_wait (stop API) ------------------------------------------------------------------------
+
+def _sleep(path):
+    lp.register_stop_handler(lambda: record(path, 'handler'))
+    while not lp.wait_for_stop(0.2):
+        pass
+    record(path, 'sleep')
+
+
+def _wait_for_stop(path):
+    assert lp.wait_for_stop()
+    record(path, 'wait_for_stop')
+
+
+def _stop_event(path):
+    lp.stop_event().wait()
+    record(path, 'stop_event')
+
+
+def _infinite_sleep(path):
+    record(path, f'pid {os.getpid()}')
+    time.sleep(1000000)
+
+
+def _stop_program():
+    time.sleep(1.0)
+    lp.stop()
+
+
+@pytest.mark.parametrize('launch_type', LAUNCH_TYPES)
+def test_program_wait_stop_api(launch_type, tmp_path):
+    path = str(tmp_path / 'out')
+    program = lp.Program('program_wait')
+    for fn in (_sleep, _wait_for_stop, _stop_event, _infinite_sleep):
+        program.add_node(lp.CourierNode(fn, path), label=fn.__name__.strip('_'))
+    program.add_node(lp.CourierNode(_stop_program), label='stop_program')
+    notice = 2
+    controller = lp.launch(program, launch_type=launch_type, termination_notice_secs=notice)
+    started = time.monotonic()
+    assert controller.wait(60)
+    # The infinite sleeper never stops by itself: it is killed (or abandoned) after the notice.
+    assert time.monotonic() - started < 1.0 + notice + 8
+    out = lines(path)
+    assert {'handler', 'sleep', 'wait_for_stop', 'stop_event'} <= set(out)
+    if launch_type == 'local_mp':
+        pid = int(next(line for line in out if line.startswith('pid'))[4:])
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
+
+
+# failures ---------------------------------------------------------------------------------------
+
+def _crash():
+    raise ZeroDivisionError('crash on purpose')
+
+
+def test_crashing_node_stops_the_program_and_names_itself(tmp_path):
+    program = lp.Program('crash')
+    program.add_node(lp.CourierNode(_wait_for_stop, str(tmp_path / 'out')), label='server')
+    program.add_node(lp.PyNode(_crash), label='crasher')
+    controller = lp.launch(program, launch_type='test_mt', termination_notice_secs=5)
+    with pytest.raises(lp.NodeError, match="'crasher/0'") as caught:
+        controller.wait(30)
+    assert 'ZeroDivisionError: crash on purpose' in str(caught.value)
+    assert 'in _crash' in str(caught.value)
+    assert lines(tmp_path / 'out') == ['wait_for_stop']  # The other node was stopped.
+
+
+def test_bad_programs_get_clear_errors():
+    program = lp.Program('bad')
+    with pytest.raises(ValueError, match='needs a label'):
+        program.add_node(lp.PyNode(print))
+    with pytest.raises(ValueError, match='cannot be nested'):
+        with program.group('a'):
+            with program.group('b'):
+                pass
+    with pytest.raises(ValueError, match='Unknown launch type'):
+        lp.launch(lp.make_program(lp.PyNode(print)), launch_type='local_docker')
+    handle = program.add_node(lp.CourierNode(Producer), label='producer')
+    with pytest.raises(AttributeError, match='not a client'):
+        handle.work(1)
+
+
+# ReverbNode -------------------------------------------------------------------------------------
+
+def _priority_tables():
+    import replay
+    return [replay.tables.queue('queue', max_size=100)]
+
+
+def _reverb_writer(client, path):
+    for i in range(5):
+        client.insert(np.array([i], np.int32), priorities={'queue': 1.0})
+    record(path, client.server_info()['queue'].current_size)
+    lp.stop()
+
+
+def test_reverb_node_handle_is_a_reverb_client(tmp_path):
+    path = str(tmp_path / 'out')
+    program = lp.Program('reverb')
+    replay_handle = program.add_node(lp.ReverbNode(_priority_tables), label='replay')
+    program.add_node(lp.PyNode(_reverb_writer, replay_handle, path), label='writer')
+    controller = lp.launch(program, launch_type='test_mt')
+    assert controller.wait(60)
+    assert lines(path) == ['5']
