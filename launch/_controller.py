@@ -58,6 +58,7 @@ class Controller:
         self._stop_requested = False
         self._kill_requested = False
         self._failure: Optional[NodeError] = None
+        self._failure_raised = False
         self._done = threading.Event()
         self._started = threading.Event()
         self._start_error: Optional[BaseException] = None
@@ -93,6 +94,7 @@ class Controller:
         if ended:
             self._restore_signal_handlers()
             if self._failure is not None:
+                self._failure_raised = True
                 raise self._failure
         return ended
 
@@ -125,11 +127,13 @@ class Controller:
         self._previous_handlers = {}
 
     def _wait_at_exit(self) -> None:
+        if self._failure_raised:
+            return  # The launching code saw the failure and decided what to do.
         try:
             self.wait()
-        except NodeError as e:
-            print(f'[launch] {e}', file=sys.stderr, flush=True)
+        except NodeError:  # Already printed when it happened.
             sys.stdout.flush()
+            sys.stderr.flush()
             os._exit(1)
 
     def _supervise(self) -> None:

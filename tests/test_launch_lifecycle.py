@@ -1,0 +1,165 @@
+"""local_mp lifecycle with a real launcher process: Ctrl-C, kill -9, crashes, restarts."""
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import psutil
+import pytest
+
+import launch as lp
+
+pytestmark = pytest.mark.timeout(90)
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+# A launcher script in the style of a Launchpad program: absl app, flags, no explicit wait.
+LAUNCHER = textwrap.dedent('''
+    import os, sys, time
+    from absl import app
+    import launch as lp
+
+    OUT = sys.argv[1]
+
+    def record(line):
+        with open(OUT, 'a') as f:
+            f.write(f'{line}\\n')
+
+    def cooperative():
+        record(f'up {os.getpid()}')
+        lp.wait_for_stop()
+        record('cooperative stopped')
+
+    def stubborn():
+        record(f'up {os.getpid()}')
+        time.sleep(1000000)
+
+    def crasher():
+        time.sleep(0.5)
+        raise ZeroDivisionError('crash on purpose')
+
+    def main(argv):
+        program = lp.Program('lifecycle')
+        program.add_node(lp.CourierNode(cooperative), label='cooperative')
+        program.add_node(lp.PyNode(stubborn), label='stubborn')
+        if 'crash' in argv:
+            program.add_node(lp.PyNode(crasher), label='crasher')
+        lp.launch(program)
+
+    if __name__ == '__main__':
+        app.run(main)
+''')
+
+
+def start_launcher(tmp_path, *args, notice=2):
+    script = tmp_path / 'launcher.py'
+    script.write_text(LAUNCHER)
+    out = tmp_path / 'out'
+    out.touch()
+    command = [sys.executable, str(script), str(out), *args, '--lp_launch_type=local_mp',
+               f'--lp_termination_notice_secs={notice}']
+    env = dict(os.environ, PYTHONPATH=REPO)
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                               env=env, text=True, start_new_session=True)
+    return process, out
+
+
+def node_pids(out, count, timeout=30):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        pids = [int(line.split()[1]) for line in out.read_text().splitlines()
+                if line.startswith('up ')]
+        if len(pids) >= count:
+            return pids
+        time.sleep(0.1)
+    raise AssertionError(f'nodes did not come up: {out.read_text()!r}')
+
+
+def assert_gone(pids, timeout=5):
+    deadline = time.monotonic() + timeout
+    alive = pids
+    while time.monotonic() < deadline:
+        alive = [pid for pid in pids if psutil.pid_exists(pid) and
+                 psutil.Process(pid).status() != psutil.STATUS_ZOMBIE]
+        if not alive:
+            return
+        time.sleep(0.1)
+    raise AssertionError(f'node processes still alive: {alive}')
+
+
+def test_ctrl_c_stops_every_node_within_the_notice_and_exits_0(tmp_path):
+    process, out = start_launcher(tmp_path, notice=2)
+    pids = node_pids(out, 2)
+    interrupted = time.monotonic()
+    process.send_signal(signal.SIGINT)
+    output, _ = process.communicate(timeout=30)
+    elapsed = time.monotonic() - interrupted
+    assert process.returncode == 0, output
+    assert elapsed < 2 + 4, elapsed
+    assert 'cooperative stopped' in out.read_text()
+    assert "did not stop within 2s: ['stubborn/0']" in output
+    assert_gone(pids)
+
+
+def test_nodes_die_with_the_launcher_on_kill_9(tmp_path):
+    process, out = start_launcher(tmp_path)
+    pids = node_pids(out, 2)
+    assert all(psutil.Process(pid).ppid() == process.pid for pid in pids)
+    process.kill()
+    process.wait(10)
+    assert_gone(pids)
+    process.stdout.close()
+
+
+def test_crashing_node_fails_the_launcher_with_its_label_and_traceback(tmp_path):
+    process, out = start_launcher(tmp_path, 'crash', notice=2)
+    output, _ = process.communicate(timeout=60)
+    assert process.returncode != 0
+    assert "Node 'crasher/0' failed" in output
+    assert '[crasher/0] ZeroDivisionError: crash on purpose' in output
+    assert 'cooperative stopped' in out.read_text()
+    assert_gone(node_pids(out, 2))
+
+
+class Flaky:
+    """Serves its pid; `crash()` ends its process abruptly."""
+
+    def pid(self):
+        return os.getpid()
+
+    def crash(self):
+        os._exit(3)
+
+
+def _restart_client(flaky, path):
+    first = flaky.pid()
+    try:
+        flaky.crash()
+    except ConnectionError:
+        pass
+    second = flaky.pid()  # Same handle: waits for the restarted node at the same address.
+    with open(path, 'w') as f:
+        f.write(f'{first} {second}')
+    lp.stop()
+
+
+def test_restartable_node_is_restarted_and_its_handle_keeps_working(tmp_path, capfd):
+    path = tmp_path / 'pids'
+    program = lp.Program('restart')
+    flaky = program.add_node(lp.CourierNode(Flaky), label='flaky', max_restarts=1)
+    program.add_node(lp.PyNode(_restart_client, flaky, str(path)), label='client')
+    controller = lp.launch(program, launch_type='local_mp', termination_notice_secs=2)
+    assert controller.wait(60)  # One failure is within max_restarts: no error.
+    first, second = map(int, path.read_text().split())
+    assert first != second
+    assert "Node 'flaky/0' failed; restarting it (1/1)" in capfd.readouterr().err
+
+
+def test_restart_budget_exhausted_fails_the_program():
+    program = lp.Program('exhausted')
+    program.add_node(lp.PyNode(os._exit, 5), label='dies', max_restarts=1)
+    controller = lp.launch(program, launch_type='local_mp', termination_notice_secs=2)
+    with pytest.raises(lp.NodeError, match=r"(?s)'dies/0'.*exited with status 5"):
+        controller.wait(60)
