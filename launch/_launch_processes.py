@@ -14,6 +14,7 @@ from typing import IO, List, Optional
 import cloudpickle
 from absl import flags
 
+from launch import _context
 from launch import _controller
 from launch import _courier
 from launch import _nodes
@@ -135,8 +136,11 @@ def launch(program: _program.Program, termination_notice_secs: float,
         control_server.stop(grace=0)
         shutil.rmtree(work_dir, ignore_errors=True)
 
+    # The launching process is a client of its program too: handle.dereference() works there.
+    runtime = _context.Runtime(token, request_stop=lambda: controller.stop())
+    _context.set_process_runtime(runtime)
     controller = _controller.Controller(program.name, workers, termination_notice_secs,
-                                        on_stop=lambda: None, on_end=on_end)
+                                        on_stop=runtime.notify_stop, on_end=on_end)
     control.controller = controller
     print(f'[launch] Program {program.name!r}: {len(workers)} node processes, logs in {log_dir}',
           file=sys.stderr, flush=True)
