@@ -254,3 +254,61 @@ def test_reverb_node_handle_is_a_reverb_client(tmp_path):
     controller = lp.launch(program, launch_type='test_mt')
     assert controller.wait(60)
     assert lines(path) == ['5']
+
+
+def test_reverb_node_checkpoints_periodically(tmp_path):
+    program = lp.Program('reverb_checkpoint')
+    program.add_node(lp.ReverbNode(_priority_tables, checkpoint_ctor=lambda: str(tmp_path),
+                                   checkpoint_time_delta_minutes=0.01), label='replay')
+    program.add_node(lp.PyNode(_stop_when_checkpointed, str(tmp_path)), label='watcher')
+    controller = lp.launch(program, launch_type='test_mt')
+    assert controller.wait(60)
+    assert list(tmp_path.glob('*/DONE'))
+
+
+def _stop_when_checkpointed(directory):
+    import pathlib
+    while not list(pathlib.Path(directory).glob('*/DONE')) and not lp.wait_for_stop(0.1):
+        pass
+    lp.stop()
+
+
+# colocation and restarts ------------------------------------------------------------------------
+
+class Pid:
+
+    def pid(self):
+        return os.getpid()
+
+
+def _compare_pids(colocated, separate, path):
+    record(path, f'{colocated[0].pid() == colocated[1].pid()} {colocated[0].pid() == separate.pid()}')
+    lp.stop()
+
+
+def test_multi_threading_colocation_shares_one_process(tmp_path):
+    path = str(tmp_path / 'out')
+    program = lp.Program('colocation')
+    colocated = program.add_node(
+        lp.MultiThreadingColocation([lp.CourierNode(Pid), lp.CourierNode(Pid)]), label='pair')
+    separate = program.add_node(lp.CourierNode(Pid), label='single')
+    program.add_node(lp.PyNode(_compare_pids, colocated, separate, path), label='checker')
+    controller = lp.launch(program, launch_type='local_mp', termination_notice_secs=2)
+    assert controller.wait(60)
+    assert lines(path) == ['True False']
+
+
+def _fail_first_time(path):
+    record(path, 'start')
+    if len(lines(path)) == 1:
+        raise RuntimeError('first start fails')
+
+
+def test_restart_under_threads(tmp_path):
+    path = str(tmp_path / 'out')
+    program = lp.Program('restart_threads')
+    with program.group('flaky', max_restarts=1):
+        program.add_node(lp.PyNode(_fail_first_time, path))
+    controller = lp.launch(program, launch_type='test_mt')
+    assert controller.wait(30)
+    assert lines(path) == ['start', 'start']
