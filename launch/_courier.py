@@ -62,8 +62,7 @@ class CourierServer:
         self._token = token.encode()
         threads = thread_pool_size or server_threads_for(self._methods)
         self._pool = concurrent.futures.ThreadPoolExecutor(threads, thread_name_prefix='courier')
-        self._server = grpc.server(self._pool, options=_SERVER_OPTIONS,
-                                   maximum_concurrent_rpcs=None)
+        self._server = grpc.server(self._pool, options=_SERVER_OPTIONS)
         handler = grpc.method_handlers_generic_handler(
             'encore.Courier', {'Call': grpc.unary_unary_rpc_method_handler(self._call)})
         self._server.add_generic_rpc_handlers((handler,))

@@ -1,6 +1,6 @@
 """Handles: references to nodes that become clients inside the node that receives them."""
 
-from typing import Any, List
+from typing import Any
 
 import tree
 
@@ -50,6 +50,3 @@ def dereference_nest(nest: Any) -> Any:
     """Replaces every handle inside `nest` (lists, tuples, dicts, ...) by its client."""
     return tree.map_structure(lambda x: x.dereference() if isinstance(x, Handle) else x, nest)
 
-
-def handles_in(nest: Any) -> List[Handle]:
-    return [x for x in tree.flatten(nest) if isinstance(x, Handle)]

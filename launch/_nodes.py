@@ -27,9 +27,6 @@ class Node:
         """The nodes (this one, or colocated ones) that need a port before launch."""
         return []
 
-    def input_handles(self) -> List[_handles.Handle]:
-        return []
-
     def run(self) -> None:
         """Runs the node until it is done; called with the program's runtime bound."""
         raise NotImplementedError
@@ -48,9 +45,6 @@ class PyNode(Node):
         self._fn = fn
         self._args = args
         self._kwargs = kwargs
-
-    def input_handles(self) -> List[_handles.Handle]:
-        return _handles.handles_in((self._args, self._kwargs))
 
     def _call(self) -> Any:
         args, kwargs = _handles.dereference_nest((self._args, self._kwargs))
@@ -188,9 +182,6 @@ class MultiThreadingColocation(Node):
 
     def serving_nodes(self) -> List[Node]:
         return [served for node in self._nodes for served in node.serving_nodes()]
-
-    def input_handles(self) -> List[_handles.Handle]:
-        return [handle for node in self._nodes for handle in node.input_handles()]
 
     def run(self) -> None:
         runtime = _context.current()
