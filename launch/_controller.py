@@ -82,6 +82,11 @@ class Controller:
         """Kills every node now."""
         self._stop_requested = self._kill_requested = True
 
+    def stop_and_wait(self) -> None:
+        """Stops the program and waits for it; a node failure still raises NodeError."""
+        self.stop()
+        self.wait()
+
     def done(self) -> bool:
         return self._done.is_set()
 

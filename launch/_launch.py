@@ -1,11 +1,16 @@
 """launch(): runs programs with one of the launch types."""
 
 import enum
-from typing import Optional, Sequence, Union
+from typing import Any, Optional, Sequence, Union
 
 from launch import _controller
 from launch import _flags
 from launch import _program
+
+
+# Launchpad's local terminals: all mean "this terminal, plus log files" here.
+_TERMINALS = (None, 'current_terminal', 'output_to_files', 'tmux_session', 'byobu_session',
+              'gnome-terminal', 'gnome-terminal-tabs', 'xterm')
 
 
 class LaunchType(enum.Enum):
@@ -17,24 +22,35 @@ class LaunchType(enum.Enum):
 def launch(programs: Union[_program.Program, Sequence[_program.Program]],
            launch_type: Union[LaunchType, str, None] = None, *,
            termination_notice_secs: Optional[float] = None,
-           log_dir: Optional[str] = None) -> _controller.Controller:
+           log_dir: Optional[str] = None,
+           test_case: Optional[Any] = None,
+           terminal: Optional[str] = None) -> _controller.Controller:
     """Starts `programs` and returns a controller (`wait()`, `stop()`).
 
     `launch_type` defaults to `--lp_launch_type` (local_mt); `termination_notice_secs` to
     `--lp_termination_notice_secs` (10). Several programs are merged into one. local_mt and
     local_mp also wait for the program at interpreter exit and stop it on Ctrl-C/SIGTERM.
     `log_dir` (local_mp): where `<label>_<index>.log` files go (default: a new temp dir).
+    `test_case`: a unittest.TestCase whose cleanup stops the program and waits for it.
+    `terminal`: accepted for Launchpad compatibility; local_mp always prints node output here,
+    prefixed `[label/index]`, and writes it to log files (no tmux/xterm windows).
     """
+    if terminal not in _TERMINALS:
+        raise ValueError(f'Unknown terminal {terminal!r}; use one of {_TERMINALS}.')
     program = _merge(programs)
     kind = _launch_type(launch_type)
     notice = (_flags.termination_notice_secs() if termination_notice_secs is None
               else termination_notice_secs)
     if kind is LaunchType.LOCAL_MULTI_PROCESSING:
         from launch import _launch_processes
-        return _launch_processes.launch(program, notice, log_dir)
-    from launch import _launch_threads
-    return _launch_threads.launch(
-        program, notice, serve_forever=kind is LaunchType.LOCAL_MULTI_THREADING)
+        controller = _launch_processes.launch(program, notice, log_dir)
+    else:
+        from launch import _launch_threads
+        controller = _launch_threads.launch(
+            program, notice, serve_forever=kind is LaunchType.LOCAL_MULTI_THREADING)
+    if test_case is not None:
+        test_case.addCleanup(controller.stop_and_wait)
+    return controller
 
 
 def _launch_type(launch_type: Union[LaunchType, str, None]) -> LaunchType:

@@ -312,3 +312,20 @@ def test_restart_under_threads(tmp_path):
     controller = lp.launch(program, launch_type='test_mt')
     assert controller.wait(30)
     assert lines(path) == ['start', 'start']
+
+
+def test_test_case_cleanup_stops_the_program(tmp_path):
+    import unittest
+    path = str(tmp_path / 'out')
+
+    class ProgramTest(unittest.TestCase):
+
+        def test_serves(self):
+            program = lp.Program('served')
+            program.add_node(lp.CourierNode(_wait_for_stop, path), label='server')
+            lp.launch(program, launch_type='test_mt', test_case=self)
+
+    result = unittest.TextTestRunner(stream=open(os.devnull, 'w')).run(
+        unittest.defaultTestLoader.loadTestsFromTestCase(ProgramTest))
+    assert result.wasSuccessful()
+    assert lines(path) == ['wait_for_stop']
