@@ -42,14 +42,17 @@ def _percentiles_ms(samples):
             'p99_ms': float(np.percentile(samples, 99) * 1e3)}
 
 
-def _time_calls(call, count):
+def _time_interleaved(first, second, count, rounds=10):
+    """Latency samples of two calls, measured in alternating rounds so load drift hits both."""
     for _ in range(min(50, count)):
-        call()  # Warm-up.
-    samples = []
-    for _ in range(count):
-        started = time.perf_counter()
-        call()
-        samples.append(time.perf_counter() - started)
+        first(), second()  # Warm-up.
+    samples = ([], [])
+    for _ in range(rounds):
+        for call, out in ((first, samples[0]), (second, samples[1])):
+            for _ in range(max(count // rounds, 1)):
+                started = time.perf_counter()
+                call()
+                out.append(time.perf_counter() - started)
     return samples
 
 
@@ -68,8 +71,8 @@ def measure_rpc(calls, seconds):
         for name, payload, count in (('small (int)', 7, calls),
                                      ('1 MiB numpy', np.ones(2**17), max(calls // 10, 20))):
             request = cloudpickle.dumps(('echo', (payload,), {}))
-            courier = _percentiles_ms(_time_calls(lambda: client.echo(payload), count))
-            baseline = _percentiles_ms(_time_calls(lambda: raw(request, metadata=metadata), count))
+            courier, baseline = map(_percentiles_ms, _time_interleaved(
+                lambda: client.echo(payload), lambda: raw(request, metadata=metadata), count))
             rows.append({'what': f'latency {name}', **courier,
                          'baseline_p50_ms': baseline['p50_ms'],
                          'ratio_p50': courier['p50_ms'] / baseline['p50_ms']})
