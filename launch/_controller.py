@@ -6,6 +6,7 @@ import signal
 import sys
 import threading
 import time
+import traceback
 from typing import Callable, List, Optional, Sequence
 
 from launch import _nodes
@@ -142,14 +143,30 @@ class Controller:
             os._exit(1)
 
     def _supervise(self) -> None:
+        active: List[Worker] = []
         try:
             for worker in self._workers:
                 worker.start()
+                active.append(worker)
         except BaseException as e:
             self._start_error = e
             self._stop_requested = self._kill_requested = True
         self._started.set()
-        active: List[Worker] = list(self._workers)
+        try:
+            self._watch(active)
+        except BaseException:  # A launcher bug must neither leave nodes running nor hang wait().
+            self._failure = NodeError('launcher', traceback.format_exc())
+            print(f'[launch] {self._failure}', file=sys.stderr, flush=True)
+            for worker in active:
+                try:
+                    worker.kill()
+                except Exception:
+                    pass
+        finally:
+            self._on_end()
+            self._done.set()
+
+    def _watch(self, active: List[Worker]) -> None:
         stopping_since: Optional[float] = None
         killed = False
         while active:
@@ -163,34 +180,39 @@ class Controller:
                 if outcome is None:
                     still_active.append(worker)
                 elif outcome and stopping_since is None:
-                    if worker.restarts < worker.node.max_restarts:
-                        worker.restarts += 1
-                        print(f'[launch] Node {worker.node.name!r} failed; restarting it '
-                              f'({worker.restarts}/{worker.node.max_restarts}).\n{outcome}',
-                              file=sys.stderr, flush=True)
-                        worker.start()
+                    if self._restart(worker, outcome):
                         still_active.append(worker)
                     else:
                         self._failure = NodeError(worker.node.name, outcome)
                         print(f'[launch] {self._failure}', file=sys.stderr, flush=True)
                         self._stop_requested = True
-            active = still_active
+            active[:] = still_active
             if active and stopping_since is not None and not killed and (
-                self._kill_requested or time.monotonic() - stopping_since >= self._notice_secs):
+                    self._kill_requested or
+                    time.monotonic() - stopping_since >= self._notice_secs):
                 killed = True
-                names = [w.node.name for w in active]
                 if not self._kill_requested:
-                    print(f'[launch] Nodes that did not stop within {self._notice_secs:g}s: {names}; '
-                          'killing them.', file=sys.stderr, flush=True)
-                active = [w for w in active if not w.kill()]
+                    print(f'[launch] Nodes that did not stop within {self._notice_secs:g}s: '
+                          f'{[w.node.name for w in active]}; killing them.',
+                          file=sys.stderr, flush=True)
+                active[:] = [w for w in active if not w.kill()]
                 if active:
                     print(f'[launch] Threads that cannot be killed were abandoned: '
                           f'{[w.node.name for w in active]}', file=sys.stderr, flush=True)
-                    active = []
+                    active[:] = []
         if stopping_since is None:
             self._on_stop()
-        self._on_end()
-        self._done.set()
+
+    def _restart(self, worker: Worker, outcome: str) -> bool:
+        """Starts a failed worker again if its restart budget allows; True if it runs again."""
+        if worker.restarts >= worker.node.max_restarts:
+            return False
+        worker.restarts += 1
+        print(f'[launch] Node {worker.node.name!r} failed; restarting it '
+              f'({worker.restarts}/{worker.node.max_restarts}).\n{outcome}',
+              file=sys.stderr, flush=True)
+        worker.start()
+        return True
 
     def _notify_stop(self, workers: Sequence[Worker]) -> None:
         self._on_stop()

@@ -64,14 +64,13 @@ def _run_node(job_file: str, node_name: str, error_file: str) -> int:
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda signum, frame: stop_signalled.append(signum))
 
-    with open(job_file, 'rb') as f:  # Written by our launcher, readable by this user only.
-        program = cloudpickle.load(f)
-    node = next(n for n in program.get_all_nodes() if n.name == node_name)
-
     errors = []
 
     def main() -> None:
         try:
+            with open(job_file, 'rb') as f:  # Written by our launcher, readable by this user only.
+                program = cloudpickle.load(f)
+            node = next(n for n in program.get_all_nodes() if n.name == node_name)
             node.run()
         except BaseException:
             errors.append(traceback.format_exc())
