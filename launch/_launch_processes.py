@@ -8,7 +8,6 @@ import subprocess
 import sys
 import tempfile
 import threading
-import time
 from typing import IO, List, Optional
 
 import cloudpickle
@@ -36,14 +35,12 @@ class _ProcessWorker(_controller.Worker):
         self._env = env
         self._process: Optional[subprocess.Popen] = None
         self._readers: List[threading.Thread] = []
-        self.start_time = 0.0
 
     def start(self) -> None:
         if os.path.exists(self._error_file):
             os.remove(self._error_file)
         command = [sys.executable, '-m', 'launch._process_entry', self._job_file, self.node.name,
                    self._error_file]
-        self.start_time = time.monotonic()
         # Own process group: Ctrl-C in the terminal reaches only the launcher, which stops the
         # nodes in order.
         self._process = subprocess.Popen(command, env=self._env, stdin=subprocess.DEVNULL,
@@ -57,10 +54,6 @@ class _ProcessWorker(_controller.Worker):
         ]
         for reader in self._readers:
             reader.start()
-
-    @property
-    def pid(self) -> int:
-        return self._process.pid
 
     def poll(self) -> Optional[str]:
         code = self._process.poll()
