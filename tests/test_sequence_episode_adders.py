@@ -90,6 +90,7 @@ def test_continue_runs_into_next_episode(client):
     adder = replay.SequenceAdder(client, 3, 2, end_of_episode_behavior=E.CONTINUE)
     for _ in range(2):
         run_episode(adder, 1.0, episode([2.0, 3.0, 5.0, 7.0, 9.0, 13.0], last=dm_env.truncation))
+    adder.flush()  # CONTINUE never ends the writer's episode, so items are sent lazily.
     got = sequences(client)
     assert got[:4] == [
         [row(1, 2, 1, True), row(2, 3, 1), row(3, 5, 1)],
