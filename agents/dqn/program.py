@@ -52,7 +52,7 @@ class _RemoteSaveable(core.Saveable):
     """Checkpoints a remote Saveable (e.g. the counter node) through its RPCs.
 
     If the node does not answer within `timeout` seconds (it may have stopped
-    first at shutdown), the last state it did return is saved.
+    first at shutdown), the last state it did return is saved (None if none).
     """
 
     def __init__(self, client: Any, timeout: float = 1.0):
@@ -64,8 +64,7 @@ class _RemoteSaveable(core.Saveable):
         try:
             self._last_state = self._client.futures.save().result(timeout=self._timeout)
         except Exception:  # pylint: disable=broad-except
-            if self._last_state is None:
-                raise
+            pass
         return self._last_state
 
     def restore(self, state) -> None:

@@ -11,7 +11,10 @@ from agents import core
 
 
 class _SaveableAdapter(tf.Module):
-    """Lets a core.Saveable with JSON-serialisable state ride in a tf checkpoint."""
+    """Lets a core.Saveable with JSON-serialisable state ride in a tf checkpoint.
+
+    A `save()` returning None (state unavailable) is stored as empty and not restored.
+    """
 
     def __init__(self, saveable: core.Saveable):
         super().__init__()
@@ -19,7 +22,8 @@ class _SaveableAdapter(tf.Module):
         self.state = tf.Variable("", dtype=tf.string, trainable=False)
 
     def before_save(self) -> None:
-        self.state.assign(json.dumps(self._saveable.save()))
+        state = self._saveable.save()
+        self.state.assign("" if state is None else json.dumps(state))
 
     def after_restore(self) -> None:
         serialized = self.state.numpy()

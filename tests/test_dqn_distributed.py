@@ -1,0 +1,39 @@
+"""End-to-end: the distributed DQN program under launch's test_mt launch type."""
+
+import os
+
+import pytest
+
+from agents import dqn, utils
+from agents.dqn import run
+
+
+@pytest.mark.timeout(240)
+def test_distributed_program_runs_and_data_flows(tmp_path):
+    run_dir = str(tmp_path / "run")
+    config = dqn.DQNConfig(min_replay_size=200, samples_per_insert=4.0, samples_per_insert_tolerance=0.5,
+                           variable_update_period=20)
+    result = run.main(["--launch_type", "test_mt", "--num_actors", "2", "--max_seconds", "12",
+                       "--run_dir", run_dir], config=config)
+    assert set(result) >= {"solved", "wall_seconds", "eval_return", "actor_steps", "learner_steps"}
+    assert result["replay_size"] > 0
+    assert result["learner_steps"] > 0
+    assert result["actor_steps"] > 0  # Counted by the counter node from both actors.
+    assert result["parameter_version"] > 0
+    assert result["solved"] or result["wall_seconds"] >= 12
+
+    program = utils.read_json(os.path.join(run_dir, "program.json"))
+    assert program["replay"].startswith("127.0.0.1:") or program["replay"].startswith("localhost:")
+    assert {"replay/0", "counter/0", "learner/0", "variable_server/0", "actor/0", "actor/1",
+            "evaluator/0"} <= set(program["nodes"])
+
+    versions = []
+    for actor_id in range(2):
+        columns = utils.read_csv_log(os.path.join(run_dir, "logs", f"actor_{actor_id}.csv"))
+        assert columns["episode_return"], f"actor {actor_id} logged no episodes"
+        versions.append(max(columns["parameter_version"]))
+    assert max(versions) > 0, "actors never received parameters from the variable server"
+    for name in ("config.json", "result.json", "learning_curve.png", "logs/learner.csv",
+                 "logs/evaluator.csv"):
+        assert os.path.exists(os.path.join(run_dir, name)), name
+    assert os.listdir(os.path.join(run_dir, "checkpoints"))
