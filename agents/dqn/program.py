@@ -118,9 +118,17 @@ class LearnerNode:
                 pass  # The counter node may already be gone at shutdown.
 
     def status(self) -> Dict[str, Any]:
-        """Learner steps and the replay table's size."""
+        """Learner steps, the replay table's size and how long its worker waited (ms).
+
+        `waiting_for_inserts_ms`: samples held back for lack of inserts (learner
+        starved); `waiting_for_sampling_ms`: inserts held back until the learner
+        sampled (actors throttled by the rate limiter).
+        """
         info = self._client.server_info(timeout=5)[self._config.replay_table_name]
-        return {"learner_steps": self._learner.num_steps, "replay_size": int(info.current_size)}
+        worker = info.table_worker_time
+        return {"learner_steps": self._learner.num_steps, "replay_size": int(info.current_size),
+                "waiting_for_inserts_ms": int(worker.waiting_for_inserts_ms),
+                "waiting_for_sampling_ms": int(worker.waiting_for_sampling_ms)}
 
 
 class ActorNode:
@@ -137,7 +145,7 @@ class ActorNode:
         self._actor = builder.make_actor(spec, self._variable_client, epsilon,
                                          adder=builder.make_adder(replay_client),
                                          seed=seed + actor_id)
-        self._counter = utils.Counter(counter, prefix="actor")
+        self._counter = utils.Counter(counter, prefix="actor", time_delta=0.25)
         logger = utils.make_logger(f"actor_{actor_id}", run_dir, terminal=verbose,
                                    steps_key="actor_steps")
         self._logger = _WithFields(logger, lambda: {"actor_id": actor_id, "epsilon": epsilon,
@@ -240,6 +248,8 @@ class EvaluatorNode:
             "eval_return": self._eval_return, "actor_steps": counts.get("actor_steps", 0),
             "learner_steps": max(counts.get("learner_steps", 0), status["learner_steps"]),
             "replay_size": status["replay_size"],
+            "replay_waiting_for_inserts_ms": status.get("waiting_for_inserts_ms"),
+            "replay_waiting_for_sampling_ms": status.get("waiting_for_sampling_ms"),
             "parameter_version": self._variable_client.version})
         lp.stop()
 

@@ -10,7 +10,7 @@ from agents.dqn.acting import linear_epsilon, screen_then_evaluate
 from agents.dqn.builder import DQNBuilder
 from agents.dqn.config import DQNConfig
 
-_SCREEN_PERIOD = 1000  # Actor steps between evaluations (see acting.screen_then_evaluate).
+_SCREEN_PERIOD = 250  # Actor steps between evaluations (see acting.screen_then_evaluate).
 _PROGRESS_SECONDS = 5.0
 
 

@@ -2,6 +2,7 @@
 
 import csv
 import glob
+import math
 import os
 from typing import Dict, List, Optional
 
@@ -32,7 +33,7 @@ def plot_learning_curve(run_dir: str,
     """Plots returns vs wall time and vs actor steps from run_dir/logs/*.csv.
 
     Every log with a return column (the first of `return_keys` it has) and a
-    `timestamp` column becomes one line. Wall time counts from `start_time`
+    `timestamp` column becomes one line (rows whose return is NaN are skipped). Wall time counts from `start_time`
     (seconds since the epoch), else from the earliest timestamp. Returns the
     PNG path (default run_dir/learning_curve.png).
     """
@@ -49,11 +50,14 @@ def plot_learning_curve(run_dir: str,
 
     figure, (by_time, by_steps) = plt.subplots(1, 2, figsize=(11, 4))
     for label, (columns, key) in curves.items():
-        style = dict(label=label, linewidth=2.0 if "eval" in label else 1.0,
-                     alpha=1.0 if "eval" in label else 0.6)
-        by_time.plot([t - start_time for t in columns["timestamp"]], columns[key], **style)
+        is_eval = "eval" in label
+        style = dict(label=label, linewidth=2.0 if is_eval else 1.0, alpha=1.0 if is_eval else 0.6,
+                     marker="o" if is_eval else None)
+        rows = [i for i, value in enumerate(columns[key]) if not math.isnan(value)]
+        returns = [columns[key][i] for i in rows]
+        by_time.plot([columns["timestamp"][i] - start_time for i in rows], returns, **style)
         if "actor_steps" in columns:
-            by_steps.plot(columns["actor_steps"], columns[key], **style)
+            by_steps.plot([columns["actor_steps"][i] for i in rows], returns, **style)
     by_time.set_xlabel("wall time (s)")
     by_steps.set_xlabel("actor steps")
     for axis in (by_time, by_steps):
