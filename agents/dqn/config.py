@@ -8,7 +8,8 @@ from typing import Tuple
 class DQNConfig:
     """Hyperparameters of double DQN on prioritized n-step replay.
 
-    The defaults solve CartPole-v1 in a few thousand learner steps.
+    The defaults are tuned for CartPole-v1 (a small MLP, a short replay warm-up
+    and few learner steps per insert) on a 2-core machine.
     """
 
     # Network.
@@ -28,16 +29,16 @@ class DQNConfig:
     # Replay.
     replay_table_name: str = "priority_table"  # replay.DEFAULT_PRIORITY_TABLE
     max_replay_size: int = 50_000
-    min_replay_size: int = 1_000
-    samples_per_insert: float = 16.0  # Average number of times each transition is sampled.
+    min_replay_size: int = 500
+    samples_per_insert: float = 8.0  # Average number of times each transition is sampled.
     samples_per_insert_tolerance: float = 0.2
     priority_exponent: float = 0.6
     prefetch_size: int = 4
 
     # Acting.
-    epsilon_start: float = 1.0  # Single-process linear epsilon decay (distributed uses the ladder).
-    epsilon_end: float = 0.02
-    epsilon_decay_steps: int = 5_000
+    epsilon_start: float = 0.5  # Single-process linear epsilon decay (distributed uses the ladder).
+    epsilon_end: float = 0.01
+    epsilon_decay_steps: int = 2_000
     variable_update_period: int = 100  # Actor steps between parameter polls.
     publish_period: int = 10  # Learner steps between parameter publications.
 

@@ -7,6 +7,7 @@ never import TensorFlow.
 """
 
 import functools
+import logging
 import os
 import time
 from typing import Any, Dict, Optional
@@ -114,8 +115,8 @@ class LearnerNode:
         finally:
             try:
                 self._checkpointer.save(force=True)
-            except Exception:  # pylint: disable=broad-except
-                pass  # The counter node may already be gone at shutdown.
+            except Exception as error:  # pylint: disable=broad-except
+                logging.warning("Final learner checkpoint failed: %s", error)
 
     def status(self) -> Dict[str, Any]:
         """Learner steps, the replay table's size and how long its worker waited (ms).

@@ -40,16 +40,16 @@ def run_single_process(config: DQNConfig,
     server = replay.ReplayServer(builder.make_replay_tables(spec, rate_limited=False))
     client = server.client()
     utils.write_json(os.path.join(run_dir, "program.json"),
-                     {"launch_type": "single_process", "nodes": {"replay": server.address}})
-    counter = utils.Counter()
+                     {"launch_type": "single_process", "replay": server.address,
+                      "nodes": {"replay": server.address}})
     variable_server = utils.VariableServer()
     learner = builder.make_learner(
         builder.make_networks(spec, seed=seed),
         builder.make_dataset_iterator(server.address),
         priority_updater=replay.PriorityUpdater(client, config.replay_table_name),
         variable_server=variable_server,
-        counter=utils.Counter(counter, prefix="learner", time_delta=0.0),
-        logger=utils.make_logger("learner", run_dir, terminal=verbose))
+        counter=utils.Counter(prefix="learner"),
+        logger=utils.make_logger("learner", run_dir, terminal=verbose, steps_key="learner_steps"))
     actor_client = utils.VariableClient(variable_server, config.variable_update_period)
     actor = builder.make_actor(
         spec, actor_client,
@@ -91,9 +91,8 @@ def run_single_process(config: DQNConfig,
                         learner.step()
                         credit -= 1.0
             episodes += 1
-            counts = counter.increment(actor_steps=0)  # Learner counts arrive through the child.
             actor_logger.write({"actor_steps": actor_steps, "actor_episodes": episodes,
-                                "learner_steps": counts.get("learner_steps", 0),
+                                "learner_steps": learner.num_steps,
                                 "episode_return": episode_return})
             if learner.num_steps > 0 and actor_steps - last_screen >= _SCREEN_PERIOD:
                 last_screen = actor_steps
