@@ -149,8 +149,9 @@ class ActorNode:
         self._counter = utils.Counter(counter, prefix="actor", time_delta=0.25)
         logger = utils.make_logger(f"actor_{actor_id}", run_dir, terminal=verbose,
                                    steps_key="actor_steps")
-        self._logger = _WithFields(logger, lambda: {"actor_id": actor_id, "epsilon": epsilon,
-                                                    "parameter_version": self.parameter_version()})
+        self._logger = _WithFields(logger, lambda: {
+            "actor_id": actor_id, "epsilon": epsilon, "learner_steps": 0,
+            "parameter_version": self.parameter_version()})
 
     def run(self) -> None:
         stop = lp.stop_event()
@@ -256,14 +257,18 @@ class EvaluatorNode:
 
 
 class _WithFields(utils.Logger):
-    """Adds fields computed at write time to every row."""
+    """Adds fields computed at write time to every row (the row's own values win).
+
+    Fields also fix CSV columns that the first row may lack (e.g. `learner_steps`
+    before the learner's first count reaches the counter).
+    """
 
     def __init__(self, logger: utils.Logger, fields_fn):
         self._logger = logger
         self._fields_fn = fields_fn
 
     def write(self, data) -> None:
-        self._logger.write({**data, **self._fields_fn()})
+        self._logger.write({**self._fields_fn(), **data})
 
     def close(self) -> None:
         self._logger.close()
