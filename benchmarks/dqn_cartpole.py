@@ -88,9 +88,15 @@ def run_encore(seed: int, single_process: bool, max_seconds: float, num_actors: 
     result["actor_steps_per_second"] = max(rates) if rates else None
     result["learner_steps_per_second"] = _rate(_csv_columns(os.path.join(logs, "learner.csv")),
                                                "learner_steps")
-    staleness = [steps - version for c in actor_logs
-                 for steps, version in zip(c.get("learner_steps", []), c.get("parameter_version", []))
-                 if version >= 0]
+    learner_log = _csv_columns(os.path.join(logs, "learner.csv"))
+    staleness = []
+    if len(learner_log.get("timestamp", [])) >= 2:
+        import numpy as np  # pylint: disable=import-outside-toplevel
+        for columns in actor_logs:  # Learner steps at each actor row's time minus its version.
+            for at, version in zip(columns.get("timestamp", []), columns.get("parameter_version", [])):
+                if version >= 0 and learner_log["timestamp"][0] <= at <= learner_log["timestamp"][-1]:
+                    staleness.append(float(np.interp(at, learner_log["timestamp"],
+                                                     learner_log["learner_steps"])) - version)
     result["median_parameter_staleness"] = statistics.median(staleness) if staleness else None
     return result
 
