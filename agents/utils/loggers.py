@@ -173,12 +173,14 @@ def make_logger(label: str,
                 terminal: bool = True,
                 tensorboard: bool = True,
                 time_delta: float = 0.0,
+                tensorboard_time_delta: float = 1.0,
                 steps_key: Optional[str] = None,
                 print_fn: Callable[[str], None] = print) -> Logger:
     """The default logger: terminal, plus CSV (run_dir/logs) and TensorBoard (run_dir/tb).
 
     Every row gets a `timestamp`. Rows closer than `time_delta` seconds to the
-    previous one are dropped.
+    previous one are dropped; TensorBoard, whose eager summary ops cost
+    milliseconds per row, gets at most one row every `tensorboard_time_delta`.
     """
     loggers = []
     if terminal:
@@ -186,7 +188,8 @@ def make_logger(label: str,
     if run_dir is not None:
         loggers.append(CSVLogger(os.path.join(run_dir, "logs"), label))
         if tensorboard:
-            loggers.append(TensorBoardLogger(os.path.join(run_dir, "tb"), label, steps_key))
+            loggers.append(TimeFilter(TensorBoardLogger(os.path.join(run_dir, "tb"), label, steps_key),
+                                      tensorboard_time_delta))
     logger: Logger = TimestampLogger(Dispatcher(loggers))
     if time_delta > 0:
         logger = TimeFilter(logger, time_delta)
