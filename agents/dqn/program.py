@@ -9,6 +9,7 @@ never import TensorFlow.
 import functools
 import logging
 import os
+import threading
 import time
 from typing import Any, Dict, Optional
 
@@ -94,10 +95,14 @@ class LearnerNode:
         self._checkpointer = utils.Checkpointer(
             {**self._learner.state, "counter": _RemoteSaveable(counter)},
             os.path.join(run_dir, "checkpoints"), time_delta_minutes=5.0)
+        self._final_lock = threading.Lock()
+        self._final_saved = False
 
     def run(self) -> None:
         import tensorflow as tf  # pylint: disable=import-outside-toplevel
         stop = lp.stop_event()
+        # Saved from the stop notice itself: the step loop may be blocked on replay by then.
+        lp.register_stop_handler(self._final_checkpoint)
         try:
             while not stop.is_set():
                 try:
@@ -113,6 +118,13 @@ class LearnerNode:
             if not stop.is_set():
                 raise  # Errors while the program shuts down (replay gone) are expected.
         finally:
+            self._final_checkpoint()
+
+    def _final_checkpoint(self) -> None:
+        with self._final_lock:
+            if self._final_saved:
+                return
+            self._final_saved = True
             try:
                 self._checkpointer.save(force=True)
             except Exception as error:  # pylint: disable=broad-except
