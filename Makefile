@@ -25,7 +25,7 @@ test: venv
 	$(PY) -m pytest tests -q
 
 demo: venv
-	$(PY) examples/replay_tour.py
+	$(PY) -m agents.dqn.run --env CartPole-v1 --launch_type local_mp --num_actors 2
 
 bench: venv
 	@mkdir -p benchmarks/results

@@ -193,6 +193,5 @@ def test_single_process_run_writes_run_files(tmp_path):
     for name in ("config.json", "result.json", "program.json", "learning_curve.png",
                  "logs/actor.csv"):
         assert os.path.exists(os.path.join(run_dir, name)), name
-    assert utils.read_json(os.path.join(run_dir, "program.json"))["nodes"]["replay"].startswith(
-        "localhost:")
+    assert utils.read_json(os.path.join(run_dir, "program.json"))["replay_address"].startswith("localhost:")
     assert utils.read_json(os.path.join(run_dir, "config.json"))["agent"]["samples_per_insert"] == 8.0

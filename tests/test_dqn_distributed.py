@@ -6,6 +6,7 @@ import pytest
 
 from agents import dqn, utils
 from agents.dqn import run
+from replay._inspect.connect import resolve_address
 
 
 @pytest.mark.timeout(240)
@@ -23,9 +24,10 @@ def test_distributed_program_runs_and_data_flows(tmp_path):
     assert result["solved"] or result["wall_seconds"] >= 12
 
     program = utils.read_json(os.path.join(run_dir, "program.json"))
-    assert program["replay"].startswith("127.0.0.1:") or program["replay"].startswith("localhost:")
+    assert program["replay_address"].split(":")[0] in ("127.0.0.1", "localhost")
+    assert resolve_address(run_dir) == program["replay_address"]  # What `encore-inspect RUN_DIR` reads.
     assert {"replay/0", "counter/0", "learner/0", "variable_server/0", "actor/0", "actor/1",
-            "evaluator/0"} <= set(program["nodes"])
+            "evaluator/0"} <= {f"{node['label']}/{node['index']}" for node in program["nodes"]}
 
     versions = []
     for actor_id in range(2):

@@ -337,10 +337,9 @@ def run_distributed(config: DQNConfig, env_name: str, run_dir: str, *, num_actor
     log_dir = os.path.join(run_dir, "node_logs")
     controller = lp.launch(program, launch_type=launch_type, log_dir=log_dir,
                            termination_notice_secs=5)
-    utils.write_json(os.path.join(run_dir, "program.json"), {
-        "name": program.name, "launch_type": launch_type, "node_logs": log_dir,
-        "nodes": {node.name: node.address for node in program.get_all_nodes()},
-        "replay": program.groups["replay"][0].address})
+    utils.write_program_json(
+        run_dir, program.name, launch_type, program.groups["replay"][0].address,
+        [(node.label, node.index, node.address) for node in program.get_all_nodes()], node_logs=log_dir)
     controller.wait()
     result_path = os.path.join(run_dir, "result.json")
     if not os.path.exists(result_path):

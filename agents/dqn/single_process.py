@@ -39,9 +39,8 @@ def run_single_process(config: DQNConfig,
 
     server = replay.ReplayServer(builder.make_replay_tables(spec, rate_limited=False))
     client = server.client()
-    utils.write_json(os.path.join(run_dir, "program.json"),
-                     {"launch_type": "single_process", "replay": server.address,
-                      "nodes": {"replay": server.address}})
+    utils.write_program_json(run_dir, "dqn_single_process", "single_process", server.address,
+                             [("replay", 0, server.address)])
     variable_server = utils.VariableServer()
     learner = builder.make_learner(
         builder.make_networks(spec, seed=seed),

@@ -9,7 +9,7 @@ from agents.utils.counting import Counter
 from agents.utils.loggers import (CSVLogger, Dispatcher, InMemoryLogger, Logger, NoOpLogger,
                                   TensorBoardLogger, TerminalLogger, TimeFilter, TimestampLogger,
                                   make_logger)
-from agents.utils.run_files import ProgressLine, make_run_dir, read_json, write_json
+from agents.utils.run_files import ProgressLine, make_run_dir, read_json, write_json, write_program_json
 from agents.utils.variables import VariableClient, VariableServer
 
 _LAZY = {
@@ -21,7 +21,7 @@ _LAZY = {
 __all__ = sorted([
     "CSVLogger", "Counter", "Dispatcher", "InMemoryLogger", "Logger", "NoOpLogger",
     "ProgressLine", "TensorBoardLogger", "TerminalLogger", "TimeFilter", "TimestampLogger", "VariableClient",
-    "VariableServer", "make_logger", "make_run_dir", "read_json", "run_files", "write_json",
+    "VariableServer", "make_logger", "make_run_dir", "read_json", "run_files", "write_json", "write_program_json",
     *_LAZY,
 ])
 

@@ -5,7 +5,7 @@ import datetime
 import json
 import os
 import time
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Optional, Sequence, Tuple
 
 
 def make_run_dir(run_dir: Optional[str] = None, base: str = "runs") -> str:
@@ -26,6 +26,16 @@ def write_json(path: str, data: Any) -> str:
         f.write("\n")
     os.replace(temporary, path)
     return path
+
+
+def write_program_json(run_dir: str, name: str, launch_type: str, replay_address: str,
+                       nodes: Sequence[Tuple[str, int, Optional[str]]], **extra: Any) -> str:
+    """Writes run_dir/program.json: the replay address (read by `encore-inspect RUN_DIR`) and every
+    node as {label, index, address}."""
+    return write_json(os.path.join(run_dir, "program.json"), {
+        "name": name, "launch_type": launch_type, "replay_address": replay_address,
+        "nodes": [{"label": label, "index": index, "address": address} for label, index, address in nodes],
+        **extra})
 
 
 def read_json(path: str) -> Any:

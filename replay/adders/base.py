@@ -17,6 +17,7 @@ PriorityFn = Callable[[Any], float]
 PriorityFnMapping = Mapping[str, Optional[PriorityFn]]
 
 _SIGNATURE_TIMEOUT_SECS = 30
+_NO_EXTRAS = ()
 
 
 class Adder(abc.ABC):
@@ -27,7 +28,7 @@ class Adder(abc.ABC):
         """Records the first timestep of an episode."""
 
     @abc.abstractmethod
-    def add(self, action: Any, next_timestep: dm_env.TimeStep, extras: Any = ()) -> None:
+    def add(self, action: Any, next_timestep: dm_env.TimeStep, extras: Any = _NO_EXTRAS) -> None:
         """Records the action taken and the timestep it led to."""
 
     @abc.abstractmethod
@@ -81,17 +82,18 @@ class ReverbAdder(Adder):
         self._episode_open = True
         self._check_next_step = True
 
-    def add(self, action: Any, next_timestep: dm_env.TimeStep, extras: Any = ()) -> None:
+    def add(self, action: Any, next_timestep: dm_env.TimeStep, extras: Any = _NO_EXTRAS) -> None:
         if not self._episode_open:
             raise ValueError("add_first must be called before add (once per episode).")
         discount = next_timestep.discount
-        if next_timestep.last() and self._last_discount is not None and not tree.is_nested(discount):
+        last = next_timestep.last()
+        if last and self._last_discount is not None and not tree.is_nested(discount):
             # A terminal scalar discount takes the structure, shape and dtype of the episode's discounts.
             discount = tree.map_structure(
                 lambda d: np.broadcast_to(np.asarray(next_timestep.discount, np.asarray(d).dtype), np.shape(d)),
                 self._last_discount)
         step = {"action": action, "reward": next_timestep.reward, "discount": discount}
-        if _has_extras(extras):
+        if extras is not _NO_EXTRAS and _has_extras(extras):
             step["extras"] = extras
         if self._check_next_step:
             for field, value in step.items():
@@ -99,13 +101,13 @@ class ReverbAdder(Adder):
             self._check("observation", next_timestep.observation)
             self._check_next_step = False
         row = self._complete_row(step)
-        self._writer.append(row)
-        self._writer.append(self._observation_row(next_timestep.observation, next_timestep.first()),
-                            partial_step=True)
+        writer = self._writer_instance  # Created by add_first.
+        writer.append(row)
+        writer.append(self._observation_row(next_timestep.observation, next_timestep.first()), partial_step=True)
         self._last_discount = discount
         self._write()
-        if next_timestep.last():
-            self._writer.append(tree.map_structure(np.zeros_like, row))
+        if last:
+            writer.append(tree.map_structure(np.zeros_like, row))
             self._write_last()
             self.reset()
 
