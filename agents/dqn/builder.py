@@ -2,9 +2,8 @@
 
 from typing import Any, Iterator, List, Optional, Tuple, Union
 
+import replay  # noqa: I001  First: it imports TensorFlow with the CPU-only plugin noise filtered.
 import reverb
-
-import replay
 from agents.dqn.acting import DQNActor, Schedule
 from agents.dqn.config import DQNConfig
 from agents.dqn.learning import DQNLearner

@@ -3,6 +3,7 @@
 import time
 from typing import Any, Dict, Iterator, List, Optional, Sequence
 
+import replay  # noqa: F401  First: it imports TensorFlow with the CPU-only plugin noise filtered.
 import numpy as np
 import reverb
 import tensorflow as tf

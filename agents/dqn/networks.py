@@ -2,10 +2,9 @@
 
 from typing import List, Optional, Sequence
 
+from replay import EnvironmentSpec  # First: it imports TensorFlow with the CPU-only plugin noise filtered.
 import numpy as np
 import tensorflow as tf
-
-from replay import EnvironmentSpec
 
 
 class QNetwork(tf.Module):

@@ -5,6 +5,7 @@ import os
 import time
 from typing import Any, Mapping, Optional
 
+import replay  # noqa: F401  First: it imports TensorFlow with the CPU-only plugin noise filtered.
 import tensorflow as tf
 
 from agents import core
