@@ -7,7 +7,7 @@ Only what Reverb's client exposes is used: server_info(), sample() and checkpoin
 import argparse
 import json
 import sys
-from typing import Any, List, Optional
+from typing import List, Optional
 
 from replay._inspect import sampling, tables, top
 from replay._inspect.connect import InspectError, connect, fetch_server_info, table_info

@@ -1,10 +1,8 @@
 """Tests of agents.core, agents.envs and agents.utils (no replay or launch needed)."""
 
 import os
-import threading
 import time
 
-import dm_env
 import numpy as np
 import pytest
 from dm_env import specs

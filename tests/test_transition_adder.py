@@ -3,7 +3,6 @@
 import dm_env
 import numpy as np
 import pytest
-import reverb
 
 import replay
 from _replay_helpers import assert_nest_close, drain, run_episode

@@ -200,6 +200,20 @@ class ReverbAdder(Adder):
                              "environment that produces it (Adder.signature(make_environment_spec(env))).")
 
 
+class StepsAdder(ReverbAdder, abc.ABC):
+    """A ReverbAdder whose items are Steps with a leading time axis (sequences, episodes)."""
+
+    @staticmethod
+    def signature(environment_spec: specs.EnvironmentSpec, extras_spec: Any = (),
+                  sequence_length: Optional[int] = None) -> specs.Step:
+        """The table signature: a Step of tf.TensorSpec with a leading time axis (None: any length)."""
+        return step_signature(environment_spec, extras_spec, sequence_length)
+
+    @staticmethod
+    def _row_specs_from_signature(signature: Any) -> Dict[str, Any]:
+        return step_row_specs(signature)
+
+
 def step_signature(environment_spec: specs.EnvironmentSpec, extras_spec: Any,
                     length: Optional[int]) -> specs.Step:
     step = specs.Step(environment_spec.observations, environment_spec.actions, environment_spec.rewards,

@@ -1,6 +1,6 @@
 """Whole episodes as one item each, as Acme's EpisodeAdder."""
 
-from typing import Any, Callable, Dict, Optional
+from typing import Any, Callable, Optional
 
 import numpy as np
 import reverb
@@ -12,7 +12,7 @@ from replay.adders import base
 PaddingFn = Callable[[tuple, np.dtype], np.ndarray]
 
 
-class EpisodeAdder(base.ReverbAdder):
+class EpisodeAdder(base.StepsAdder):
     """Writes each episode (T steps + the final observation) when it ends.
 
     With `padding_fn(shape, dtype)`, episodes are padded to `max_sequence_length` rows.
@@ -47,13 +47,3 @@ class EpisodeAdder(base.ReverbAdder):
                 self._writer.append(padding)
             history = self._writer.history
         self._insert(specs.Step(**tree.map_structure(lambda column: column[:], history)))
-
-    @staticmethod
-    def signature(environment_spec: specs.EnvironmentSpec, extras_spec: Any = (),
-                  sequence_length: Optional[int] = None) -> specs.Step:
-        """The table signature: a Step of tf.TensorSpec with a leading time axis."""
-        return base.step_signature(environment_spec, extras_spec, sequence_length)
-
-    @staticmethod
-    def _row_specs_from_signature(signature: Any) -> Dict[str, Any]:
-        return base.step_row_specs(signature)

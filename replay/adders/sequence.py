@@ -1,7 +1,7 @@
 """Fixed-length (possibly overlapping) sequences of Steps, as Acme's SequenceAdder."""
 
 import enum
-from typing import Any, Dict, Optional
+from typing import Optional
 
 import numpy as np
 import reverb
@@ -26,7 +26,7 @@ class EndBehavior(enum.Enum):
     TRUNCATE = "write_truncated_buffer"
 
 
-class SequenceAdder(base.ReverbAdder):
+class SequenceAdder(base.StepsAdder):
     """Writes a `sequence_length`-step sequence every `period` steps."""
 
     def __init__(self, client: reverb.Client, sequence_length: int, period: int, *,
@@ -79,16 +79,6 @@ class SequenceAdder(base.ReverbAdder):
         # Mid-episode the newest row is still open, so the sequence ends one row before it.
         window = slice(-length, None) if end_of_episode else slice(-length - 1, -1)
         self._insert(specs.Step(**tree.map_structure(lambda column: column[window], self._writer.history)))
-
-    @staticmethod
-    def signature(environment_spec: specs.EnvironmentSpec, extras_spec: Any = (),
-                  sequence_length: Optional[int] = None) -> specs.Step:
-        """The table signature: a Step of tf.TensorSpec with a leading time axis."""
-        return base.step_signature(environment_spec, extras_spec, sequence_length)
-
-    @staticmethod
-    def _row_specs_from_signature(signature: Any) -> Dict[str, Any]:
-        return base.step_row_specs(signature)
 
 
 def _end_behavior(behavior: Optional[EndBehavior], pad: Optional[bool], break_: Optional[bool]) -> EndBehavior:
