@@ -63,11 +63,13 @@ class ProgressLine:
              eval_return: Optional[float]) -> None:
         now = time.time()
         then, last_actor, last_learner = self._last
-        span = max(now - then, 1e-9)
+        span = now - then
         self._last = (now, actor_steps, learner_steps)
+        # Counts arrive in bursts, so a rate over less than a second says little.
+        rate = lambda steps: f"{steps / span:,.0f}/s" if span >= 1.0 else "-/s"  # noqa: E731
         size = "-" if replay_size is None else f"{replay_size:,}"
         evaluation = "-" if eval_return is None else f"{eval_return:.1f}"
         self._print_fn(
-            f"[{now - self._start_time:6.1f}s] actor {actor_steps:,} steps "
-            f"({(actor_steps - last_actor) / span:,.0f}/s) | learner {learner_steps:,} steps "
-            f"({(learner_steps - last_learner) / span:,.0f}/s) | replay {size} | eval {evaluation}")
+            f"[{now - self._start_time:6.1f}s] actor {actor_steps:,} steps ({rate(actor_steps - last_actor)}) | "
+            f"learner {learner_steps:,} steps ({rate(learner_steps - last_learner)}) | replay {size} | "
+            f"eval {evaluation}")
