@@ -42,7 +42,10 @@ class CourierHandle(Handle):
 class ReverbHandle(Handle):
 
     def dereference(self) -> Any:
-        import reverb  # Imported here so that `import launch` does not import TensorFlow.
+        # Imported here so that `import launch` does not import TensorFlow; replay first, as it imports
+        # TensorFlow without the CPU-only plugin noise.
+        import replay  # noqa: F401
+        import reverb
         return reverb.Client(self._node.address)
 
 
