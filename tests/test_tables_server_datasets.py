@@ -152,3 +152,20 @@ def test_priority_updater_unknown_table():
     with replay.ReplayServer([replay.tables.uniform("u", 10)]) as server:
         with pytest.raises(ValueError, match=r"unknown table 'p'.*\['u'\]"):
             replay.PriorityUpdater(server.client(), "p")
+
+
+def test_adder_close_unblocks_an_insert_waiting_on_the_rate_limiter():
+    import threading
+    import time
+
+    table = replay.tables.uniform("u", 100, samples_per_insert=1.0, min_size=2, tolerance=1.0)
+    with replay.ReplayServer([table]) as server:
+        adder = replay.NStepTransitionAdder(server.client(), n_step=1, discount=1.0,
+                                            priority_fns={"u": None}, max_in_flight_items=1)
+        threading.Timer(1.0, adder.close).start()
+        start = time.monotonic()
+        with pytest.raises(RuntimeError, match="Close has been called"):
+            adder.add_first(dm_env.restart(np.zeros(4, np.float32)))
+            for _ in range(50):  # Nothing samples, so the limiter blocks after a few inserts.
+                adder.add(np.int32(0), dm_env.transition(np.float32(0), np.zeros(4, np.float32), np.float32(1)))
+        assert time.monotonic() - start < 10

@@ -155,8 +155,8 @@ class ActorNode:
         self._environment = envs.make_environment(env_name, seed=seed + 1000 * (actor_id + 1))
         spec = _environment_spec(env_name)
         self._variable_client = utils.VariableClient(variable_server, config.variable_update_period)
-        self._actor = builder.make_actor(spec, self._variable_client, epsilon,
-                                         adder=builder.make_adder(replay_client),
+        self._adder = builder.make_adder(replay_client)
+        self._actor = builder.make_actor(spec, self._variable_client, epsilon, adder=self._adder,
                                          seed=seed + actor_id)
         self._counter = utils.Counter(counter, prefix="actor", time_delta=0.25)
         logger = utils.make_logger(f"actor_{actor_id}", run_dir, terminal=verbose,
@@ -167,6 +167,9 @@ class ActorNode:
 
     def run(self) -> None:
         stop = lp.stop_event()
+        # Once the learner stops sampling, an insert can wait on the rate limiter for good: closing the
+        # adder at stop ends that wait (the program is ending, so unsent transitions do not matter).
+        lp.register_stop_handler(self._adder.close)
         loop = core.EnvironmentLoop(self._environment, self._actor, self._counter, self._logger)
         try:
             loop.run(should_stop=stop.is_set)

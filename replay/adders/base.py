@@ -122,6 +122,12 @@ class ReverbAdder(Adder):
         if self._writer_instance is not None:
             self._writer_instance.flush(0, timeout_ms=timeout_ms)
 
+    def close(self) -> None:
+        """Stops writing for good, for shutdown: items not yet sent are dropped, and an `add` blocked on
+        the table's rate limiter (even in another thread) raises. Call `flush` first to keep pending items."""
+        if self._writer_instance is not None:
+            self._writer_instance.close()
+
     def __del__(self):
         if getattr(self, "_writer_instance", None) is not None:
             try:
