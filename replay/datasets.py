@@ -5,6 +5,8 @@ from typing import Iterator, Optional
 import reverb
 import tensorflow as tf
 
+from replay._server_info import DEFAULT_TIMEOUT_SECS, server_info
+
 def make_dataset(server_address: str, table: str, batch_size: int, *,
                  prefetch: Optional[int] = tf.data.AUTOTUNE,
                  max_in_flight_samples_per_worker: Optional[int] = None,
@@ -12,7 +14,7 @@ def make_dataset(server_address: str, table: str, batch_size: int, *,
                  max_samples_per_stream: int = -1,
                  rate_limiter_timeout_ms: int = -1,
                  max_samples: int = -1,
-                 get_signature_timeout_secs: float = 30) -> tf.data.Dataset:
+                 get_signature_timeout_secs: float = DEFAULT_TIMEOUT_SECS) -> tf.data.Dataset:
     """A dataset of `reverb.ReplaySample(info, data)` batches from `table`.
 
     `info` holds each item's key, probability, table_size, priority and times_sampled (for importance
@@ -45,11 +47,7 @@ def make_numpy_iterator(server_address: str, table: str, batch_size: int, **kwar
 
 
 def _check_table(server_address: str, table: str, timeout_secs: float) -> None:
-    try:
-        info = reverb.Client(server_address).server_info(timeout=timeout_secs)
-    except reverb.errors.DeadlineExceededError as e:
-        raise ConnectionError(f"no Reverb server answered at {server_address} within {timeout_secs:g}s: "
-                              "is it running, and is the address host:port right?") from e
+    info = server_info(reverb.Client(server_address), timeout_secs)
     if table not in info:
         raise ValueError(f"unknown table {table!r} on the Reverb server at {server_address}; it has {sorted(info)}.")
     if info[table].signature is None:

@@ -6,6 +6,8 @@ from typing import Dict, Optional, Sequence
 import numpy as np
 import reverb
 
+from replay._server_info import server_info
+
 
 class PriorityUpdater:
     """Collects (key, priority) updates and sends them to `table` with `mutate_priorities`.
@@ -16,7 +18,7 @@ class PriorityUpdater:
     """
 
     def __init__(self, client: reverb.Client, table: str, *, batch_size: int = 1024, interval_secs: float = 0.05):
-        info = client.server_info(timeout=30)
+        info = server_info(client)
         if table not in info:
             raise ValueError(f"unknown table {table!r} on the Reverb server at {client.server_address}; "
                              f"it has {sorted(info)}.")

@@ -10,13 +10,13 @@ import tensorflow as tf
 import tree
 
 from replay import specs
+from replay._server_info import server_info
 
 DEFAULT_PRIORITY_TABLE = "priority_table"
 
 PriorityFn = Callable[[Any], float]
 PriorityFnMapping = Mapping[str, Optional[PriorityFn]]
 
-_SIGNATURE_TIMEOUT_SECS = 30
 _NO_EXTRAS = ()
 
 
@@ -168,11 +168,7 @@ class ReverbAdder(Adder):
         """Per-row specs {field: nest of TensorSpec} implied by a table signature."""
 
     def _fetch_row_specs(self) -> Optional[Dict[str, Any]]:
-        try:
-            info = self._client.server_info(timeout=_SIGNATURE_TIMEOUT_SECS)
-        except reverb.errors.DeadlineExceededError as e:
-            raise ConnectionError(f"no Reverb server answered at {self._client.server_address} within "
-                                  f"{_SIGNATURE_TIMEOUT_SECS}s: is it running, and is the address right?") from e
+        info = server_info(self._client)
         unknown = [table for table in self._priority_fns if table not in info]
         if unknown:
             raise ValueError(f"unknown table(s) {unknown} on the Reverb server at {self._client.server_address}; "
