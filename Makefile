@@ -27,7 +27,11 @@ test: venv
 demo: venv
 	$(PY) -m agents.dqn.run --env CartPole-v1 --launch_type local_mp --num_actors 2
 
-bench: venv
+$(VENV)/.bench-installed: $(VENV)/.installed
+	$(PY) -m pip install -q -e '.[test,bench]'
+	touch $@
+
+bench: venv $(VENV)/.bench-installed
 	@mkdir -p benchmarks/results
 	@for b in benchmarks/*.py; do n=$$(basename $$b .py); echo "== $$n"; \
 		$(PY) $$b --json benchmarks/results/$$n.json || exit 1; done

@@ -26,6 +26,8 @@ setuptools.setup(
     extras_require={
         "test": ["pytest>=7", "pytest-timeout>=2.1", "psutil>=5.9"],
         "ray": ["ray>=2.9,<2.11"],
+        # The SB3 baseline of benchmarks/dqn_cartpole.py. torch is pinned: other versions pull CUDA builds.
+        "bench": ["stable-baselines3>=2.3", "torch==2.13.0"],
     },
     entry_points={"console_scripts": ["encore-inspect=replay.inspect:main"]},
     classifiers=[

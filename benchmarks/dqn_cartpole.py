@@ -120,6 +120,9 @@ def run_sb3(seed: int, max_seconds: float) -> Dict[str, Any]:
 
 def sb3_worker(seed: int, max_seconds: float) -> None:
     """Trains SB3 DQN (zoo hyperparameters), evaluating greedily every SB3_EVAL_PERIOD steps."""
+    # SB3 imports TensorBoard's writer when it can, which imports TensorFlow (~4 s here): SB3 on its
+    # own machine would not pay that, so it is kept out.
+    sys.modules["tensorboard"] = None  # type: ignore[assignment]
     import gymnasium  # pylint: disable=import-outside-toplevel
     import numpy as np  # pylint: disable=import-outside-toplevel
     from stable_baselines3 import DQN  # pylint: disable=import-outside-toplevel
@@ -249,11 +252,19 @@ def _median(values: List[Optional[float]]) -> Optional[float]:
     return statistics.median(values) if values else None
 
 
+def time_to_solve_median(runs: List[Dict[str, Any]]) -> Optional[float]:
+    """Median seconds to solve over all seeds, an unsolved seed counting as never (None if that is the median)."""
+    if not runs:
+        return None
+    median = statistics.median([r["seconds"] if r["solved"] else float("inf") for r in runs])
+    return None if median == float("inf") else median
+
+
 def _row(name: str, runs: List[Dict[str, Any]]) -> Dict[str, Any]:
     solved = [r for r in runs if r["solved"]]
     return {
         "variant": name, "solved": f"{len(solved)}/{len(runs)}",
-        "median_seconds": _median([r["seconds"] for r in solved]) if solved else None,
+        "median_seconds": time_to_solve_median(runs),
         "median_env_steps": _median([r["actor_steps"] for r in solved]) if solved else None,
         "actor_steps_per_s": _median([r.get("actor_steps_per_second") for r in runs]),
         "learner_steps_per_s": _median([r.get("learner_steps_per_second") for r in runs]),
@@ -298,7 +309,8 @@ def main() -> None:
     if has_sb3:
         rows.append(_row("sb3 DQN (zoo)", runs["sb3"]))
     print(f"CartPole-v1 time to solve (greedy mean of {EVAL_EPISODES} episodes >= {SOLVED_RETURN:g}), "
-          f"{len(seeds)} seed(s), launch to solved:")
+          f"{len(seeds)} seed(s), launch to solved, budget {max_seconds:g} s a run "
+          "(an unsolved seed counts as never; '-' = the median seed did not solve):")
     _print_table(rows)
     if not has_sb3:
         print("sb3: skipped (stable-baselines3 / torch not installed)")
@@ -323,13 +335,10 @@ def main() -> None:
     for key, value in where.items():
         print(f"  {key:45s} {'-' if value is None else format(value, ',.3f')}")
 
-    def solved_median(name):
-        return _median([r["seconds"] for r in runs[name] if r["solved"]]) if runs[name] else None
-
     results = {
-        "distributed_seconds": solved_median("distributed"),
-        "single_process_seconds": solved_median("single_process"),
-        "sb3_seconds": solved_median("sb3") if has_sb3 else None,
+        "distributed_seconds": time_to_solve_median(runs["distributed"]),
+        "single_process_seconds": time_to_solve_median(runs["single_process"]),
+        "sb3_seconds": time_to_solve_median(runs["sb3"]) if has_sb3 else None,
         "seeds": len(seeds), "table": rows, "where_time_goes": where, "runs": runs,
     }
     if args.json:
