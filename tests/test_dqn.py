@@ -142,6 +142,31 @@ def test_learner_lowers_td_error_on_fixed_batch_and_updates_priorities(server, b
     assert all(p == 1.0 for key, p in priorities.items() if key not in keys)
 
 
+def test_several_sgd_steps_per_learner_step_match_single_steps(server, builder):
+    """num_sgd_steps_per_step=4 on one batch == four single steps on its quarters, in order."""
+    _fill(server, builder)
+    config = builder.config.replace(num_sgd_steps_per_step=4, target_update_period=3)
+    batch = next(iter(dqn.DQNBuilder(config).make_dataset_iterator(server.address, _TIMEOUT_MS)))
+    assert batch.info.key.shape == [4 * config.batch_size]
+    quarters = tf.nest.map_structure(lambda x: tf.reshape(x, [4, config.batch_size, *x.shape[1:]]), batch)
+    fused_networks = builder.make_networks(_spec(), seed=0)
+    fused_counter = utils.Counter()
+    fused = dqn.DQNBuilder(config).make_learner(
+        fused_networks, iter(tf.data.Dataset.from_tensors(batch)), counter=fused_counter)
+    single_networks = builder.make_networks(_spec(), seed=0)
+    single = dqn.DQNBuilder(config.replace(num_sgd_steps_per_step=1)).make_learner(
+        single_networks, iter(tf.data.Dataset.from_tensor_slices(quarters)))
+    fused.step()
+    single.run(num_steps=4)
+    assert fused.num_steps == single.num_steps == 4
+    assert fused_counter.get_counts() == {"steps": 4}
+    for fused_network, single_network in zip(fused_networks, single_networks):  # Online, then target.
+        for a, b in zip(fused_network.numpy_parameters(), single_network.numpy_parameters()):
+            np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    assert not np.allclose(fused_networks[1].numpy_parameters()[0],
+                           builder.make_networks(_spec(), seed=0)[1].numpy_parameters()[0])
+
+
 def test_learner_save_restore_round_trip(server, builder):
     _fill(server, builder, num_episodes=10)
     networks = builder.make_networks(_spec(), seed=0)
@@ -179,6 +204,8 @@ def test_config_rejects_bad_values():
         dqn.DQNConfig(min_replay_size=10, max_replay_size=5)
     with pytest.raises(ValueError, match="n_step"):
         dqn.DQNConfig(n_step=0)
+    with pytest.raises(ValueError, match="num_sgd_steps_per_step"):
+        dqn.DQNConfig(num_sgd_steps_per_step=0)
 
 
 @pytest.mark.timeout(180)

@@ -42,9 +42,13 @@ class DQNBuilder:
 
     def make_dataset_iterator(self, server_address: str,
                               rate_limiter_timeout_ms: int = -1) -> Iterator[reverb.ReplaySample]:
-        """Batches of transitions; the iterator ends if sampling stays blocked for the timeout."""
+        """Batches of num_sgd_steps_per_step * batch_size transitions (one per learner step).
+
+        The iterator ends if sampling stays blocked for the timeout.
+        """
         c = self.config
-        dataset = replay.make_dataset(server_address, c.replay_table_name, c.batch_size,
+        dataset = replay.make_dataset(server_address, c.replay_table_name,
+                                      c.batch_size * c.num_sgd_steps_per_step,
                                       prefetch=c.prefetch_size,
                                       rate_limiter_timeout_ms=rate_limiter_timeout_ms)
         return iter(dataset)
@@ -77,6 +81,7 @@ class DQNBuilder:
             priority_updater=priority_updater,
             variable_server=variable_server,
             publish_period=c.publish_period,
+            num_sgd_steps_per_step=c.num_sgd_steps_per_step,
             counter=counter,
             logger=logger)
 

@@ -21,6 +21,7 @@ class DQNConfig:
     discount: float = 0.99
     n_step: int = 3
     batch_size: int = 64
+    num_sgd_steps_per_step: int = 1  # Minibatches per sampled batch; each gets its own gradient step.
     target_update_period: int = 100  # Learner steps between target-network copies.
     huber_delta: float = 1.0
     max_gradient_norm: float = 10.0
@@ -56,6 +57,8 @@ class DQNConfig:
             raise ValueError(f"discount must be in [0, 1] (got {self.discount}).")
         if self.batch_size < 1:
             raise ValueError(f"batch_size must be >= 1 (got {self.batch_size}).")
+        if self.num_sgd_steps_per_step < 1:
+            raise ValueError(f"num_sgd_steps_per_step must be >= 1 (got {self.num_sgd_steps_per_step}).")
         if self.min_replay_size > self.max_replay_size:
             raise ValueError(f"min_replay_size ({self.min_replay_size}) must be <= max_replay_size "
                              f"({self.max_replay_size}).")

@@ -26,7 +26,7 @@ def run_single_process(config: DQNConfig,
                        print_fn: Callable[[str], None] = print) -> Dict[str, Any]:
     """Trains until solved or out of budget; returns (and writes) result.json's contents.
 
-    The learner takes `samples_per_insert / batch_size` steps per actor step
+    The learner samples `samples_per_insert` transitions per actor step
     once `min_replay_size` transitions are in replay, so the sample-to-insert
     ratio is kept by construction rather than by a blocking rate limiter.
     """
@@ -59,7 +59,8 @@ def run_single_process(config: DQNConfig,
     actor_logger = utils.make_logger("actor", run_dir, terminal=verbose, steps_key="actor_steps")
     eval_logger = utils.make_logger("evaluator", run_dir, terminal=verbose, steps_key="actor_steps")
 
-    learner_steps_per_actor_step = config.samples_per_insert / config.batch_size
+    learner_steps_per_actor_step = config.samples_per_insert / (
+        config.batch_size * config.num_sgd_steps_per_step)
     credit = 0.0
     actor_steps = episodes = 0
     last_screen = 0
