@@ -21,7 +21,7 @@ class DQNConfig:
     discount: float = 0.99
     n_step: int = 3
     batch_size: int = 64
-    num_sgd_steps_per_step: int = 1  # Minibatches per sampled batch; each gets its own gradient step.
+    num_sgd_steps_per_step: int = 4  # Minibatches per sampled batch; each gets its own gradient step.
     target_update_period: int = 100  # Learner steps between target-network copies.
     huber_delta: float = 1.0
     max_gradient_norm: float = 10.0
@@ -31,14 +31,14 @@ class DQNConfig:
     replay_table_name: str = "priority_table"  # replay.DEFAULT_PRIORITY_TABLE
     max_replay_size: int = 50_000
     min_replay_size: int = 500
-    samples_per_insert: float = 8.0  # Average number of times each transition is sampled.
+    samples_per_insert: float = 16.0  # Average number of times each transition is sampled.
     samples_per_insert_tolerance: float = 0.2
     priority_exponent: float = 0.6
     prefetch_size: int = 4
 
     # Acting.
     epsilon_start: float = 0.5  # Single-process linear epsilon decay (distributed uses the ladder).
-    epsilon_end: float = 0.01
+    epsilon_end: float = 0.1
     epsilon_decay_steps: int = 2_000
     variable_update_period: int = 100  # Actor steps between parameter polls.
     publish_period: int = 10  # Learner steps between parameter publications.
