@@ -2,6 +2,7 @@
 
 import os
 
+import dm_env
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -222,3 +223,53 @@ def test_single_process_run_writes_run_files(tmp_path):
         assert os.path.exists(os.path.join(run_dir, name)), name
     assert utils.read_json(os.path.join(run_dir, "program.json"))["replay_address"].startswith("localhost:")
     assert utils.read_json(os.path.join(run_dir, "config.json"))["agent"]["samples_per_insert"] == 8.0
+
+
+class _ScriptedReturns(dm_env.Environment):
+    """One-step episodes whose rewards are `returns`, in order; counts resets."""
+
+    def __init__(self, returns):
+        self._returns = list(returns)
+        self.episodes = 0
+
+    def reset(self):
+        self.episodes += 1
+        return dm_env.restart(np.zeros(4, np.float32))
+
+    def step(self, action):
+        return dm_env.termination(self._returns[self.episodes - 1], np.zeros(4, np.float32))
+
+    def observation_spec(self):
+        return dm_env.specs.Array((4,), np.float32)
+
+    def action_spec(self):
+        return dm_env.specs.DiscreteArray(2)
+
+
+class _FirstActionActor(agents.Actor):
+    def select_action(self, observation):
+        return 0
+
+    def observe_first(self, timestep):
+        pass
+
+    def observe(self, action, next_timestep):
+        pass
+
+    def update(self, wait=False):
+        pass
+
+
+def test_evaluation_stops_once_the_solving_mean_is_out_of_reach():
+    returns = [500.0, 100.0] + [500.0] * 8
+    environment = _ScriptedReturns(returns)
+    assert dqn.evaluate(environment, _FirstActionActor(), 10) == pytest.approx(np.mean(returns))
+    assert environment.episodes == 10
+    environment = _ScriptedReturns(returns)
+    # After 500 and 100, eight perfect episodes reach 4,600 < 10 * 475: no need to play them.
+    assert dqn.evaluate(environment, _FirstActionActor(), 10, target=475.0, max_return=500.0) == 300.0
+    assert environment.episodes == 2
+    environment = _ScriptedReturns([500.0] * 11)
+    assert dqn.screen_then_evaluate(environment, _FirstActionActor(), 10, 475.0, 500.0) == (500.0, 500.0, True)
+    assert environment.episodes == 11
+    assert envs.max_return(ENV) == 500.0 and envs.max_return("NoSuchEnv-v0") is None

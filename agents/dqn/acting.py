@@ -95,10 +95,18 @@ class DQNActor(core.Actor):
         self._variable_client.update(wait)
 
 
-def evaluate(environment: dm_env.Environment, actor: core.Actor, num_episodes: int) -> float:
-    """Mean undiscounted return of `actor` over `num_episodes` episodes."""
+def evaluate(environment: dm_env.Environment, actor: core.Actor, num_episodes: int, *,
+             target: Optional[float] = None, max_return: Optional[float] = None) -> float:
+    """Mean undiscounted return of `actor` over `num_episodes` episodes.
+
+    Given `target` and `max_return` (an upper bound on one episode's return), stops
+    early, returning the mean so far, once the mean can no longer reach `target`.
+    """
     returns: List[float] = []
-    for _ in range(num_episodes):
+    for episode in range(num_episodes):
+        if (target is not None and max_return is not None and
+                sum(returns) + (num_episodes - episode) * max_return < target * num_episodes):
+            break
         timestep = environment.reset()
         total = 0.0
         while not timestep.last():
@@ -109,15 +117,17 @@ def evaluate(environment: dm_env.Environment, actor: core.Actor, num_episodes: i
 
 
 def screen_then_evaluate(environment: dm_env.Environment, actor: core.Actor, num_episodes: int,
-                         target: Optional[float]) -> Tuple[float, Optional[float], bool]:
+                         target: Optional[float],
+                         max_return: Optional[float] = None) -> Tuple[float, Optional[float], bool]:
     """One screening episode, then `num_episodes` more only if it reached `target`.
 
     Screening keeps evaluation cheap while the policy is far from solving; the
-    solve criterion is still the mean over the full evaluation. Returns
-    (screen return, mean evaluation return or None, solved).
+    solve criterion is still the mean over the full evaluation, which ends early
+    once `max_return` per remaining episode could not lift the mean to `target`.
+    Returns (screen return, mean evaluation return or None, solved).
     """
     screen_return = evaluate(environment, actor, 1)
     if target is not None and screen_return < target:
         return screen_return, None, False
-    mean_return = evaluate(environment, actor, num_episodes)
+    mean_return = evaluate(environment, actor, num_episodes, target=target, max_return=max_return)
     return screen_return, mean_return, target is not None and mean_return >= target

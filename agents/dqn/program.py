@@ -206,6 +206,7 @@ class EvaluatorNode:
         self._run_dir = run_dir
         self._start_time = start_time
         self._target = envs.solved_return(env_name)
+        self._max_return = envs.max_return(env_name)
         self._max_seconds = max_seconds
         self._max_actor_steps = max_actor_steps
         self._logger = utils.make_logger("evaluator", run_dir, terminal=verbose, tensorboard=False)
@@ -226,7 +227,8 @@ class EvaluatorNode:
                 if version > max(evaluated_version, 0):
                     evaluated_version = version
                     screen_return, mean_return, solved = screen_then_evaluate(
-                        self._environment, self._actor, self._config.eval_episodes, self._target)
+                        self._environment, self._actor, self._config.eval_episodes, self._target,
+                        self._max_return)
                     if mean_return is not None:
                         self._eval_return = mean_return
                     self._logger.write({

@@ -98,7 +98,7 @@ def run_single_process(config: DQNConfig,
                 last_screen = actor_steps
                 eval_actor.update(wait=True)
                 screen_return, mean_return, solved = screen_then_evaluate(
-                    eval_environment, eval_actor, config.eval_episodes, target)
+                    eval_environment, eval_actor, config.eval_episodes, target, envs.max_return(env_name))
                 eval_return = eval_return if mean_return is None else mean_return
                 eval_logger.write({"actor_steps": actor_steps, "learner_steps": learner.num_steps,
                                    "screen_return": screen_return,

@@ -1,6 +1,7 @@
 """Environments for agents: gymnasium environments through the dm_env interface."""
 
 from agents.envs.gymnasium_wrapper import GymnasiumWrapper, make_environment
-from agents.envs.solved import SOLVED_RETURNS, solved_return
+from agents.envs.solved import MAX_RETURNS, SOLVED_RETURNS, max_return, solved_return
 
-__all__ = ["GymnasiumWrapper", "SOLVED_RETURNS", "make_environment", "solved_return"]
+__all__ = ["GymnasiumWrapper", "MAX_RETURNS", "SOLVED_RETURNS", "make_environment", "max_return",
+           "solved_return"]
