@@ -21,6 +21,12 @@ CHANNEL_OPTIONS = (
 )
 # A port must belong to one server only, so a stale or foreign server can never share it.
 _SERVER_OPTIONS = CHANNEL_OPTIONS + (('grpc.so_reuseport', 0),)
+# gRPC backs off exponentially (1 s, 1.6 s, 2.6 s, ... up to 120 s) between attempts to reach a server
+# that is not up yet, so a client started a little before its server could wait ~10 s after the server
+# came up. Servers are on loopback or a local network: retrying every <= 0.5 s costs nothing.
+_CLIENT_OPTIONS = CHANNEL_OPTIONS + (('grpc.initial_reconnect_backoff_ms', 100),
+                                     ('grpc.min_reconnect_backoff_ms', 100),
+                                     ('grpc.max_reconnect_backoff_ms', 500))
 DEFAULT_CONNECT_TIMEOUT_SECS = 120.0
 _MIN_SERVER_THREADS = 16
 
@@ -177,7 +183,7 @@ class CourierClient:
         self._metadata = ((TOKEN_METADATA_KEY, token),)
         self._connect_timeout = connect_timeout
         self._call_timeout = call_timeout
-        self._channel = grpc.insecure_channel(address, options=CHANNEL_OPTIONS)
+        self._channel = grpc.insecure_channel(address, options=_CLIENT_OPTIONS)
         self._stub = self._channel.unary_unary(_METHOD)
         self._ready = False  # Known to be serving; reset when a call finds it unavailable.
         self._pool: Optional[concurrent.futures.ThreadPoolExecutor] = None

@@ -39,7 +39,7 @@ def _fill(server, builder, num_episodes=20, seed=0):
 
 @pytest.fixture(name="builder")
 def fixture_builder():
-    return dqn.DQNBuilder(dqn.DQNConfig(min_replay_size=100, batch_size=32,
+    return dqn.DQNBuilder(dqn.DQNConfig(min_replay_size=100, batch_size=32, num_sgd_steps_per_step=1,
                                         target_update_period=10_000, learning_rate=1e-2))
 
 

@@ -85,10 +85,11 @@ class LearnerNode:
         builder = DQNBuilder(config)
         self._builder = builder
         spec = _environment_spec(env_name)
+        self._priority_updater = replay.PriorityUpdater(replay_client, config.replay_table_name)
         self._learner = builder.make_learner(
             builder.make_networks(spec, seed=seed),
             builder.make_dataset_iterator(replay_client.server_address, _SAMPLE_TIMEOUT_MS),
-            priority_updater=replay.PriorityUpdater(replay_client, config.replay_table_name),
+            priority_updater=self._priority_updater,
             variable_server=_NonBlockingPublisher(variable_server),
             counter=utils.Counter(counter, prefix="learner"),
             logger=utils.make_logger("learner", run_dir, terminal=verbose, steps_key="learner_steps"))
@@ -119,6 +120,10 @@ class LearnerNode:
                 raise  # Errors while the program shuts down (replay gone) are expected.
         finally:
             self._final_checkpoint()
+            try:
+                self._priority_updater.close()
+            except RuntimeError as error:  # Replay may already be gone at shutdown.
+                logging.info("Last priority updates not sent: %s", error)
 
     def _final_checkpoint(self) -> None:
         with self._final_lock:

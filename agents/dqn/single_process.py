@@ -42,10 +42,11 @@ def run_single_process(config: DQNConfig,
     utils.write_program_json(run_dir, "dqn_single_process", "single_process", server.address,
                              [("replay", 0, server.address)])
     variable_server = utils.VariableServer()
+    priority_updater = replay.PriorityUpdater(client, config.replay_table_name)
     learner = builder.make_learner(
         builder.make_networks(spec, seed=seed),
         builder.make_dataset_iterator(server.address),
-        priority_updater=replay.PriorityUpdater(client, config.replay_table_name),
+        priority_updater=priority_updater,
         variable_server=variable_server,
         counter=utils.Counter(prefix="learner"),
         logger=utils.make_logger("learner", run_dir, terminal=verbose, steps_key="learner_steps"))
@@ -109,9 +110,11 @@ def run_single_process(config: DQNConfig,
                               client.server_info()[config.replay_table_name].current_size, eval_return)
     finally:
         wall_seconds = time.time() - start_time
-        for closeable in (actor_client, eval_client, actor_logger, eval_logger):
-            closeable.close()
-        server.stop()
+        try:
+            for closeable in (priority_updater, actor_client, eval_client, actor_logger, eval_logger):
+                closeable.close()
+        finally:
+            server.stop()  # After the updater: a send still in flight to a stopping server can hang.
 
     result = {"solved": solved, "wall_seconds": wall_seconds, "eval_return": eval_return,
               "actor_steps": actor_steps, "learner_steps": learner.num_steps}
