@@ -217,7 +217,7 @@ def tf_import_seconds() -> float:
 
 
 def first_trace_seconds() -> Dict[str, float]:
-    """Seconds of the learner's first step (tf.function trace) vs a later one."""
+    """Seconds of the learner's first step (tf.function trace) vs a later gradient step, on batches in memory."""
     sys.path.insert(0, REPO)
     # pylint: disable=import-outside-toplevel
     import numpy as np
@@ -227,10 +227,11 @@ def first_trace_seconds() -> Dict[str, float]:
     from agents import envs
     from agents.dqn import DQNBuilder, DQNConfig
     # pylint: enable=import-outside-toplevel
-    builder = DQNBuilder(DQNConfig())
+    config = DQNConfig()
+    builder = DQNBuilder(config)
     spec = replay.make_environment_spec(envs.make_environment("CartPole-v1"))
     signature = replay.NStepTransitionAdder.signature(spec)
-    batch = 64
+    batch = config.batch_size * config.num_sgd_steps_per_step
     data = tf.nest.map_structure(lambda s: tf.zeros((batch, *s.shape), s.dtype), signature)
     info = reverb.SampleInfo(key=tf.zeros([batch], tf.uint64), probability=tf.fill([batch], 0.01),
                              table_size=tf.fill([batch], np.int64(1000)),
@@ -244,7 +245,7 @@ def first_trace_seconds() -> Dict[str, float]:
     start = time.perf_counter()
     learner.run(num_steps=200)
     return {"first_learner_step_seconds": first,
-            "later_learner_step_seconds": (time.perf_counter() - start) / 200}
+            "later_sgd_step_seconds": (time.perf_counter() - start) / (200 * config.num_sgd_steps_per_step)}
 
 
 def _median(values: List[Optional[float]]) -> Optional[float]:
@@ -274,7 +275,7 @@ def _row(name: str, runs: List[Dict[str, Any]]) -> Dict[str, Any]:
 def _print_table(rows: List[Dict[str, Any]]) -> None:
     headers = list(rows[0])
     cells = [[("-" if row[h] is None else f"{row[h]:,.1f}" if isinstance(row[h], float)
-               else str(row[h])) for h in headers] for row in rows]
+               else f"{row[h]:,}" if isinstance(row[h], int) else str(row[h])) for h in headers] for row in rows]
     widths = [max(len(h), *(len(c[i]) for c in cells)) for i, h in enumerate(headers)]
     print("  ".join(h.ljust(w) for h, w in zip(headers, widths)))
     for c in cells:
