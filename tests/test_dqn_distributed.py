@@ -1,21 +1,38 @@
 """End-to-end: the distributed DQN program under launch's test_mt launch type."""
 
+import json
 import os
+import subprocess
+import sys
 
 import pytest
 
-from agents import dqn, utils
-from agents.dqn import run
+from agents import utils
 from replay._inspect.connect import resolve_address
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# The program runs in a fresh interpreter: under test_mt all nodes are threads of one process, and threads or
+# gRPC channels left behind by earlier tests in the pytest process once stalled its nodes.
+_RUN = """
+import json, sys
+from agents.dqn import DQNConfig, run
+config = DQNConfig(min_replay_size=200, samples_per_insert=4.0, samples_per_insert_tolerance=0.5,
+                   variable_update_period=20)
+print("RESULT " + json.dumps(run.main(sys.argv[1:], config=config)))
+"""
 
 
 @pytest.mark.timeout(240)
 def test_distributed_program_runs_and_data_flows(tmp_path):
     run_dir = str(tmp_path / "run")
-    config = dqn.DQNConfig(min_replay_size=200, samples_per_insert=4.0, samples_per_insert_tolerance=0.5,
-                           variable_update_period=20)
-    result = run.main(["--launch_type", "test_mt", "--num_actors", "2", "--max_seconds", "12",
-                       "--run_dir", run_dir], config=config)
+    completed = subprocess.run(
+        [sys.executable, "-c", _RUN, "--launch_type", "test_mt", "--num_actors", "2", "--max_seconds", "12",
+         "--run_dir", run_dir],
+        cwd=REPO, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"), capture_output=True, text=True,
+        timeout=200, check=False)
+    lines = [line for line in completed.stdout.splitlines() if line.startswith("RESULT ")]
+    assert completed.returncode == 0 and lines, completed.stdout[-2000:] + completed.stderr[-4000:]
+    result = json.loads(lines[0][len("RESULT "):])
     assert set(result) >= {"solved", "wall_seconds", "eval_return", "actor_steps", "learner_steps"}
     assert result["replay_size"] > 0
     assert result["learner_steps"] > 0
