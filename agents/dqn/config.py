@@ -22,7 +22,7 @@ class DQNConfig:
     n_step: int = 3
     batch_size: int = 64
     num_sgd_steps_per_step: int = 4  # Minibatches per sampled batch; each gets its own gradient step.
-    target_update_period: int = 100  # Learner steps between target-network copies.
+    target_update_period: int = 100  # Gradient steps between target-network copies.
     huber_delta: float = 1.0
     max_gradient_norm: float = 10.0
     importance_sampling_exponent: float = 0.4  # Beta of prioritized replay.
@@ -41,7 +41,7 @@ class DQNConfig:
     epsilon_end: float = 0.1
     epsilon_decay_steps: int = 2_000
     variable_update_period: int = 100  # Actor steps between parameter polls.
-    publish_period: int = 10  # Learner steps between parameter publications.
+    publish_period: int = 10  # Gradient steps between parameter publications.
 
     # Evaluation.
     eval_episodes: int = 10
