@@ -6,14 +6,14 @@ _import_tensorflow()
 
 from replay import tables  # noqa: E402
 from replay.adders import (  # noqa: E402
-    DEFAULT_PRIORITY_TABLE, Adder, EndBehavior, EpisodeAdder, NStepTransitionAdder, SequenceAdder)
+    DEFAULT_PRIORITY_TABLE, Adder, AdderClosedError, EndBehavior, EpisodeAdder, NStepTransitionAdder, SequenceAdder)
 from replay.datasets import make_dataset, make_numpy_iterator  # noqa: E402
 from replay.priorities import PriorityUpdater  # noqa: E402
 from replay.server import ReplayServer  # noqa: E402
 from replay.specs import EnvironmentSpec, Step, Transition, make_environment_spec  # noqa: E402
 
 __all__ = [
-    "DEFAULT_PRIORITY_TABLE", "Adder", "EndBehavior", "EnvironmentSpec", "EpisodeAdder", "NStepTransitionAdder",
+    "DEFAULT_PRIORITY_TABLE", "Adder", "AdderClosedError", "EndBehavior", "EnvironmentSpec", "EpisodeAdder", "NStepTransitionAdder",
     "PriorityUpdater", "ReplayServer", "SequenceAdder", "Step", "Transition", "make_dataset",
     "make_environment_spec", "make_numpy_iterator", "tables",
 ]

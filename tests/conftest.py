@@ -1,3 +1,61 @@
+"""Shared test helpers, and the suite's guard against leaked threads and processes."""
+
 import os
+import threading
+import time
+from typing import Callable, List
+
+import psutil
+import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+# How long a test's threads and child processes get to end after the test before they count as leaked.
+_LEAK_GRACE_SECONDS = 15.0
+
+
+def wait_until(predicate: Callable[[], bool], what: str, timeout: float = 30.0) -> None:
+    """Polls `predicate` until it holds; fails naming `what` once `timeout` seconds pass."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
+        time.sleep(0.02)
+
+
+def _living_children() -> List[psutil.Process]:
+    children = []
+    for child in psutil.Process().children(recursive=True):
+        try:
+            if child.status() != psutil.STATUS_ZOMBIE:
+                children.append(child)
+        except psutil.NoSuchProcess:
+            pass
+    return children
+
+
+@pytest.fixture(autouse=True)
+def no_leaked_threads_or_processes(request):
+    """Fails a test that leaves a thread or child process running after it ends."""
+    threads_before = set(threading.enumerate())
+    children_before = {p.pid for p in _living_children()}
+    yield
+    deadline = time.monotonic() + _LEAK_GRACE_SECONDS
+    threads = [t for t in threading.enumerate() if t not in threads_before]
+    for thread in threads:
+        thread.join(timeout=max(0.0, deadline - time.monotonic()))
+    leaked_threads = [t.name for t in threads if t.is_alive()]
+    leaked_children = [p for p in _living_children() if p.pid not in children_before]
+    _, alive = psutil.wait_procs(leaked_children, timeout=max(0.0, deadline - time.monotonic()))
+    if leaked_threads or alive:
+        for process in alive:
+            process.kill()  # So one leak does not also fail every later test.
+        pytest.fail(f"{request.node.nodeid} left running: threads {leaked_threads}, "
+                    f"processes {[(p.pid, _cmdline(p)) for p in alive]}", pytrace=False)
+
+
+def _cmdline(process: psutil.Process) -> str:
+    try:
+        return " ".join(process.cmdline())[:120]
+    except psutil.Error:
+        return "?"

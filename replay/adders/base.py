@@ -1,6 +1,7 @@
 """The adder interface and the TrajectoryWriter plumbing shared by Reverb adders."""
 
 import abc
+import threading
 from typing import Any, Callable, Dict, Mapping, Optional
 
 import dm_env
@@ -18,6 +19,10 @@ PriorityFn = Callable[[Any], float]
 PriorityFnMapping = Mapping[str, Optional[PriorityFn]]
 
 _NO_EXTRAS = ()
+
+
+class AdderClosedError(RuntimeError):
+    """A write to an adder after its `close()`."""
 
 
 class Adder(abc.ABC):
@@ -56,6 +61,9 @@ class ReverbAdder(Adder):
         self._max_in_flight_items = max_in_flight_items
         self._validate_items = validate_items
         self._writer_instance: Optional[reverb.TrajectoryWriter] = None
+        # close() may come from another thread at any moment, even while the writer is being created.
+        self._writer_lock = threading.Lock()
+        self._closed = False
         self._row_specs: Optional[Dict[str, Any]] = None
         self._episode_open = False
         self._check_next_step = True
@@ -64,10 +72,18 @@ class ReverbAdder(Adder):
     @property
     def _writer(self) -> reverb.TrajectoryWriter:
         if self._writer_instance is None:
-            self._row_specs = self._fetch_row_specs()
-            self._writer_instance = self._client.trajectory_writer(
-                num_keep_alive_refs=self._max_sequence_length, validate_items=self._validate_items)
+            self._raise_if_closed()
+            row_specs = self._fetch_row_specs()
+            with self._writer_lock:
+                self._raise_if_closed()
+                self._row_specs = row_specs
+                self._writer_instance = self._client.trajectory_writer(
+                    num_keep_alive_refs=self._max_sequence_length, validate_items=self._validate_items)
         return self._writer_instance
+
+    def _raise_if_closed(self) -> None:
+        if self._closed:
+            raise AdderClosedError(f"{type(self).__name__} was closed: create a new adder to write again.")
 
     def add_first(self, timestep: dm_env.TimeStep) -> None:
         if not timestep.first():
@@ -76,6 +92,7 @@ class ReverbAdder(Adder):
         if self._episode_open:
             raise ValueError("add_first called twice in one episode: call reset() first (add() does it "
                              "automatically when it receives a LAST timestep).")
+        self._raise_if_closed()
         writer = self._writer
         self._check("observation", timestep.observation)
         writer.append(self._observation_row(timestep.observation, first=True), partial_step=True)
@@ -85,6 +102,7 @@ class ReverbAdder(Adder):
     def add(self, action: Any, next_timestep: dm_env.TimeStep, extras: Any = _NO_EXTRAS) -> None:
         if not self._episode_open:
             raise ValueError("add_first must be called before add (once per episode).")
+        self._raise_if_closed()
         discount = next_timestep.discount
         last = next_timestep.last()
         if last and self._last_discount is not None and not tree.is_nested(discount):
@@ -123,10 +141,14 @@ class ReverbAdder(Adder):
             self._writer_instance.flush(0, timeout_ms=timeout_ms)
 
     def close(self) -> None:
-        """Stops writing for good, for shutdown: items not yet sent are dropped, and an `add` blocked on
-        the table's rate limiter (even in another thread) raises. Call `flush` first to keep pending items."""
-        if self._writer_instance is not None:
-            self._writer_instance.close()
+        """Stops writing for good, for shutdown, at any moment and from any thread: items not yet sent are
+        dropped, an `add` blocked on the table's rate limiter raises, and so does every later call. Call
+        `flush` first to keep pending items."""
+        with self._writer_lock:
+            self._closed = True
+            writer = self._writer_instance
+        if writer is not None:
+            writer.close()
 
     def __del__(self):
         if getattr(self, "_writer_instance", None) is not None:
