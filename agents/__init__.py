@@ -1,5 +1,8 @@
 """Encore agents: Acme-style core interfaces, environments, utilities and agents."""
 
-from agents.core import Actor, EnvironmentLoop, Learner, Saveable, VariableSource, Worker
+from agents.core import (
+    Actor, ActorSettings, Builder, Counting, EnvironmentLoop, Learner, ParameterPublisher, ParameterSource, Saveable,
+    VariableClientLike, VariableSource, Worker)
 
-__all__ = ["Actor", "EnvironmentLoop", "Learner", "Saveable", "VariableSource", "Worker"]
+__all__ = ["Actor", "ActorSettings", "Builder", "Counting", "EnvironmentLoop", "Learner", "ParameterPublisher",
+           "ParameterSource", "Saveable", "VariableClientLike", "VariableSource", "Worker"]

@@ -1,13 +1,46 @@
-"""Core interfaces of an agent (Acme's roles) and the environment loop."""
+"""Core interfaces of an agent (Acme's roles), the builder that makes one, and the environment loop.
+
+This module stays light (numpy and dm_env only): node processes that only act or count import it without
+paying for TensorFlow or Reverb, which appear here in type hints alone.
+"""
 
 import abc
+import dataclasses
 import time
-from typing import Any, Callable, Generic, List, Mapping, Optional, Sequence, TypeVar
+from typing import (TYPE_CHECKING, Any, Callable, Dict, Generic, Iterator, List, Mapping, Optional, Protocol,
+                    Sequence, Tuple, TypeVar)
 
 import dm_env
 import numpy as np
 
+if TYPE_CHECKING:
+    import reverb
+
+    import replay
+    from agents.utils.loggers import Logger
+
 T = TypeVar("T")
+Versioned = Tuple[int, Any]  # (version, parameters)
+
+
+class Counting(Protocol):
+    """Counts named quantities (a utils.Counter or a remote client of one)."""
+
+    def increment(self, **counts: float) -> Mapping[str, float]: ...
+
+    def get_counts(self) -> Mapping[str, float]: ...
+
+
+class ParameterPublisher(Protocol):
+    """Where a learner publishes its parameters (a utils.VariableServer or a client of one)."""
+
+    def publish(self, params: Any, version: int) -> Any: ...
+
+
+class ParameterSource(Protocol):
+    """Where actors pull parameters from: `(version, params)` when newer than `known_version`, else None."""
+
+    def get(self, known_version: int = -1) -> Optional[Versioned]: ...
 
 
 class Actor(abc.ABC):
@@ -64,6 +97,17 @@ class Learner(VariableSource, Worker, Saveable):
     @abc.abstractmethod
     def step(self) -> None:
         """Performs one update."""
+
+    @property
+    @abc.abstractmethod
+    def num_steps(self) -> int:
+        """Updates made so far (restored with the learner's state)."""
+
+    @property
+    def checkpoint_objects(self) -> Mapping[str, Any]:
+        """What a utils.Checkpointer saves of this learner: tf trackables (parameters, optimizer state,
+        step counts) or Saveables whose `save()` returns JSON-ready state. Defaults to the learner itself."""
+        return {"learner": self}
 
     def run(self, num_steps: Optional[int] = None) -> None:
         """Steps `num_steps` times, or forever when None."""
@@ -142,3 +186,100 @@ class EnvironmentLoop(Worker):
             if self._logger is not None:
                 self._logger.write(result)
         return steps
+
+
+class VariableClientLike(Protocol):
+    """The local copy of published parameters that an actor reads (a utils.VariableClient)."""
+
+    @property
+    def params(self) -> Any: ...
+
+    @property
+    def version(self) -> int: ...
+
+    def update(self, wait: bool = False) -> None: ...
+
+
+@dataclasses.dataclass(frozen=True)
+class ActorSettings:
+    """Which actor the builder is making.
+
+    `single_process`: the one actor of a run that interleaves acting and learning (e.g. DQN decays epsilon
+    there, where distributed actors each take a rung of the Ape-X ladder).
+    """
+
+    actor_id: int = 0
+    num_actors: int = 1
+    seed: int = 0
+    single_process: bool = False
+
+
+class Builder(abc.ABC):
+    """Makes every piece of one agent; the experiment layer (agents.experiments) assembles them into a
+    single process or a distributed program.
+
+    Subclasses set `config_class` (a dataclass of hyperparameters, the `--config` fields of agents.run)
+    and `prioritized` (whether learners send priorities back, so the learner node makes a
+    replay.PriorityUpdater for `priority_table`).
+    """
+
+    name: str = "agent"
+    config_class: type
+    prioritized: bool = False
+    priority_table: str = ""
+
+    def __init__(self, config: Any):
+        self.config = config
+
+    @abc.abstractmethod
+    def make_replay_tables(self, environment_spec: "replay.EnvironmentSpec",
+                           rate_limited: bool = True) -> List["reverb.Table"]:
+        """The tables actors write to. Without `rate_limited` (one process interleaving acting and learning,
+        which must never block) tables may only enforce their minimum size."""
+
+    @abc.abstractmethod
+    def make_adder(self, client: "reverb.Client") -> "replay.Adder":
+        """How an actor writes its experience into the tables."""
+
+    @abc.abstractmethod
+    def make_dataset_iterator(self, server_address: str, rate_limiter_timeout_ms: int = -1) -> Iterator[Any]:
+        """The learner's input, one item per learner step; it ends when sampling stays blocked for the timeout
+        (-1: never), so that a learner waiting for data can notice a stop."""
+
+    @abc.abstractmethod
+    def make_networks(self, environment_spec: "replay.EnvironmentSpec", seed: int) -> Any:
+        """The networks the learner trains (anything `make_learner` understands)."""
+
+    @abc.abstractmethod
+    def make_learner(self, networks: Any, iterator: Iterator[Any], *,
+                     publisher: Optional[ParameterPublisher] = None,
+                     priority_updater: Optional["replay.PriorityUpdater"] = None,
+                     counter: Optional[Counting] = None,
+                     logger: Optional["Logger"] = None) -> Learner:
+        """The learner: consumes `iterator`, publishes parameters, sends priorities (when prioritized)."""
+
+    @abc.abstractmethod
+    def make_actor(self, environment_spec: "replay.EnvironmentSpec", variable_client: VariableClientLike,
+                   adder: Optional["replay.Adder"], settings: ActorSettings) -> Actor:
+        """An actor that explores, acting with the parameters `variable_client` holds."""
+
+    @abc.abstractmethod
+    def make_evaluation_actor(self, environment_spec: "replay.EnvironmentSpec",
+                              variable_client: VariableClientLike, seed: int) -> Actor:
+        """A greedy actor for evaluation; writes nothing."""
+
+    def check_environment(self, environment_spec: "replay.EnvironmentSpec") -> None:
+        """Raises a ValueError naming what this agent cannot handle in the environment (e.g. continuous actions
+        for DQN), before any node starts."""
+
+    def variable_update_period(self) -> int:
+        """Actor steps between an actor's parameter polls."""
+        return 1
+
+    def learner_steps_per_actor_step(self) -> float:
+        """How many learner steps one actor step pays for when acting and learning share one process."""
+        return 1.0
+
+    def min_actor_steps_before_learning(self) -> int:
+        """Actor steps a single process takes before its first learner step (the tables' minimum size)."""
+        return 0

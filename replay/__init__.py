@@ -1,19 +1,35 @@
-"""Encore replay: everything between an actor's environment step and a learner's batch, on Reverb."""
+"""Encore replay: everything between an actor's environment step and a learner's batch, on Reverb.
 
-from replay._quiet_tensorflow import import_tensorflow as _import_tensorflow
+Names are imported on first use: `replay.EnvironmentSpec` and `replay.make_environment_spec` need only
+dm_env, so a node that acts in numpy never imports TensorFlow; every other name imports TensorFlow and
+Reverb (once, with the CPU-only plugin noise filtered).
+"""
 
-_import_tensorflow()
+import importlib
 
-from replay import tables  # noqa: E402
-from replay.adders import (  # noqa: E402
-    DEFAULT_PRIORITY_TABLE, Adder, AdderClosedError, EndBehavior, EpisodeAdder, NStepTransitionAdder, SequenceAdder)
-from replay.datasets import make_dataset, make_numpy_iterator  # noqa: E402
-from replay.priorities import PriorityUpdater  # noqa: E402
-from replay.server import ReplayServer  # noqa: E402
-from replay.specs import EnvironmentSpec, Step, Transition, make_environment_spec  # noqa: E402
+_EXPORTS = {
+    "tables": None,
+    "DEFAULT_PRIORITY_TABLE": "adders", "Adder": "adders", "AdderClosedError": "adders",
+    "EndBehavior": "adders", "EpisodeAdder": "adders", "NStepTransitionAdder": "adders",
+    "SequenceAdder": "adders",
+    "make_dataset": "datasets", "make_numpy_iterator": "datasets",
+    "PriorityUpdater": "priorities",
+    "ReplayServer": "server",
+    "import_tensorflow": "_quiet_tensorflow",
+    "EnvironmentSpec": "specs", "Step": "specs", "Transition": "specs", "make_environment_spec": "specs",
+}
 
-__all__ = [
-    "DEFAULT_PRIORITY_TABLE", "Adder", "AdderClosedError", "EndBehavior", "EnvironmentSpec", "EpisodeAdder", "NStepTransitionAdder",
-    "PriorityUpdater", "ReplayServer", "SequenceAdder", "Step", "Transition", "make_dataset",
-    "make_environment_spec", "make_numpy_iterator", "tables",
-]
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name):
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'replay' has no attribute {name!r}")
+    module = _EXPORTS[name]
+    if module is None:
+        return importlib.import_module(f"replay.{name}")
+    return getattr(importlib.import_module(f"replay.{module}"), name)
+
+
+def __dir__():
+    return __all__

@@ -1,4 +1,7 @@
-"""Imports TensorFlow with its CPU-only CUDA-plugin registration noise filtered from stderr."""
+"""Imports TensorFlow with its CPU-only CUDA-plugin registration noise filtered from stderr.
+
+Every replay module that needs TensorFlow or Reverb imports this module first; importing it is the import.
+"""
 
 import os
 import sys
@@ -28,3 +31,6 @@ def import_tensorflow() -> None:
                 if not any(noise in line for noise in _NOISE):
                     sys.stderr.write(line)
             sys.stderr.flush()
+
+
+import_tensorflow()

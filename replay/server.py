@@ -1,5 +1,6 @@
 """A Reverb server with an optional checkpoint directory that it restores from on start."""
 
+import replay._quiet_tensorflow  # noqa: F401, I001  First: TensorFlow without its CPU-only plugin noise.
 import shutil
 import tempfile
 from typing import Optional, Sequence

@@ -3,7 +3,6 @@
 from typing import Any, NamedTuple
 
 import dm_env
-import tensorflow as tf
 import tree
 from dm_env import specs as dm_specs
 
@@ -51,6 +50,7 @@ def make_environment_spec(environment: dm_env.Environment) -> EnvironmentSpec:
 
 def to_tensor_specs(nest: Any) -> Any:
     """Maps a nest of dm_env/TF specs to tf.TensorSpecs named by their path."""
+    import tensorflow as tf  # pylint: disable=import-outside-toplevel  # Here: EnvironmentSpec stays TF-free.
 
     def convert(path, spec):
         name = "/".join(str(p) for p in path)
@@ -61,6 +61,7 @@ def to_tensor_specs(nest: Any) -> Any:
 
 def with_time_axis(nest: Any, length: Any = None) -> Any:
     """Prepends a time axis of `length` (None: any length) to every TensorSpec in `nest`."""
+    import tensorflow as tf  # pylint: disable=import-outside-toplevel
     return tree.map_structure(
         lambda s: tf.TensorSpec((length, *s.shape), s.dtype, s.name), nest)
 

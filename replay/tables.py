@@ -1,5 +1,6 @@
 """Table factories for prioritized (Ape-X), uniform and queue replay, with checked rate limiters."""
 
+import replay._quiet_tensorflow  # noqa: F401, I001  First: TensorFlow without its CPU-only plugin noise.
 from typing import Any, Optional
 
 import reverb

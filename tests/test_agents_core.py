@@ -121,13 +121,13 @@ def test_counter_prefixes_and_parent_totals():
 def test_variable_server_versions():
     server = utils.VariableServer()
     assert server.get() is None and server.version() == -1
-    assert server.update([np.ones(2)]) == 0
+    assert server.publish([np.ones(2)]) == 0
     version, params = server.get(-1)
     assert version == 0 and params[0].sum() == 2
     assert server.get(0) is None
-    assert server.update([np.zeros(2)], version=5) == 5
+    assert server.publish([np.zeros(2)], version=5) == 5
     with pytest.raises(ValueError, match="not newer"):
-        server.update([np.zeros(2)], version=5)
+        server.publish([np.zeros(2)], version=5)
 
 
 class _SlowVariableServer(utils.VariableServer):
@@ -145,7 +145,7 @@ class _SlowVariableServer(utils.VariableServer):
 @pytest.mark.timeout(30)
 def test_variable_client_never_blocks_update():
     server = _SlowVariableServer(delay=0.5)
-    server.update([np.full(3, 1.0)])
+    server.publish([np.full(3, 1.0)])
     client = utils.VariableClient(server, update_period=1)
     try:
         worst = 0.0
@@ -155,14 +155,14 @@ def test_variable_client_never_blocks_update():
             client.update()
             worst = max(worst, time.perf_counter() - start)
         assert client.version == 0 and client.params[0][0] == 1.0
-        server.update([np.full(3, 2.0)])
+        server.publish([np.full(3, 2.0)])
         while client.version < 1 and time.monotonic() < deadline:
             start = time.perf_counter()
             client.update()
             worst = max(worst, time.perf_counter() - start)
         assert client.version == 1 and client.params[0][0] == 2.0
         assert worst < 0.05, f"update() blocked for {worst:.3f}s"
-        server.update([np.full(3, 3.0)])
+        server.publish([np.full(3, 3.0)])
         client.update(wait=True)
         assert client.version == 2
     finally:
@@ -171,7 +171,7 @@ def test_variable_client_never_blocks_update():
 
 def test_variable_client_polls_every_period():
     server = utils.VariableServer()
-    server.update([np.zeros(1)])
+    server.publish([np.zeros(1)])
     client = utils.VariableClient(server, update_period=1000)
     try:
         for _ in range(999):

@@ -9,7 +9,7 @@ import tensorflow as tf
 
 import agents
 import replay
-from agents import dqn, envs, utils
+from agents import dqn, envs, experiments, utils
 
 ENV = "CartPole-v1"
 _TIMEOUT_MS = 20_000  # Sampling from a table below min_replay_size fails after this, never hangs.
@@ -123,7 +123,7 @@ def test_learner_lowers_td_error_on_fixed_batch_and_updates_priorities(server, b
     variable_server = utils.VariableServer()
     with replay.PriorityUpdater(server.client(), builder.config.replay_table_name) as updater:
         learner = builder.make_learner(networks, fixed, priority_updater=updater,
-                                       variable_server=variable_server, counter=counter)
+                                       publisher=variable_server, counter=counter)
         before = _td_errors(*networks, batch, builder.config.discount).mean()
         learner.run(num_steps=60)
         after = _td_errors(*networks, batch, builder.config.discount).mean()
@@ -185,10 +185,11 @@ def test_actor_acts_greedily_and_writes_transitions(server, builder):
     spec = _spec()
     network, _ = builder.make_networks(spec, seed=0)
     variable_server = utils.VariableServer()
-    variable_server.update(network.numpy_parameters())
+    variable_server.publish(network.numpy_parameters())
     client = utils.VariableClient(variable_server)
     try:
-        actor = builder.make_actor(spec, client, epsilon=0.0, adder=builder.make_adder(server.client()))
+        actor = dqn.DQNActor(spec.actions.num_values, False, client, epsilon=0.0,
+                             adder=builder.make_adder(server.client()))
         actor.update(wait=True)
         observation = np.array([0.1, -0.2, 0.05, 0.3], np.float32)
         assert actor.select_action(observation) == np.argmax(network(observation[None]).numpy())
@@ -207,6 +208,30 @@ def test_config_rejects_bad_values():
         dqn.DQNConfig(n_step=0)
     with pytest.raises(ValueError, match="num_sgd_steps_per_step"):
         dqn.DQNConfig(num_sgd_steps_per_step=0)
+    with pytest.raises(ValueError, match=r"learning_rate must be > 0 \(got -1\).*discount must be in \[0, 1\]"):
+        dqn.DQNConfig(learning_rate=-1, discount=1.5)
+
+
+def test_builder_gives_distributed_actors_the_apex_ladder_and_the_single_process_a_decay(builder):
+    spec = _spec()
+    variable_server = utils.VariableServer()
+    clients = [utils.VariableClient(variable_server) for _ in range(4)]
+    try:
+        ladder = [builder.make_actor(spec, clients[i], None, agents.ActorSettings(actor_id=i, num_actors=3))
+                  for i in range(3)]
+        assert [actor._epsilon(0) for actor in ladder] == pytest.approx(dqn.apex_epsilons(3))
+        single = builder.make_actor(spec, clients[3], None, agents.ActorSettings(single_process=True))
+        c = builder.config
+        assert single._epsilon(0) == c.epsilon_start
+        assert single._epsilon(c.epsilon_decay_steps) == pytest.approx(c.epsilon_end)
+    finally:
+        for client in clients:
+            client.close()
+
+
+def test_builder_refuses_continuous_actions_naming_the_fix(builder):
+    with pytest.raises(ValueError, match="DQN needs discrete actions.*CartPole-v1"):
+        builder.check_environment(replay.make_environment_spec(envs.make_environment("Pendulum-v1")))
 
 
 @pytest.mark.timeout(180)
@@ -222,7 +247,8 @@ def test_single_process_run_writes_run_files(tmp_path):
                  "logs/actor.csv"):
         assert os.path.exists(os.path.join(run_dir, name)), name
     assert utils.read_json(os.path.join(run_dir, "program.json"))["replay_address"].startswith("localhost:")
-    assert utils.read_json(os.path.join(run_dir, "config.json"))["agent"]["samples_per_insert"] == 8.0
+    saved = utils.read_json(os.path.join(run_dir, "config.json"))
+    assert saved["agent"] == "dqn" and saved["config"]["samples_per_insert"] == 8.0
 
 
 class _ScriptedReturns(dm_env.Environment):
@@ -263,13 +289,13 @@ class _FirstActionActor(agents.Actor):
 def test_evaluation_stops_once_the_solving_mean_is_out_of_reach():
     returns = [500.0, 100.0] + [500.0] * 8
     environment = _ScriptedReturns(returns)
-    assert dqn.evaluate(environment, _FirstActionActor(), 10) == pytest.approx(np.mean(returns))
+    assert experiments.evaluate(environment, _FirstActionActor(), 10) == pytest.approx(np.mean(returns))
     assert environment.episodes == 10
     environment = _ScriptedReturns(returns)
     # After 500 and 100, eight perfect episodes reach 4,600 < 10 * 475: no need to play them.
-    assert dqn.evaluate(environment, _FirstActionActor(), 10, target=475.0, max_return=500.0) == 300.0
+    assert experiments.evaluate(environment, _FirstActionActor(), 10, target=475.0, max_return=500.0) == 300.0
     assert environment.episodes == 2
     environment = _ScriptedReturns([500.0] * 11)
-    assert dqn.screen_then_evaluate(environment, _FirstActionActor(), 10, 475.0, 500.0) == (500.0, 500.0, True)
+    assert experiments.screen_then_evaluate(environment, _FirstActionActor(), 10, 475.0, 500.0) == (500.0, 500.0, True)
     assert environment.episodes == 11
     assert envs.max_return(ENV) == 500.0 and envs.max_return("NoSuchEnv-v0") is None

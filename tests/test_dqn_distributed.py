@@ -8,7 +8,7 @@ import sys
 import pytest
 
 from agents import utils
-from replay._inspect.connect import resolve_address
+from agents.utils.run_files import replay_address
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # The program runs in a fresh interpreter: under test_mt all nodes are threads of one process, and threads or
@@ -42,7 +42,7 @@ def test_distributed_program_runs_and_data_flows(tmp_path):
 
     program = utils.read_json(os.path.join(run_dir, "program.json"))
     assert program["replay_address"].split(":")[0] in ("127.0.0.1", "localhost")
-    assert resolve_address(run_dir) == program["replay_address"]  # What `encore-inspect RUN_DIR` reads.
+    assert replay_address(run_dir) == program["replay_address"]  # What `encore-inspect RUN_DIR` reads.
     assert {"replay/0", "counter/0", "learner/0", "variable_server/0", "actor/0", "actor/1",
             "evaluator/0"} <= {f"{node['label']}/{node['index']}" for node in program["nodes"]}
 

@@ -7,14 +7,11 @@ never import TensorFlow.
 import importlib
 
 _EXPORTS = {
-    "DQNActor": "acting", "apex_epsilons": "acting", "evaluate": "acting",
-    "linear_epsilon": "acting", "numpy_q_values": "acting", "screen_then_evaluate": "acting",
+    "DQNActor": "acting", "apex_epsilons": "acting", "linear_epsilon": "acting", "numpy_q_values": "acting",
     "DQNBuilder": "builder",
     "DQNConfig": "config",
     "DQNLearner": "learning", "double_q_targets": "learning", "importance_weights": "learning",
     "QNetwork": "networks", "make_q_network": "networks",
-    "make_distributed_program": "program", "run_distributed": "program",
-    "run_single_process": "single_process",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -1,11 +1,14 @@
 """Epsilon-greedy DQN actors that act in numpy from published parameters (no TensorFlow)."""
 
-from typing import Any, Callable, List, Optional, Sequence, Tuple, Union
+from typing import TYPE_CHECKING, Any, Callable, List, Optional, Sequence, Union
 
 import dm_env
 import numpy as np
 
 from agents import core
+
+if TYPE_CHECKING:
+    from replay import Adder
 
 Schedule = Callable[[int], float]
 
@@ -52,9 +55,9 @@ class DQNActor(core.Actor):
     def __init__(self,
                  num_actions: int,
                  dueling: bool,
-                 variable_client: Any,
+                 variable_client: core.VariableClientLike,
                  epsilon: Union[float, Schedule] = 0.0,
-                 adder: Optional[Any] = None,
+                 adder: Optional["Adder"] = None,
                  seed: Optional[int] = None):
         self._num_actions = num_actions
         self._dueling = dueling
@@ -63,18 +66,6 @@ class DQNActor(core.Actor):
         self._adder = adder
         self._rng = np.random.default_rng(seed)
         self.num_steps = 0
-
-    @property
-    def epsilon(self) -> float:
-        return self._epsilon(self.num_steps)
-
-    @property
-    def parameter_version(self) -> int:
-        return self._variable_client.version
-
-    def q_values(self, observation: np.ndarray) -> Optional[np.ndarray]:
-        params = self._variable_client.params
-        return None if params is None else numpy_q_values(params, observation, self._dueling)
 
     def select_action(self, observation: np.ndarray) -> np.int64:
         self.num_steps += 1
@@ -93,41 +84,3 @@ class DQNActor(core.Actor):
 
     def update(self, wait: bool = False) -> None:
         self._variable_client.update(wait)
-
-
-def evaluate(environment: dm_env.Environment, actor: core.Actor, num_episodes: int, *,
-             target: Optional[float] = None, max_return: Optional[float] = None) -> float:
-    """Mean undiscounted return of `actor` over `num_episodes` episodes.
-
-    Given `target` and `max_return` (an upper bound on one episode's return), stops
-    early, returning the mean so far, once the mean can no longer reach `target`.
-    """
-    returns: List[float] = []
-    for episode in range(num_episodes):
-        if (target is not None and max_return is not None and
-                sum(returns) + (num_episodes - episode) * max_return < target * num_episodes):
-            break
-        timestep = environment.reset()
-        total = 0.0
-        while not timestep.last():
-            timestep = environment.step(actor.select_action(timestep.observation))
-            total += float(timestep.reward)
-        returns.append(total)
-    return float(np.mean(returns))
-
-
-def screen_then_evaluate(environment: dm_env.Environment, actor: core.Actor, num_episodes: int,
-                         target: Optional[float],
-                         max_return: Optional[float] = None) -> Tuple[float, Optional[float], bool]:
-    """One screening episode, then `num_episodes` more only if it reached `target`.
-
-    Screening keeps evaluation cheap while the policy is far from solving; the
-    solve criterion is still the mean over the full evaluation, which ends early
-    once `max_return` per remaining episode could not lift the mean to `target`.
-    Returns (screen return, mean evaluation return or None, solved).
-    """
-    screen_return = evaluate(environment, actor, 1)
-    if target is not None and screen_return < target:
-        return screen_return, None, False
-    mean_return = evaluate(environment, actor, num_episodes, target=target, max_return=max_return)
-    return screen_return, mean_return, target is not None and mean_return >= target

@@ -1,30 +1,40 @@
-"""Builds DQN's replay table, adder, dataset, networks, learner and actors from a config."""
+"""Builds DQN's replay table, adder, dataset, networks, learner and actors from a config.
 
-from typing import Any, Iterator, List, Optional, Tuple, Union
+TensorFlow and Reverb are imported by the methods that need them, so nodes that only act or evaluate
+(numpy) never import them.
+"""
 
-import replay  # noqa: I001  First: it imports TensorFlow with the CPU-only plugin noise filtered.
-import reverb
-from agents.dqn.acting import DQNActor, Schedule
+from typing import TYPE_CHECKING, Iterator, List, Optional, Tuple
+
+from agents import core
+from agents.dqn.acting import DQNActor, apex_epsilons, linear_epsilon
 from agents.dqn.config import DQNConfig
-from agents.dqn.learning import DQNLearner
-from agents.dqn.networks import QNetwork, make_q_network
+
+if TYPE_CHECKING:
+    import reverb
+
+    import replay
+    from agents.dqn.learning import DQNLearner
+    from agents.dqn.networks import QNetwork
+    from agents.utils import Logger
 
 
-class DQNBuilder:
-    """Makes each piece of a DQN agent; the same pieces serve one process or many."""
+class DQNBuilder(core.Builder):
+    """Ape-X DQN: prioritized n-step transitions, double DQN, an epsilon ladder across actors."""
+
+    name = "apex_dqn"
+    config_class = DQNConfig
+    prioritized = True
 
     def __init__(self, config: DQNConfig):
-        self.config = config
+        super().__init__(config)
+        self.priority_table = config.replay_table_name
 
-    def make_replay_tables(self, environment_spec: replay.EnvironmentSpec,
-                           rate_limited: bool = True) -> List[reverb.Table]:
-        """A prioritized table of n-step transitions.
-
-        With `rate_limited`, a SampleToInsertRatio limiter holds learners and
-        actors near `samples_per_insert`; without it (one process interleaving
-        acting and learning, which must never block), only `min_replay_size` is
-        enforced.
-        """
+    def make_replay_tables(self, environment_spec: "replay.EnvironmentSpec",
+                           rate_limited: bool = True) -> List["reverb.Table"]:
+        """A prioritized table of n-step transitions; with `rate_limited`, a SampleToInsertRatio limiter holds
+        learners and actors near `samples_per_insert`."""
+        import replay  # pylint: disable=import-outside-toplevel
         c = self.config
         return [replay.tables.prioritized(
             c.replay_table_name,
@@ -35,39 +45,37 @@ class DQNBuilder:
             tolerance=c.samples_per_insert_tolerance,
             signature=replay.NStepTransitionAdder.signature(environment_spec))]
 
-    def make_adder(self, client: reverb.Client) -> replay.NStepTransitionAdder:
+    def make_adder(self, client: "reverb.Client") -> "replay.NStepTransitionAdder":
+        import replay  # pylint: disable=import-outside-toplevel
         c = self.config
-        return replay.NStepTransitionAdder(client, c.n_step, c.discount,
-                                           priority_fns={c.replay_table_name: None})
+        return replay.NStepTransitionAdder(client, c.n_step, c.discount, priority_fns={c.replay_table_name: None})
 
     def make_dataset_iterator(self, server_address: str,
-                              rate_limiter_timeout_ms: int = -1) -> Iterator[reverb.ReplaySample]:
-        """Batches of num_sgd_steps_per_step * batch_size transitions (one per learner step).
-
-        The iterator ends if sampling stays blocked for the timeout.
-        """
+                              rate_limiter_timeout_ms: int = -1) -> Iterator["reverb.ReplaySample"]:
+        """Batches of num_sgd_steps_per_step * batch_size transitions (one per learner step); the iterator
+        ends if sampling stays blocked for the timeout."""
+        import replay  # pylint: disable=import-outside-toplevel
         c = self.config
-        dataset = replay.make_dataset(server_address, c.replay_table_name,
-                                      c.batch_size * c.num_sgd_steps_per_step,
-                                      prefetch=c.prefetch_size,
-                                      rate_limiter_timeout_ms=rate_limiter_timeout_ms)
-        return iter(dataset)
+        return iter(replay.make_dataset(server_address, c.replay_table_name,
+                                        c.batch_size * c.num_sgd_steps_per_step, prefetch=c.prefetch_size,
+                                        rate_limiter_timeout_ms=rate_limiter_timeout_ms))
 
-    def make_networks(self, environment_spec: replay.EnvironmentSpec,
-                      seed: Optional[int] = None) -> Tuple[QNetwork, QNetwork]:
+    def make_networks(self, environment_spec: "replay.EnvironmentSpec",
+                      seed: int = 0) -> Tuple["QNetwork", "QNetwork"]:
         """The online and target Q-networks."""
+        from agents.dqn.networks import make_q_network  # pylint: disable=import-outside-toplevel
         c = self.config
         online = make_q_network(environment_spec, c.hidden_sizes, c.dueling, seed, "q_network")
         target = make_q_network(environment_spec, c.hidden_sizes, c.dueling, seed, "target_q_network")
         return online, target
 
-    def make_learner(self,
-                     networks: Tuple[QNetwork, QNetwork],
-                     iterator: Iterator[reverb.ReplaySample],
-                     priority_updater: Optional[replay.PriorityUpdater] = None,
-                     variable_server: Optional[Any] = None,
-                     counter: Optional[Any] = None,
-                     logger: Optional[Any] = None) -> DQNLearner:
+    def make_learner(self, networks: Tuple["QNetwork", "QNetwork"],
+                     iterator: Iterator["reverb.ReplaySample"], *,
+                     publisher: Optional[core.ParameterPublisher] = None,
+                     priority_updater: Optional["replay.PriorityUpdater"] = None,
+                     counter: Optional[core.Counting] = None,
+                     logger: Optional["Logger"] = None) -> "DQNLearner":
+        from agents.dqn.learning import DQNLearner  # pylint: disable=import-outside-toplevel
         c = self.config
         network, target_network = networks
         return DQNLearner(
@@ -79,17 +87,46 @@ class DQNBuilder:
             huber_delta=c.huber_delta,
             max_gradient_norm=c.max_gradient_norm,
             priority_updater=priority_updater,
-            variable_server=variable_server,
+            publisher=publisher,
             publish_period=c.publish_period,
             num_sgd_steps_per_step=c.num_sgd_steps_per_step,
             counter=counter,
             logger=logger)
 
-    def make_actor(self,
-                   environment_spec: replay.EnvironmentSpec,
-                   variable_client: Any,
-                   epsilon: Union[float, Schedule],
-                   adder: Optional[Any] = None,
-                   seed: Optional[int] = None) -> DQNActor:
-        return DQNActor(environment_spec.actions.num_values, self.config.dueling, variable_client,
-                        epsilon=epsilon, adder=adder, seed=seed)
+    def make_actor(self, environment_spec: "replay.EnvironmentSpec", variable_client: core.VariableClientLike,
+                   adder: Optional["replay.Adder"], settings: core.ActorSettings) -> DQNActor:
+        """Epsilon decays linearly in a single process; distributed actors take rungs of the Ape-X ladder."""
+        c = self.config
+        if settings.single_process:
+            epsilon = linear_epsilon(c.epsilon_start, c.epsilon_end, c.epsilon_decay_steps)
+        else:
+            epsilon = apex_epsilons(settings.num_actors)[settings.actor_id]
+        return DQNActor(_num_actions(environment_spec), c.dueling, variable_client, epsilon=epsilon,
+                        adder=adder, seed=settings.seed)
+
+    def make_evaluation_actor(self, environment_spec: "replay.EnvironmentSpec",
+                              variable_client: core.VariableClientLike, seed: int) -> DQNActor:
+        return DQNActor(_num_actions(environment_spec), self.config.dueling, variable_client, epsilon=0.0,
+                        seed=seed)
+
+    def variable_update_period(self) -> int:
+        return self.config.variable_update_period
+
+    def learner_steps_per_actor_step(self) -> float:
+        """Each actor step pays for samples_per_insert sampled transitions."""
+        c = self.config
+        return c.samples_per_insert / (c.batch_size * c.num_sgd_steps_per_step)
+
+    def min_actor_steps_before_learning(self) -> int:
+        return self.config.min_replay_size
+
+    def check_environment(self, environment_spec: "replay.EnvironmentSpec") -> None:
+        _num_actions(environment_spec)
+
+
+def _num_actions(environment_spec: "replay.EnvironmentSpec") -> int:
+    actions = environment_spec.actions
+    if not hasattr(actions, "num_values"):
+        raise ValueError(f"DQN needs discrete actions (a dm_env DiscreteArray), but the environment's action spec "
+                         f"is {actions}; pick an environment with a Discrete action space such as CartPole-v1.")
+    return int(actions.num_values)

@@ -3,13 +3,15 @@
 import time
 from typing import Any, Dict, Iterator, List, Optional, Sequence
 
-import replay  # noqa: F401  First: it imports TensorFlow with the CPU-only plugin noise filtered.
+from replay import import_tensorflow  # noqa: F401, I001  First: TensorFlow without its CPU-only plugin noise.
+import replay
 import numpy as np
 import reverb
 import tensorflow as tf
 
 from agents import core
 from agents.dqn.networks import QNetwork
+from agents.utils import Logger
 
 
 def double_q_targets(rewards: tf.Tensor, discounts: tf.Tensor, gamma: float,
@@ -41,13 +43,12 @@ def importance_weights(probabilities: tf.Tensor, exponent: float) -> tf.Tensor:
 class DQNLearner(core.Learner):
     """Double DQN with Huber loss, importance weights, target network and clipped gradients.
 
-    Each step samples a batch from `iterator` (reverb.ReplaySample of
+    Each step takes a batch from `iterator` (reverb.ReplaySample of
     replay.Transition), splits it into `num_sgd_steps_per_step` minibatches
     and takes one gradient step on each (TensorFlow's per-call cost, ~0.5 ms,
     is paid once), sends |TD error| back as priorities through
     `priority_updater` (a replay.PriorityUpdater), counts `steps` on `counter`
-    and every `publish_period` steps publishes numpy parameters to
-    `variable_server` (anything with `update(params, version)`).
+    and every `publish_period` steps publishes numpy parameters to `publisher`.
     """
 
     def __init__(self,
@@ -61,12 +62,12 @@ class DQNLearner(core.Learner):
                  importance_sampling_exponent: float = 0.4,
                  huber_delta: float = 1.0,
                  max_gradient_norm: Optional[float] = 10.0,
-                 priority_updater: Optional[Any] = None,
-                 variable_server: Optional[Any] = None,
+                 priority_updater: Optional[replay.PriorityUpdater] = None,
+                 publisher: Optional[core.ParameterPublisher] = None,
                  publish_period: int = 10,
                  num_sgd_steps_per_step: int = 1,
-                 counter: Optional[Any] = None,
-                 logger: Optional[Any] = None):
+                 counter: Optional[core.Counting] = None,
+                 logger: Optional[Logger] = None):
         self._network = network
         self._target_network = target_network
         self._iterator = iterator
@@ -76,7 +77,7 @@ class DQNLearner(core.Learner):
         self._huber_delta = float(huber_delta)
         self._max_gradient_norm = max_gradient_norm
         self._priority_updater = priority_updater
-        self._variable_server = variable_server
+        self._publisher = publisher
         self._publish_period = int(publish_period)
         if num_sgd_steps_per_step < 1:
             raise ValueError(f"num_sgd_steps_per_step must be >= 1 (got {num_sgd_steps_per_step}).")
@@ -87,7 +88,8 @@ class DQNLearner(core.Learner):
         self._optimizer.build(network.parameters)
         self._num_steps = tf.Variable(0, dtype=tf.int64, trainable=False, name="num_steps")
         target_network.set_parameters(network.numpy_parameters())
-        self._sgd_step_fn = self._compile_step()
+        # Plain graph code (autograph off) cuts the first trace by over a second.
+        self._sgd_step_fn = tf.function(self._sgd_steps, autograph=False)
         self._last_log = -float("inf")
         self._published_version = -1
         self.publish()
@@ -97,19 +99,12 @@ class DQNLearner(core.Learner):
         return int(self._num_steps.numpy())
 
     @property
-    def state(self) -> Dict[str, Any]:
-        """Trackables to checkpoint (for utils.Checkpointer)."""
+    def checkpoint_objects(self) -> Dict[str, Any]:
         return {"network": self._network, "target_network": self._target_network,
                 "optimizer": self._optimizer, "num_steps": self._num_steps}
 
-    def _compile_step(self):
-        # The iterator is captured rather than passed: passing it costs ~1 ms per call. Plain
-        # graph code (autograph off) also cuts the first trace by over a second.
-        return tf.function(self._sgd_steps, autograph=False)
-
-    def _sgd_steps(self):
-        """Samples one batch of num_sgd_steps_per_step minibatches and updates on each in turn."""
-        sample = next(self._iterator)
+    def _sgd_steps(self, sample: reverb.ReplaySample):
+        """Updates on each of the batch's num_sgd_steps_per_step minibatches in turn."""
         count = self._num_sgd_steps_per_step
         minibatches = tf.nest.map_structure(lambda x: tf.reshape(x, [count, -1, *x.shape[1:]]), sample)
 
@@ -153,11 +148,11 @@ class DQNLearner(core.Learner):
 
     def step(self) -> None:
         """num_sgd_steps_per_step gradient steps on one sampled batch, then priorities, publishing, logs."""
-        keys, priorities, loss, steps = self._sgd_step_fn()
+        keys, priorities, loss, steps = self._sgd_step_fn(next(self._iterator))
         if self._priority_updater is not None:
             self._priority_updater.update(keys.numpy(), priorities.numpy().astype(np.float64))
         steps = int(steps)
-        if (self._variable_server is not None and
+        if (self._publisher is not None and
                 steps // self._publish_period > self._published_version // self._publish_period):
             self.publish()
         counts = (self._counter.increment(steps=self._num_sgd_steps_per_step)
@@ -167,18 +162,13 @@ class DQNLearner(core.Learner):
             self._last_log = now
             self._logger.write({**counts, "learner_steps": steps, "loss": float(loss)})
 
-    def replace_iterator(self, iterator: Iterator[reverb.ReplaySample]) -> None:
-        """Continues from a new iterator (e.g. after the old one timed out)."""
-        self._iterator = iterator
-        self._sgd_step_fn = self._compile_step()
-
     def publish(self) -> None:
-        """Sends the current parameters to the variable server, versioned by learner step."""
-        if self._variable_server is None:
+        """Sends the current parameters to the publisher, versioned by learner step."""
+        if self._publisher is None:
             return
         steps = self.num_steps
         if steps > self._published_version:
-            self._variable_server.update(self._network.numpy_parameters(), steps)
+            self._publisher.publish(self._network.numpy_parameters(), steps)
             self._published_version = steps
 
     def get_variables(self, names: Sequence[str] = ()) -> List[Any]:

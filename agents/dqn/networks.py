@@ -2,7 +2,8 @@
 
 from typing import List, Optional, Sequence
 
-from replay import EnvironmentSpec  # First: it imports TensorFlow with the CPU-only plugin noise filtered.
+from replay import import_tensorflow  # noqa: F401, I001  First: TensorFlow without its CPU-only plugin noise.
+from replay import EnvironmentSpec
 import numpy as np
 import tensorflow as tf
 
@@ -48,7 +49,10 @@ class QNetwork(tf.Module):
         return [p.numpy() for p in self._parameters]
 
     def set_parameters(self, values: Sequence[np.ndarray]) -> None:
-        for variable, value in zip(self._parameters, values, strict=True):
+        if len(values) != len(self._parameters):
+            raise ValueError(f"{self.name} has {len(self._parameters)} parameter arrays, got {len(values)}: "
+                             "restore parameters saved from a network of the same hidden_sizes and dueling.")
+        for variable, value in zip(self._parameters, values):
             variable.assign(value)
 
     def __call__(self, observations: tf.Tensor) -> tf.Tensor:

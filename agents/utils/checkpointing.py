@@ -5,7 +5,7 @@ import os
 import time
 from typing import Any, Mapping, Optional
 
-import replay  # noqa: F401  First: it imports TensorFlow with the CPU-only plugin noise filtered.
+from replay import import_tensorflow  # noqa: F401, I001  First: TensorFlow without its CPU-only plugin noise.
 import tensorflow as tf
 
 from agents import core

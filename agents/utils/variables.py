@@ -1,17 +1,17 @@
 """Parameter publication: a versioned variable server and a non-blocking client."""
 
+import logging
 import threading
-from typing import Any, List, Optional, Sequence, Tuple
+from typing import Any, List, Optional, Sequence
 
 from agents import core
-
-Versioned = Tuple[int, Any]
+from agents.core import Versioned
 
 
 class VariableServer(core.VariableSource):
     """Holds the latest published parameters (numpy nests) with a version number.
 
-    The learner calls `update(params)`; actors call `get(known_version)`, which
+    The learner calls `publish(params)`; actors call `get(known_version)`, which
     returns `(version, params)` when something newer than `known_version` exists
     and None otherwise, so polling costs no transfer when nothing changed.
     Public methods are meant to be served as RPCs (e.g. by a CourierNode).
@@ -22,7 +22,7 @@ class VariableServer(core.VariableSource):
         self._version = -1
         self._params: Any = None
 
-    def update(self, params: Any, version: Optional[int] = None) -> int:
+    def publish(self, params: Any, version: Optional[int] = None) -> int:
         """Publishes `params`; returns their version (one more than the last unless given)."""
         with self._lock:
             new_version = self._version + 1 if version is None else int(version)
@@ -48,7 +48,7 @@ class VariableServer(core.VariableSource):
         """Returns `[params]` (names are ignored: one parameter set is served)."""
         with self._lock:
             if self._version < 0:
-                raise RuntimeError("No parameters published yet; call update(params) first.")
+                raise RuntimeError("No parameters published yet; call publish(params) first.")
             return [self._params]
 
 
@@ -76,7 +76,7 @@ class VariableClient:
         self._idle.set()
         self._closed = False
         self.num_fetches = 0
-        self.last_error: Optional[BaseException] = None
+        self._failing = False
         self._thread = threading.Thread(target=self._fetch_loop, name="variable-client", daemon=True)
         self._thread.start()
 
@@ -105,10 +105,6 @@ class VariableClient:
             self._idle.clear()
             self._requested.set()
 
-    def update_and_wait(self) -> None:
-        """Fetches the newest parameters synchronously."""
-        self.update(wait=True)
-
     def close(self) -> None:
         """Stops the background thread."""
         self._closed = True
@@ -128,9 +124,15 @@ class VariableClient:
             try:
                 fetched = self._source.get(self._version)
                 self.num_fetches += 1
+                if self._failing:
+                    self._failing = False
+                    logging.warning("Fetching parameters works again.")
             except Exception as error:  # pylint: disable=broad-except
-                # A remote source may be briefly unreachable; the next period retries.
-                self.last_error = error
+                # A remote source may be briefly unreachable (e.g. restarting): say so once, retry next period.
+                if not self._failing:
+                    self._failing = True
+                    logging.warning("Fetching parameters failed (retrying every %d updates): %s",
+                                    self._update_period, error)
                 fetched = None
             if fetched is not None:
                 with self._lock:

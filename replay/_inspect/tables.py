@@ -1,5 +1,6 @@
 """What a table's `reverb.TableInfo` says, as plain data and as text."""
 
+import replay._quiet_tensorflow  # noqa: F401, I001  First: TensorFlow without its CPU-only plugin noise.
 import dataclasses
 import math
 from typing import Any, Dict, List, Optional

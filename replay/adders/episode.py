@@ -1,5 +1,6 @@
 """Whole episodes as one item each, as Acme's EpisodeAdder."""
 
+import replay._quiet_tensorflow  # noqa: F401, I001  First: TensorFlow without its CPU-only plugin noise.
 from typing import Any, Callable, Optional
 
 import numpy as np

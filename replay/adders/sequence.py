@@ -1,5 +1,6 @@
 """Fixed-length (possibly overlapping) sequences of Steps, as Acme's SequenceAdder."""
 
+import replay._quiet_tensorflow  # noqa: F401, I001  First: TensorFlow without its CPU-only plugin noise.
 import enum
 from typing import Optional
 

@@ -1,5 +1,6 @@
 """N-step transitions: (s_t, a_t, R_{t:t+n}, D_{t:t+n}, s_{t+n}, e_t), as Acme's NStepTransitionAdder."""
 
+import replay._quiet_tensorflow  # noqa: F401, I001  First: TensorFlow without its CPU-only plugin noise.
 import collections
 from typing import Any, Dict, Optional
 

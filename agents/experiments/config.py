@@ -1,0 +1,63 @@
+"""What one experiment is: an agent's builder, an environment, a seed, budgets, evaluation and a run directory."""
+
+import dataclasses
+import time
+from typing import Callable, Optional
+
+import dm_env
+
+from agents import core, envs
+
+EnvironmentFactory = Callable[[int], dm_env.Environment]  # seed -> environment
+
+
+@dataclasses.dataclass
+class ExperimentConfig:
+    """Everything the experiment layer needs to run `builder` single-process or distributed.
+
+    `environment_factory` defaults to `agents.envs.make_environment(env_name, seed)`; `solved_return` and
+    `max_return` (an upper bound on one episode's return, to end hopeless evaluations early) default to
+    the values `agents.envs` knows for `env_name`. Budgets: `max_seconds` counts from `start_time`,
+    `max_actor_steps` counts every actor step of the run (a resumed run continues the count).
+    `checkpoint_seconds` is the period of the learner, counter and replay checkpoints: what a crash loses.
+    """
+
+    builder: core.Builder
+    run_dir: str
+    env_name: str = "CartPole-v1"
+    environment_factory: Optional[EnvironmentFactory] = None
+    seed: int = 0
+    max_seconds: Optional[float] = None
+    max_actor_steps: Optional[int] = None
+    eval_episodes: int = 10
+    solved_return: Optional[float] = None
+    max_return: Optional[float] = None
+    checkpoint_seconds: float = 60.0
+    start_time: float = dataclasses.field(default_factory=time.time)
+    verbose: bool = False
+
+    def __post_init__(self):
+        if self.solved_return is None:
+            self.solved_return = envs.solved_return(self.env_name)
+        if self.max_return is None:
+            self.max_return = envs.max_return(self.env_name)
+        problems = []
+        if self.max_seconds is not None and not self.max_seconds > 0:
+            problems.append(f"max_seconds must be > 0 (got {self.max_seconds})")
+        if self.max_actor_steps is not None and self.max_actor_steps < 1:
+            problems.append(f"max_actor_steps must be >= 1 (got {self.max_actor_steps})")
+        if self.eval_episodes < 1:
+            problems.append(f"eval_episodes must be >= 1 (got {self.eval_episodes})")
+        if not self.checkpoint_seconds > 0:
+            problems.append(f"checkpoint_seconds must be > 0 (got {self.checkpoint_seconds})")
+        if problems:
+            raise ValueError("ExperimentConfig: " + "; ".join(problems) + ".")
+
+    def make_environment(self, seed: int) -> dm_env.Environment:
+        if self.environment_factory is not None:
+            return self.environment_factory(seed)
+        return envs.make_environment(self.env_name, seed=seed)
+
+    def out_of_budget(self, actor_steps: int) -> bool:
+        return ((self.max_seconds is not None and time.time() - self.start_time >= self.max_seconds) or
+                (self.max_actor_steps is not None and actor_steps >= self.max_actor_steps))

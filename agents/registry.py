@@ -1,0 +1,18 @@
+"""The agents `python -m agents.run --agent NAME` knows: adding an agent is one line here."""
+
+import importlib
+from typing import Dict, Type
+
+from agents import core
+
+AGENTS: Dict[str, str] = {
+    "dqn": "agents.dqn.builder:DQNBuilder",
+}
+
+
+def builder_class(name: str) -> Type[core.Builder]:
+    """The Builder subclass registered as `name`."""
+    if name not in AGENTS:
+        raise ValueError(f"unknown agent {name!r}; the agents are: {', '.join(sorted(AGENTS))}.")
+    module, attribute = AGENTS[name].split(":")
+    return getattr(importlib.import_module(module), attribute)
