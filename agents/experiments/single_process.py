@@ -117,6 +117,7 @@ def run_single_process(experiment: ExperimentConfig,
                 progress.show(actor_steps, learner.num_steps, _replay_size(client), eval_return)
         checkpointer.save(force=True)
         server.checkpoint()
+        replay_size = _replay_size(client)
     finally:
         wall_seconds = time.time() - experiment.start_time
         try:
@@ -127,7 +128,7 @@ def run_single_process(experiment: ExperimentConfig,
             server.stop()  # After the updater: a send still in flight to a stopping server can hang.
 
     result = {"solved": solved, "wall_seconds": wall_seconds, "eval_return": eval_return,
-              "actor_steps": actor_steps, "learner_steps": learner.num_steps,
+              "actor_steps": actor_steps, "learner_steps": learner.num_steps, "replay_size": replay_size,
               "resumed_from": checkpointer.restored_from}
     utils.write_json(os.path.join(run_dir, "result.json"), result)
     progress.show(actor_steps, learner.num_steps, None, eval_return)
