@@ -1,7 +1,7 @@
 """Tests of agents.core, agents.envs and agents.utils (no replay or launch needed)."""
 
 import os
-import time
+import threading
 
 import numpy as np
 import pytest
@@ -9,6 +9,7 @@ from dm_env import specs
 
 import agents
 from agents import envs, utils
+from conftest import wait_until
 
 
 class _RandomActor(agents.Actor):
@@ -130,42 +131,41 @@ def test_variable_server_versions():
         server.publish([np.zeros(2)], version=5)
 
 
-class _SlowVariableServer(utils.VariableServer):
-    """A VariableServer whose `get` takes as long as a slow network round trip."""
+class _GatedVariableServer(utils.VariableServer):
+    """A VariableServer whose `get` waits until the test opens the gate, like a stalled network call."""
 
-    def __init__(self, delay: float):
+    def __init__(self):
         super().__init__()
-        self._delay = delay
+        self.entered = threading.Event()
+        self.gate = threading.Event()
+        self.calls = 0
 
     def get(self, known_version=-1):
-        time.sleep(self._delay)
+        self.calls += 1
+        self.entered.set()
+        if not self.gate.wait(timeout=30):
+            raise TimeoutError("the test never opened the gate")
         return super().get(known_version)
 
 
-@pytest.mark.timeout(30)
-def test_variable_client_never_blocks_update():
-    server = _SlowVariableServer(delay=0.5)
+def test_variable_client_update_returns_while_a_fetch_is_stalled():
+    server = _GatedVariableServer()
     server.publish([np.full(3, 1.0)])
     client = utils.VariableClient(server, update_period=1)
     try:
-        worst = 0.0
-        deadline = time.monotonic() + 10
-        while client.version < 0 and time.monotonic() < deadline:
-            start = time.perf_counter()
-            client.update()
-            worst = max(worst, time.perf_counter() - start)
-        assert client.version == 0 and client.params[0][0] == 1.0
+        client.update()  # Requests a fetch, which stalls in get() ...
+        assert server.entered.wait(timeout=30)
+        for _ in range(100):
+            client.update()  # ... while update() keeps returning, with no parameters yet.
+        assert client.version == -1 and server.calls == 1
+        server.gate.set()
+        wait_until(lambda: client.update() or client.version == 0, "the stalled fetch to land")
+        assert client.params[0][0] == 1.0
         server.publish([np.full(3, 2.0)])
-        while client.version < 1 and time.monotonic() < deadline:
-            start = time.perf_counter()
-            client.update()
-            worst = max(worst, time.perf_counter() - start)
-        assert client.version == 1 and client.params[0][0] == 2.0
-        assert worst < 0.05, f"update() blocked for {worst:.3f}s"
-        server.publish([np.full(3, 3.0)])
         client.update(wait=True)
-        assert client.version == 2
+        assert client.version == 1 and client.params[0][0] == 2.0
     finally:
+        server.gate.set()
         client.close()
 
 
@@ -176,13 +176,11 @@ def test_variable_client_polls_every_period():
     try:
         for _ in range(999):
             client.update()
-        time.sleep(0.1)
         assert client.num_fetches == 0
+        client.update()  # The 1000th call requests a fetch.
+        wait_until(lambda: client.num_fetches == 1, "the requested fetch")
         client.update()
-        deadline = time.monotonic() + 5
-        while client.num_fetches == 0 and time.monotonic() < deadline:
-            time.sleep(0.01)
-        assert client.num_fetches == 1
+        assert client.version == 0
     finally:
         client.close()
 
