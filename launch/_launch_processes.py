@@ -41,11 +41,13 @@ class _ProcessWorker(_controller.Worker):
             os.remove(self._error_file)
         command = [sys.executable, '-m', 'launch._process_entry', self._job_file, self.node.name,
                    self._error_file]
-        # Own process group: Ctrl-C in the terminal reaches only the launcher, which stops the
-        # nodes in order.
+        # Own session, hence own process group: Ctrl-C in the terminal reaches only the launcher,
+        # which stops the nodes in order. (Popen's process_group= needs Python 3.11; setsid is done
+        # in C between fork and exec, so it is safe with the launcher's threads, unlike
+        # preexec_fn.) Nodes still die with the launcher: see launch._process_entry.
         self._process = subprocess.Popen(command, env=self._env, stdin=subprocess.DEVNULL,
                                          stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                         process_group=0)
+                                         start_new_session=True)
         self._readers = [
             threading.Thread(target=_copy_lines, daemon=True, name=f'{self.node.name}:{kind}',
                              args=(pipe, target, self._log_path, f'[{self.node.name}] '.encode()))
