@@ -12,7 +12,8 @@ from launch._courier import CourierClient
 from launch._courier import RemoteError
 from launch._handles import Handle
 from launch._launch import launch
-from launch._launch import LaunchType
+from launch._launch_types import LAUNCH_TYPES
+from launch._launch_types import LaunchType
 from launch._nodes import CourierNode
 from launch._nodes import MultiThreadingColocation
 from launch._nodes import Node

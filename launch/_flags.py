@@ -2,7 +2,8 @@
 
 from absl import flags
 
-LAUNCH_TYPES = ('test_mt', 'local_mt', 'local_mp')
+from launch._launch_types import LAUNCH_TYPES
+
 DEFAULT_LAUNCH_TYPE = 'local_mt'
 DEFAULT_TERMINATION_NOTICE_SECS = 10
 

@@ -1,22 +1,17 @@
 """launch(): runs programs with one of the launch types."""
 
-import enum
 from typing import Any, Optional, Sequence, Union
 
 from launch import _controller
 from launch import _flags
 from launch import _program
+from launch._launch_types import LAUNCH_TYPES
+from launch._launch_types import LaunchType
 
 
 # Launchpad's local terminals: all mean "this terminal, plus log files" here.
 _TERMINALS = (None, 'current_terminal', 'output_to_files', 'tmux_session', 'byobu_session',
               'gnome-terminal', 'gnome-terminal-tabs', 'xterm')
-
-
-class LaunchType(enum.Enum):
-    TEST_MULTI_THREADING = 'test_mt'
-    LOCAL_MULTI_THREADING = 'local_mt'
-    LOCAL_MULTI_PROCESSING = 'local_mp'
 
 
 def launch(programs: Union[_program.Program, Sequence[_program.Program]],
@@ -62,7 +57,7 @@ def _launch_type(launch_type: Union[LaunchType, str, None]) -> LaunchType:
         return LaunchType(launch_type)
     except ValueError:
         raise ValueError(f'Unknown launch type {launch_type!r}; use one of '
-                         f'{[t.value for t in LaunchType]}.') from None
+                         f'{list(LAUNCH_TYPES)}.') from None
 
 
 def _merge(programs: Union[_program.Program, Sequence[_program.Program]]) -> _program.Program:
