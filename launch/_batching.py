@@ -59,6 +59,8 @@ class _Batcher:
         self._lock = threading.Lock()
         self._pending: List[_Call] = []
         self._generation = 0
+        # Flushes a partial batch after the timeout; cancelled when the batch is taken.
+        self._timer: Optional[threading.Timer] = None
         self._slots = threading.Semaphore(max_parallelism)
 
     def __call__(self, *args, **kwargs) -> Any:
@@ -70,9 +72,10 @@ class _Batcher:
             else:
                 batch = None
                 if len(self._pending) == 1:
-                    timer = threading.Timer(self._timeout_secs, self._flush, (self._generation,))
-                    timer.daemon = True
-                    timer.start()
+                    self._timer = threading.Timer(self._timeout_secs, self._flush,
+                                                  (self._generation,))
+                    self._timer.daemon = True
+                    self._timer.start()
         if batch is not None:
             self._run(batch)
         call.done.wait()
@@ -83,6 +86,9 @@ class _Batcher:
     def _take(self) -> List[_Call]:
         batch, self._pending = self._pending, []
         self._generation += 1
+        if self._timer is not None:  # Its thread ends now instead of sleeping out the timeout.
+            self._timer.cancel()
+            self._timer = None
         return batch
 
     def _flush(self, generation: int) -> None:

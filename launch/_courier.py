@@ -5,7 +5,7 @@ import functools
 import hmac
 import threading
 import traceback
-from typing import Any, Callable, Dict, Mapping, Optional
+from typing import Any, Callable, Dict, List, Mapping, Optional, Set, Tuple
 
 import cloudpickle
 import grpc
@@ -83,7 +83,6 @@ class CourierServer:
         if not bound:
             raise OSError(f'Could not bind the courier server to {address}: the port is taken. '
                           'Let launch() pick ports, or free this one.') from cause
-        self.port = bound
         self.address = f'{host}:{bound}'
 
     def start(self) -> None:
@@ -178,7 +177,6 @@ class CourierClient:
                 raise RuntimeError('CourierClient needs the program token: create it inside a node, '
                                    'or pass token=.')
             token = runtime.token
-        self._address = address
         self._where = f'node {label!r} at {address}' if label else address
         self._metadata = ((TOKEN_METADATA_KEY, token),)
         self._connect_timeout = connect_timeout
@@ -186,8 +184,15 @@ class CourierClient:
         self._channel = grpc.insecure_channel(address, options=_CLIENT_OPTIONS)
         self._stub = self._channel.unary_unary(_METHOD)
         self._ready = False  # Known to be serving; reset when a call finds it unavailable.
-        self._pool: Optional[concurrent.futures.ThreadPoolExecutor] = None
-        self._pool_lock = threading.Lock()
+        self._lock = threading.Lock()
+        self._closed = False
+        # The channel_ready_futures being waited on: close() cancels them.
+        self._connecting: Set[grpc.Future] = set()
+        # Futures calls made before the server is known to serve wait in `_pending` for one
+        # short-lived thread, which sends them once it serves, then ends: an idle client holds no
+        # thread.
+        self._pending: List[Tuple[str, bytes, concurrent.futures.Future]] = []
+        self._sender: Optional[threading.Thread] = None
         self.futures = _Futures(self)
 
     def __getattr__(self, name: str) -> Callable[..., Any]:
@@ -203,19 +208,37 @@ class CourierClient:
                         'returned by program.add_node() instead.')
 
     def close(self) -> None:
+        """Closes the channel; calls still waiting for the server fail with ConnectionError."""
+        with self._lock:
+            self._closed = True
+            connecting, self._connecting = self._connecting, set()
+        for ready in connecting:  # Taken from the set, so cancelled here only (twice would raise).
+            ready.cancel()
         self._channel.close()
-        if self._pool is not None:
-            self._pool.shutdown(wait=False)
 
     def _wait_until_ready(self) -> None:
         if self._ready:
             return
+        with self._lock:
+            if self._closed:
+                raise ConnectionError(f'The client of {self._where} was closed.')
+            ready = grpc.channel_ready_future(self._channel)
+            self._connecting.add(ready)
         try:
-            grpc.channel_ready_future(self._channel).result(timeout=self._connect_timeout)
+            ready.result(timeout=self._connect_timeout)
         except grpc.FutureTimeoutError:
             raise ConnectionError(
                 f'Gave up after {self._connect_timeout:g}s waiting for {self._where} to serve: it has '
                 'not started, has crashed, or is busy constructing. Check its log.') from None
+        except grpc.FutureCancelledError:
+            raise ConnectionError(f'The client of {self._where} was closed while waiting for it to '
+                                  'serve.') from None
+        finally:
+            with self._lock:
+                waited = ready in self._connecting
+                self._connecting.discard(ready)
+            if waited:  # Unless close() cancelled it: unsubscribes from the channel's state.
+                ready.cancel()
         self._ready = True
 
     def _call_sync(self, method: str, *args, **kwargs) -> Any:
@@ -235,19 +258,36 @@ class CourierClient:
             self._send_async(method, request, result)
             return result
 
-        def send_when_ready() -> None:
-            try:
-                self._wait_until_ready()
-            except ConnectionError as e:
-                result.set_exception(e)
-                return
-            self._send_async(method, request, result)
-
-        with self._pool_lock:
-            if self._pool is None:
-                self._pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix='courier')
-        self._pool.submit(send_when_ready)
+        with self._lock:
+            self._pending.append((method, request, result))
+            if self._sender is None:
+                self._sender = threading.Thread(target=self._send_when_ready, daemon=True,
+                                                name=f'courier-connect:{self._where}')
+                self._sender.start()
         return result
+
+    def _send_when_ready(self) -> None:
+        """Sends the pending futures calls once the server serves (or fails them), then ends."""
+        while True:
+            with self._lock:
+                pending, self._pending = self._pending, []
+                if not pending:
+                    self._sender = None
+                    return
+            try:
+                # Returns at once when ready; calls made after a failure wait anew.
+                self._wait_until_ready()
+                error = None
+            except ConnectionError as e:
+                error = e
+            for method, request, result in pending:
+                if error is not None:
+                    result.set_exception(error)
+                    continue
+                try:
+                    self._send_async(method, request, result)
+                except Exception as e:  # E.g. the channel was closed meanwhile: the caller gets it.
+                    result.set_exception(e)
 
     def _send_async(self, method: str, request: bytes, result: concurrent.futures.Future) -> None:
         where = f'{self._where}, method {method!r}'

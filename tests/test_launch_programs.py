@@ -9,8 +9,9 @@ import pytest
 from absl import logging
 
 import launch as lp
+from conftest import wait_until
 
-LAUNCH_TYPES = ['test_mt', 'local_mt', 'local_mp']
+LAUNCH_TYPES = lp.LAUNCH_TYPES
 pytestmark = pytest.mark.timeout(90)
 
 
@@ -100,6 +101,7 @@ def test_consumer_driven_from_the_test_as_in_launchpads_launch_test(tmp_path):
     consumer = consumer_node.create_handle().dereference()
     for _ in range(3):
         consumer.step()
+    consumer.close()
     assert lines(path) == ['[0, 1]'] * 3
     controller.stop()
     assert controller.wait(30)
@@ -151,46 +153,59 @@ def test_batching(launch_type, tmp_path):
 
 # program_wait (stop API) ------------------------------------------------------------------------
 
+def _ready(path):
+    """Tells _stop_program that the calling node now waits for the stop."""
+    record(f'{path}.ready', 'ready')
+
+
 def _sleep(path):
     lp.register_stop_handler(lambda: record(path, 'handler'))
+    _ready(path)
     while not lp.wait_for_stop(0.2):
         pass
     record(path, 'sleep')
 
 
 def _wait_for_stop(path):
+    _ready(path)
     assert lp.wait_for_stop()
     record(path, 'wait_for_stop')
 
 
 def _stop_event(path):
+    _ready(path)
     lp.stop_event().wait()
     record(path, 'stop_event')
 
 
 def _infinite_sleep(path):
     record(path, f'pid {os.getpid()}')
-    time.sleep(1000000)
+    _ready(path)
+    while True:  # Never stops by itself; sleeps in slices so that a thread can be killed between them.
+        time.sleep(0.05)
 
 
-def _stop_program():
-    time.sleep(1.0)
+def _stop_program(path, waiting_nodes):
+    ready = f'{path}.ready'
+    wait_until(lambda: os.path.exists(ready) and len(lines(ready)) >= waiting_nodes,
+               f'{waiting_nodes} nodes to wait for the stop')
     lp.stop()
 
 
 @pytest.mark.parametrize('launch_type', LAUNCH_TYPES)
-def test_program_wait_stop_api(launch_type, tmp_path):
+def test_program_wait_stop_api(launch_type, tmp_path, capfd):
     path = str(tmp_path / 'out')
     program = lp.Program('program_wait')
-    for fn in (_sleep, _wait_for_stop, _stop_event, _infinite_sleep):
+    waiting = (_sleep, _wait_for_stop, _stop_event, _infinite_sleep)
+    for fn in waiting:
         program.add_node(lp.CourierNode(fn, path), label=fn.__name__.strip('_'))
-    program.add_node(lp.CourierNode(_stop_program), label='stop_program')
-    notice = 2
-    controller = lp.launch(program, launch_type=launch_type, termination_notice_secs=notice)
-    started = time.monotonic()
+    program.add_node(lp.CourierNode(_stop_program, path, len(waiting)), label='stop_program')
+    controller = lp.launch(program, launch_type=launch_type, termination_notice_secs=2)
     assert controller.wait(60)
-    # The infinite sleeper never stops by itself: it is killed (or abandoned) after the notice.
-    assert time.monotonic() - started < 1.0 + notice + 8
+    # The infinite sleeper never stops by itself: it is killed once the notice has passed.
+    err = capfd.readouterr().err
+    assert "Nodes that did not stop within 2s: ['infinite_sleep/0']; killing them." in err
+    assert 'abandoned' not in err
     out = lines(path)
     assert {'handler', 'sleep', 'wait_for_stop', 'stop_event'} <= set(out)
     if launch_type == 'local_mp':
