@@ -160,7 +160,7 @@ class Controller:
             for worker in active:
                 try:
                     worker.kill()
-                except Exception:
+                except OSError:  # Signalling or reaping a process; the others are still killed.
                     pass
         finally:
             self._on_end()

@@ -43,12 +43,17 @@ def _watch_launcher(launcher_pid: int) -> None:
 
 
 def _request_stop(control_address: str, token: str, runtime: _context.Runtime) -> None:
+    client = _courier.CourierClient(control_address, label='launcher', token=token,
+                                    connect_timeout=5)
     try:
-        _courier.CourierClient(control_address, label='launcher', token=token,
-                               connect_timeout=5).stop()
-    except Exception:  # The launcher is gone: at least stop this node.
+        client.stop()
+    # What a call that does not reach the launcher raises (ConnectionError, TimeoutError and
+    # PermissionError are OSErrors): the launcher is gone, so at least stop this node.
+    except (OSError, _courier.RemoteError):
         logging.exception('Could not reach the launcher to stop the program.')
         runtime.notify_stop()
+    finally:
+        client.close()
 
 
 def _run_node(job_file: str, node_name: str, error_file: str) -> int:
