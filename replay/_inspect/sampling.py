@@ -1,10 +1,14 @@
 """Sampling a live table for a look at its items and their priority distribution."""
 
+import replay._quiet_tensorflow  # noqa: F401, I001  First: TensorFlow without its CPU-only plugin noise.
 import dataclasses
 import threading
 from typing import Any, Dict, List, Optional
 
 import numpy as np
+import reverb
+import tensorflow as tf
+import tree
 
 from replay._inspect.connect import InspectError
 from replay._inspect.tables import LimiterState, format_number, signature_leaves
@@ -57,17 +61,51 @@ def sample(client: Any, info: Any, count: int, address: str, timeout: float,
         raise InspectError(f"the rate limiter of {info.name} lets only {budget} more sample(s) proceed right now "
                            f"(asked for {count}); ask for at most {budget}, or pass --wait to take turns with the "
                            "table's other consumers (which then get that many fewer samples)")
-    leaves = signature_leaves(info.signature) if info.signature is not None else None
+    if info.signature is not None:
+        items = _sample_with_deadline(address, info, count, timeout)
+    else:
+        items = _sample_in_thread(client, info, count, address, timeout)
+    if len(items) < count:
+        raise InspectError(f"sampling {info.name} at {address} stalled for {timeout:g}s after {len(items)} of "
+                           f"{count} item(s): its rate limiter is holding samples back (another consumer may have "
+                           "used the sample budget or writers stopped); try fewer samples")
+    return items
+
+
+def _item(sample_info: Any, names: List[str], leaves: List[Any]) -> SampledItem:
+    return SampledItem(key=int(sample_info.key), priority=float(sample_info.priority),
+                       probability=float(sample_info.probability), times_sampled=int(sample_info.times_sampled),
+                       table_size=int(sample_info.table_size),
+                       data={n: np.asarray(a) for n, a in zip(names, leaves)})
+
+
+def _sample_with_deadline(address: str, info: Any, count: int, timeout: float) -> List[SampledItem]:
+    """Up to `count` items, one request at a time; Reverb ends the stream once a sample waits `timeout` seconds."""
+    signature = info.signature
+    dataset = reverb.TrajectoryDataset(
+        address, info.name, dtypes=tree.map_structure(lambda s: s.dtype, signature),
+        shapes=tree.map_structure(lambda s: s.shape, signature), max_in_flight_samples_per_worker=1,
+        num_workers_per_iterator=1, max_samples=count, rate_limiter_timeout_ms=max(1, round(timeout * 1000)))
+    names = signature_leaves(signature)
+    items: List[SampledItem] = []
+    try:
+        for s in dataset:
+            items.append(_item(s.info, names, [a.numpy() for a in tree.flatten(s.data)]))
+    except tf.errors.OpError as e:
+        raise InspectError(f"sampling {info.name} at {address} failed: {e.message.splitlines()[0]}") from None
+    return items
+
+
+def _sample_in_thread(client: Any, info: Any, count: int, address: str, timeout: float) -> List[SampledItem]:
+    """Up to `count` items, giving up once none arrives for `timeout` seconds. For tables without a signature (so no
+    dataset can be built): Reverb's sampler has no deadline, so a stalled one keeps its thread until an item comes."""
     items: List[SampledItem] = []
     failure: List[BaseException] = []
 
     def take() -> None:
         try:
             for s in client.sample(info.name, count, emit_timesteps=False):
-                names = leaves or [str(i) for i in range(len(s.data))]
-                items.append(SampledItem(key=s.info.key, priority=s.info.priority, probability=s.info.probability,
-                                         times_sampled=s.info.times_sampled, table_size=s.info.table_size,
-                                         data={n: np.asarray(a) for n, a in zip(names, s.data)}))
+                items.append(_item(s.info, [str(i) for i in range(len(s.data))], s.data))
         except Exception as e:  # pylint: disable=broad-except
             failure.append(e)
 
@@ -79,11 +117,7 @@ def sample(client: Any, info: Any, count: int, address: str, timeout: float,
         worker.join(timeout)
     if failure:
         raise InspectError(f"sampling {info.name} at {address} failed: {str(failure[0]).splitlines()[0]}")
-    if worker.is_alive():
-        raise InspectError(f"sampling {info.name} at {address} stalled for {timeout:g}s after {len(items)} of "
-                           f"{count} item(s): its rate limiter is holding samples back (another consumer may have "
-                           "used the sample budget or writers stopped); try fewer samples")
-    return items
+    return list(items)
 
 
 def summarize(array: np.ndarray) -> Dict[str, Any]:
