@@ -29,7 +29,7 @@ setuptools.setup(
         # The SB3 baseline of benchmarks/dqn_cartpole.py. torch is pinned: other versions pull CUDA builds.
         "bench": ["stable-baselines3>=2.3", "torch==2.13.0"],
     },
-    entry_points={"console_scripts": ["encore-inspect=replay.inspect:main"]},
+    entry_points={"console_scripts": ["encore-inspect=agents.inspect:main"]},
     classifiers=[
         "Programming Language :: Python :: 3.9",
         "Programming Language :: Python :: 3.10",

@@ -5,7 +5,7 @@ from typing import Iterator, Optional
 import reverb
 import tensorflow as tf
 
-from replay._server_info import DEFAULT_TIMEOUT_SECS, server_info
+from replay._server_info import DEFAULT_TIMEOUT_SECS, check_tables, server_info
 
 def make_dataset(server_address: str, table: str, batch_size: int, *,
                  prefetch: Optional[int] = tf.data.AUTOTUNE,
@@ -48,8 +48,7 @@ def make_numpy_iterator(server_address: str, table: str, batch_size: int, **kwar
 
 def _check_table(server_address: str, table: str, timeout_secs: float) -> None:
     info = server_info(reverb.Client(server_address), timeout_secs)
-    if table not in info:
-        raise ValueError(f"unknown table {table!r} on the Reverb server at {server_address}; it has {sorted(info)}.")
+    check_tables(info, [table], server_address)
     if info[table].signature is None:
         raise ValueError(f"table {table!r} has no signature, so a dataset cannot know its dtypes and shapes: "
                          "create it with signature=<Adder>.signature(environment_spec).")

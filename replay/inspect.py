@@ -1,16 +1,21 @@
 """Inspect live Reverb tables: `python -m replay.inspect {info,top,sample,priorities,checkpoint} ADDRESS ...`.
 
-ADDRESS is `host:port` of a Reverb server, or a run directory whose program.json records the replay address.
+ADDRESS is `host:port` of a Reverb server. (`encore-inspect`, i.e. `python -m agents.inspect`, also takes a run
+directory: it resolves it to the replay address and runs this tool's `main`.)
 Only what Reverb's client exposes is used: server_info(), sample() and checkpoint().
 """
 
 import argparse
 import json
 import sys
-from typing import List, Optional
+from typing import Callable, List, Optional
 
 from replay._inspect import sampling, tables, top
-from replay._inspect.connect import InspectError, connect, fetch_server_info, table_info
+from replay._inspect.connect import InspectError, connect, fetch_server_info, is_address, table_info
+
+__all__ = ["InspectError", "is_address", "main"]
+
+_ADDRESS_HELP = "host:port of a Reverb server"
 
 _BLOCKED_HELP = ("'Blocked now' applies Reverb's CanInsert/CanSample rules to the insert and sample counts the "
                  "server reports (completed calls; deletions = inserts - size). Those counts restart on a table "
@@ -23,17 +28,15 @@ _WAIT_HELP = ("when the rate limiter allows fewer samples than asked, wait for b
               "consumers (they get that many fewer samples) instead of refusing")
 
 
-def _parser() -> argparse.ArgumentParser:
+def _parser(address_help: str) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="encore-inspect", epilog=_BLOCKED_HELP,
-        description="Inspect live Reverb tables. ADDRESS is host:port of a Reverb server, or a run directory whose "
-                    "program.json records the replay address.")
+        description=f"Inspect live Reverb tables. ADDRESS is {address_help}.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def command(name: str, help_text: str, epilog: str = "") -> argparse.ArgumentParser:
         sub = commands.add_parser(name, help=help_text, description=help_text, epilog=epilog)
-        sub.add_argument("address", metavar="ADDRESS", help="host:port of a Reverb server, or a run directory "
-                                                            "with program.json")
+        sub.add_argument("address", metavar="ADDRESS", help=address_help)
         sub.add_argument("--timeout", type=_positive_float, default=3.0,
                          help="seconds to wait for the server to answer, or for a stalled sample (default 3)")
         return sub
@@ -104,7 +107,7 @@ def _run(args: argparse.Namespace) -> None:
             print("\n\n".join(tables.render(i) for i in ordered))
     elif args.command == "top":
         address, client, _ = connect(args.address, args.timeout)
-        top.run(lambda: fetch_server_info(client, address, args.timeout), address, args.interval, args.once)
+        top.run(lambda: fetch_server_info(client, args.timeout), address, args.interval, args.once)
     elif args.command == "sample":
         items = _sampled(args, args.n)
         if args.out:
@@ -129,10 +132,17 @@ def _run(args: argparse.Namespace) -> None:
             raise InspectError(f"checkpoint on {address} failed: {str(e).splitlines()[0]}") from None
 
 
-def main(argv: Optional[List[str]] = None) -> int:
-    """Runs the CLI; returns the exit status (problems are one line on stderr and status 1)."""
-    args = _parser().parse_args(argv)
+def main(argv: Optional[List[str]] = None, *, resolve_address: Optional[Callable[[str], str]] = None,
+         address_help: str = _ADDRESS_HELP) -> int:
+    """Runs the CLI; returns the exit status (problems are one line on stderr and status 1).
+
+    `resolve_address` (a layer above replay, e.g. `agents.inspect`) turns the ADDRESS argument into host:port
+    first, raising InspectError when it cannot; `address_help` then says what ADDRESS may be.
+    """
+    args = _parser(address_help).parse_args(argv)
     try:
+        if resolve_address is not None:
+            args.address = resolve_address(args.address)
         _run(args)
     except InspectError as e:
         print(f"encore-inspect: error: {e}", file=sys.stderr)

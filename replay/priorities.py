@@ -6,7 +6,7 @@ from typing import Dict, Optional, Sequence
 import numpy as np
 import reverb
 
-from replay._server_info import server_info
+from replay._server_info import check_tables, server_info
 
 
 class PriorityUpdater:
@@ -18,10 +18,7 @@ class PriorityUpdater:
     """
 
     def __init__(self, client: reverb.Client, table: str, *, batch_size: int = 1024, interval_secs: float = 0.05):
-        info = server_info(client)
-        if table not in info:
-            raise ValueError(f"unknown table {table!r} on the Reverb server at {client.server_address}; "
-                             f"it has {sorted(info)}.")
+        check_tables(server_info(client), [table], client.server_address)
         self._client = client
         self._table = table
         self._batch_size = batch_size

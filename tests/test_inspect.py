@@ -1,4 +1,5 @@
-"""`python -m replay.inspect` against real Reverb servers: every subcommand, text and JSON, and each error."""
+"""`python -m replay.inspect` against real Reverb servers: every subcommand, text and JSON, and each error; and
+`encore-inspect` (`python -m agents.inspect`), which also takes a run directory."""
 
 import json
 import os
@@ -7,7 +8,6 @@ import select
 import subprocess
 import sys
 import threading
-import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -17,7 +17,9 @@ import pytest  # noqa: E402
 import reverb  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
+import agents.inspect  # noqa: E402
 import replay  # noqa: E402
+from conftest import wait_until  # noqa: E402
 from replay.inspect import main  # noqa: E402
 from replay._inspect import top  # noqa: E402
 
@@ -58,14 +60,14 @@ def server():
         yield srv
 
 
-def _run(capsys, *argv):
-    code = main(list(argv))
+def _run(capsys, *argv, cli=main):
+    code = cli(list(argv))
     out, err = capsys.readouterr()
     return code, out, err
 
 
-def _cli(*argv, timeout=60):
-    return subprocess.run([sys.executable, "-m", "replay.inspect", *argv], cwd=REPO, capture_output=True,
+def _cli(*argv, module="replay.inspect", timeout=60):
+    return subprocess.run([sys.executable, "-m", module, *argv], cwd=REPO, capture_output=True,
                           text=True, timeout=timeout)
 
 
@@ -187,6 +189,7 @@ def test_sample_wait_takes_turns_with_writers(server, capsys):
     writer.start()
     code, out, _ = _run(capsys, "sample", server.address, "full", "-n", "24", "--wait", "--timeout", "10")
     writer.join(timeout=10)
+    assert not writer.is_alive(), "the writer's inserts were never let through"
     assert code == 0 and out.count("item ") == 24
     info = server.client().server_info()["full"]
     assert (info.current_size, info.rate_limiter_info.sample_stats.completed) == (12, 24)
@@ -239,26 +242,33 @@ def test_checkpoint_prints_the_written_path(capsys, tmp_path):
     assert os.path.isfile(os.path.join(path, "DONE"))
 
 
-def test_run_directory_resolves_the_replay_address(server, capsys, tmp_path):
-    program = {"name": "dqn", "nodes": [{"label": "learner", "index": 0, "address": "localhost:1", "type": "X"},
-                                        {"label": "replay", "index": 0, "address": server.address,
-                                         "type": "ReverbNode"}]}
+def test_encore_inspect_resolves_a_run_directory(server, capsys, tmp_path):
+    program = {"name": "dqn", "replay_address": server.address,
+               "nodes": [{"label": "replay", "index": 0, "address": server.address}]}
     (tmp_path / "program.json").write_text(json.dumps(program))
-    code, out, _ = _run(capsys, "info", str(tmp_path), "--json")
+    code, out, _ = _run(capsys, "info", str(tmp_path), "--json", cli=agents.inspect.main)
+    assert code == 0 and json.loads(out)["address"] == server.address and len(json.loads(out)["tables"]) == 5
+    code, out, _ = _run(capsys, "info", server.address, "--json", cli=agents.inspect.main)  # host:port still works.
     assert code == 0 and json.loads(out)["address"] == server.address
-    (tmp_path / "program.json").write_text(json.dumps({**program, "replay_address": server.address, "nodes": []}))
-    code, out, _ = _run(capsys, "info", str(tmp_path), "--json")
-    assert code == 0 and len(json.loads(out)["tables"]) == 5
 
 
 def test_bad_addresses_get_one_clear_error(capsys, tmp_path):
     code, _, err = _run(capsys, "info", "no-port-here")
-    assert code == 1 and "neither host:port" in err
-    code, _, err = _run(capsys, "info", str(tmp_path))
-    assert code == 1 and "has no program.json" in err
+    assert code == 1 and "'no-port-here' is not host:port" in err and err.count("\n") == 1
+    code, _, err = _run(capsys, "info", str(tmp_path))  # replay does not read the agents' program.json.
+    assert code == 1 and err.count("\n") == 1
+    assert f"{tmp_path} is a directory" in err and "use `encore-inspect` or `python -m agents.inspect`" in err
+
+    code, _, err = _run(capsys, "info", "no-port-here", cli=agents.inspect.main)
+    assert code == 1 and "neither host:port (e.g. localhost:8000) nor an existing run directory" in err
+    code, _, err = _run(capsys, "info", str(tmp_path), cli=agents.inspect.main)
+    assert code == 1 and "has no program.json" in err and err.count("\n") == 1
     (tmp_path / "program.json").write_text(json.dumps({"name": "dqn", "nodes": [{"label": "learner"}]}))
-    code, _, err = _run(capsys, "info", str(tmp_path))
-    assert code == 1 and "records no replay address" in err and err.count("\n") == 1
+    code, _, err = _run(capsys, "info", str(tmp_path), cli=agents.inspect.main)
+    assert code == 1 and "records no replay_address" in err and err.count("\n") == 1
+    (tmp_path / "program.json").write_text("{not json")
+    code, _, err = _run(capsys, "info", str(tmp_path), cli=agents.inspect.main)
+    assert code == 1 and "cannot read" in err and err.count("\n") == 1
 
 
 def test_top_rates_are_deltas_between_snapshots(server):
@@ -297,27 +307,30 @@ def test_cli_top_live_quits_on_q(server):
     proc = subprocess.Popen([sys.executable, "-m", "replay.inspect", "top", server.address, "--interval", "0.2"],
                             cwd=REPO, stdin=terminal, stdout=terminal, stderr=subprocess.DEVNULL)
     os.close(terminal)
-    screen = b""
+    screen = []
+
+    def read_screen():
+        if select.select([controller], [], [], 0.5)[0]:
+            screen.append(os.read(controller, 65536))
+        return b"BLOCKED" in b"".join(screen)
+
     try:
-        deadline = time.monotonic() + 40
-        while b"BLOCKED" not in screen and time.monotonic() < deadline:
-            if select.select([controller], [], [], 0.5)[0]:
-                screen += os.read(controller, 65536)
-        assert b"BLOCKED" in screen and b"(q quits)" in screen and b"\x1b[H" in screen
+        wait_until(read_screen, "the first frame of `top`", timeout=40)
+        assert b"(q quits)" in b"".join(screen) and b"\x1b[H" in b"".join(screen)
         os.write(controller, b"q")
         assert proc.wait(timeout=10) == 0
     finally:
         if proc.poll() is None:
             proc.kill()
+            proc.wait(timeout=10)
         os.close(controller)
 
 
 @pytest.mark.timeout(60)
 def test_cli_unreachable_address_fails_fast_with_one_line():
     address = f"localhost:{portpicker.pick_unused_port()}"
-    started = time.monotonic()
-    result = _cli("info", address, "--timeout", "1")
-    assert result.returncode == 1 and time.monotonic() - started < 20
+    result = _cli("info", address, "--timeout", "1", timeout=20)  # Fast: 1 s to answer, then one error line.
+    assert result.returncode == 1
     line = _error_line(result.stderr)
     assert f"no Reverb server answered at {address} within 1s: check that the replay server is running" in line
     assert result.stdout == ""
@@ -327,13 +340,18 @@ def test_cli_unreachable_address_fails_fast_with_one_line():
 def test_cli_unknown_table_lists_existing_tables(server):
     result = _cli("sample", server.address, "nope")
     assert result.returncode == 1
-    assert _error_line(result.stderr) == (f"encore-inspect: error: no table 'nope' on {server.address}; "
-                                          "its tables are: full, nested, prio, queue, starved")
+    assert _error_line(result.stderr) == (
+        f"encore-inspect: error: unknown table 'nope' on the Reverb server at {server.address}, whose tables are "
+        "['full', 'nested', 'prio', 'queue', 'starved']: use one of those names, or give the server a table by "
+        "that name.")
 
 
 @pytest.mark.timeout(60)
 def test_cli_run_dir_without_replay_address(tmp_path):
     (tmp_path / "program.json").write_text(json.dumps({"name": "dqn", "nodes": []}))
+    result = _cli("info", str(tmp_path), module="agents.inspect")
+    assert result.returncode == 1
+    assert "records no replay_address" in _error_line(result.stderr)
     result = _cli("info", str(tmp_path))
     assert result.returncode == 1
-    assert "records no replay address" in _error_line(result.stderr)
+    assert "use `encore-inspect` or `python -m agents.inspect`" in _error_line(result.stderr)

@@ -38,6 +38,27 @@ def write_program_json(run_dir: str, name: str, launch_type: str, replay_address
         **extra})
 
 
+def replay_address(run_dir: str) -> str:
+    """The replay server's host:port that `run_dir`/program.json records (written by `write_program_json`).
+
+    Raises ValueError naming the problem when there is no such file, it is not readable JSON, or it records no
+    `replay_address`.
+    """
+    path = os.path.join(run_dir, "program.json")
+    if not os.path.isfile(path):
+        raise ValueError(f"run directory {run_dir} has no program.json, so it records no replay address: pass the "
+                         "replay server's host:port instead")
+    try:
+        program = read_json(path)
+    except (OSError, ValueError) as e:
+        raise ValueError(f"cannot read {path} ({e}): pass the replay server's host:port instead") from None
+    address = program.get("replay_address") if isinstance(program, dict) else None
+    if not address:
+        raise ValueError(f"{path} records no replay_address (the program that wrote it runs no replay server): "
+                         "pass the replay server's host:port instead")
+    return str(address)
+
+
 def read_json(path: str) -> Any:
     with open(path, encoding="utf-8") as f:
         return json.load(f)

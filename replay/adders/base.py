@@ -11,7 +11,7 @@ import tensorflow as tf
 import tree
 
 from replay import specs
-from replay._server_info import server_info
+from replay._server_info import check_tables, server_info
 
 DEFAULT_PRIORITY_TABLE = "priority_table"
 
@@ -154,7 +154,7 @@ class ReverbAdder(Adder):
         if getattr(self, "_writer_instance", None) is not None:
             try:
                 self._writer_instance.flush(0, timeout_ms=10_000)
-            except Exception:  # The server may already be gone; nothing left to save.
+            except (RuntimeError, reverb.errors.ReverbError):  # Closed, or the server is gone: nothing to save.
                 pass
 
     def _end_episode(self, timeout_ms: Optional[int]) -> None:
@@ -191,10 +191,8 @@ class ReverbAdder(Adder):
 
     def _fetch_row_specs(self) -> Optional[Dict[str, Any]]:
         info = server_info(self._client)
-        unknown = [table for table in self._priority_fns if table not in info]
-        if unknown:
-            raise ValueError(f"unknown table(s) {unknown} on the Reverb server at {self._client.server_address}; "
-                             f"it has {sorted(info)}. Pass priority_fns={{table_name: None, ...}} naming them.")
+        check_tables(info, self._priority_fns, self._client.server_address,
+                     fix="pass priority_fns={table_name: None, ...} naming the tables to write to")
         for table in self._priority_fns:
             if info[table].signature is not None:
                 return self._row_specs_from_signature(info[table].signature)
