@@ -25,7 +25,7 @@ test: venv
 	$(PY) -m pytest tests -q
 
 demo: venv
-	$(PY) -m agents.dqn.run --env CartPole-v1 --launch_type local_mp --num_actors 2
+	$(PY) -m agents.run --agent dqn --env CartPole-v1 --launch_type local_mp --num_actors 2
 
 $(VENV)/.bench-installed: $(VENV)/.installed
 	$(PY) -m pip install -q -e '.[test,bench]'
