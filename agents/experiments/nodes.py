@@ -201,8 +201,9 @@ class EvaluatorNode:
             replay.make_environment_spec(self._environment), self._variable_client, experiment.seed)
         self._counter = counter
         self._learner = learner
+        # No TensorBoard here: its writer is TensorFlow's, which this numpy node would otherwise never import.
         self._logger = utils.make_logger("evaluator", experiment.run_dir, terminal=experiment.verbose,
-                                         steps_key="actor_steps")
+                                         tensorboard=False)
         self._progress = utils.ProgressLine(experiment.start_time)
         self._eval_return: Optional[float] = None
 
