@@ -20,8 +20,8 @@ from typing import Any, Dict, List, Optional  # noqa: E402
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import launch  # noqa: E402
-from agents import envs, registry, utils  # noqa: E402
-from agents.experiments.config import ExperimentConfig  # noqa: E402
+import replay  # noqa: E402
+from agents import envs, experiments, registry, utils  # noqa: E402
 from agents.experiments.overrides import parse_overrides  # noqa: E402
 
 # Flags a resumed run takes from its run directory unless given again (budgets replace the old ones).
@@ -82,13 +82,12 @@ def prepare(argv: Optional[List[str]] = None, config: Any = None,
     builder = builder_class(config)
     if flags["num_actors"] < 1:
         raise UsageError(f"--num_actors must be >= 1 (got {flags['num_actors']}).")
-    experiment = _or_usage_error(lambda: ExperimentConfig(
+    experiment = _or_usage_error(lambda: experiments.ExperimentConfig(
         builder=builder, run_dir=run_dir or "", env_name=flags["env"], seed=flags["seed"],
         max_seconds=flags["max_seconds"], max_actor_steps=flags["max_actor_steps"],
         eval_episodes=flags["eval_episodes"], checkpoint_seconds=flags["checkpoint_seconds"],
         start_time=_START_TIME if start_time is None else start_time, verbose=flags["verbose"]))
     environment = _or_usage_error(envs.make_environment, flags["env"])
-    import replay  # pylint: disable=import-outside-toplevel  # Its environment specs need no TensorFlow.
     _or_usage_error(builder.check_environment, replay.make_environment_spec(environment))
     experiment.run_dir = run_dir if resume_dir else _new_run_dir(run_dir)
     return experiment, flags
@@ -107,8 +106,7 @@ def main(argv: Optional[List[str]] = None, config: Any = None,
                      {**flags, "start_time": experiment.start_time,
                       "config": dataclasses.asdict(experiment.builder.config)})
     print(f"run_dir: {run_dir}")
-    from agents.experiments.running import run_experiment  # pylint: disable=import-outside-toplevel
-    result = run_experiment(experiment, num_actors=flags["num_actors"], launch_type=flags["launch_type"],
+    result = experiments.run_experiment(experiment, num_actors=flags["num_actors"], launch_type=flags["launch_type"],
                             single_process=flags["single_process"])
     status = "solved" if result["solved"] else "not solved"
     eval_return = result["eval_return"]

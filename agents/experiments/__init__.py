@@ -1,26 +1,13 @@
 """The experiment layer: any agent's Builder run in one process or as a distributed program.
 
-Heavy modules are imported on first use, so that node processes unpickling a program stay light.
+Nothing here imports TensorFlow: node processes that unpickle a program stay light.
 """
 
-import importlib
+from agents.experiments.config import EnvironmentFactory, ExperimentConfig
+from agents.experiments.distributed import make_distributed_program, run_distributed
+from agents.experiments.evaluation import evaluate, screen_then_evaluate
+from agents.experiments.running import run_experiment
+from agents.experiments.single_process import run_single_process
 
-_EXPORTS = {
-    "EnvironmentFactory": "config", "ExperimentConfig": "config",
-    "evaluate": "evaluation", "screen_then_evaluate": "evaluation",
-    "make_distributed_program": "distributed", "run_distributed": "distributed",
-    "run_single_process": "single_process",
-    "run_experiment": "running",
-}
-
-__all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name):
-    if name not in _EXPORTS:
-        raise AttributeError(f"module 'agents.experiments' has no attribute {name!r}")
-    return getattr(importlib.import_module(f"agents.experiments.{_EXPORTS[name]}"), name)
-
-
-def __dir__():
-    return __all__
+__all__ = ["EnvironmentFactory", "ExperimentConfig", "evaluate", "make_distributed_program", "run_distributed",
+           "run_experiment", "run_single_process", "screen_then_evaluate"]

@@ -4,6 +4,8 @@ from typing import Any, Dict
 
 from agents import utils
 from agents.experiments.config import ExperimentConfig
+from agents.experiments.distributed import run_distributed
+from agents.experiments.single_process import run_single_process
 
 
 def run_experiment(experiment: ExperimentConfig, *, num_actors: int = 2, launch_type: str = "local_mp",
@@ -11,10 +13,8 @@ def run_experiment(experiment: ExperimentConfig, *, num_actors: int = 2, launch_
     """Trains until solved or out of budget and returns result.json's contents; writes the run directory's
     learning_curve.png."""
     if single_process:
-        from agents.experiments.single_process import run_single_process  # pylint: disable=import-outside-toplevel
         result = run_single_process(experiment)
     else:
-        from agents.experiments.distributed import run_distributed  # pylint: disable=import-outside-toplevel
         result = run_distributed(experiment, num_actors=num_actors, launch_type=launch_type)
     utils.plot_learning_curve(experiment.run_dir, start_time=experiment.start_time)
     return result
