@@ -4,7 +4,6 @@ import os
 import secrets
 import shutil
 import signal
-import subprocess
 import sys
 import tempfile
 import threading
@@ -23,6 +22,55 @@ from launch import _program
 _print_lock = threading.Lock()
 
 
+class _NodeProcess:
+    """A node's OS process, with its stdout and stderr as pipes and stdin from /dev/null.
+
+    What `subprocess.Popen(..., process_group=0)` gives on Python 3.11, on 3.9 and 3.10 too: a
+    process group of its own, so Ctrl-C in the terminal reaches only the launcher, which stops the
+    nodes in order. It is spawned with os.posix_spawn (clone and exec, no fork): Python 3.9's Popen
+    forks, and gRPC's fork handlers then abort the child while the launcher's gRPC threads are busy.
+    """
+
+    def __init__(self, command: List[str], env: dict):
+        out_read, out_write = os.pipe()
+        err_read, err_write = os.pipe()
+        devnull = os.open(os.devnull, os.O_RDONLY)
+        try:
+            self.pid = os.posix_spawn(
+                command[0], command, env, setpgroup=0,
+                setsigdef=(signal.SIGPIPE, signal.SIGXFSZ),  # As Popen(restore_signals=True).
+                file_actions=[(os.POSIX_SPAWN_DUP2, devnull, 0),
+                              (os.POSIX_SPAWN_DUP2, out_write, 1),
+                              (os.POSIX_SPAWN_DUP2, err_write, 2)])
+        except BaseException:
+            os.close(out_read)
+            os.close(err_read)
+            raise
+        finally:
+            for fd in (out_write, err_write, devnull):
+                os.close(fd)
+        self.stdout = open(out_read, 'rb')
+        self.stderr = open(err_read, 'rb')
+        self.returncode: Optional[int] = None  # As Popen's: -N when killed by signal N.
+
+    def poll(self) -> Optional[int]:
+        if self.returncode is None:
+            pid, status = os.waitpid(self.pid, os.WNOHANG)
+            if pid:
+                self.returncode = os.waitstatus_to_exitcode(status)
+        return self.returncode
+
+    def wait(self) -> int:
+        if self.returncode is None:
+            _, status = os.waitpid(self.pid, 0)
+            self.returncode = os.waitstatus_to_exitcode(status)
+        return self.returncode
+
+    def send_signal(self, signum: int) -> None:
+        if self.returncode is None:  # A reaped pid may belong to another process by now.
+            os.kill(self.pid, signum)
+
+
 class _ProcessWorker(_controller.Worker):
 
     def __init__(self, node: _nodes.Node, job_file: str, work_dir: str, log_dir: str,
@@ -33,7 +81,7 @@ class _ProcessWorker(_controller.Worker):
         self._error_file = os.path.join(work_dir, f'{slug}.error')
         self._log_path = os.path.join(log_dir, f'{slug}.log')
         self._env = env
-        self._process: Optional[subprocess.Popen] = None
+        self._process: Optional[_NodeProcess] = None
         self._readers: List[threading.Thread] = []
 
     def start(self) -> None:
@@ -41,13 +89,8 @@ class _ProcessWorker(_controller.Worker):
             os.remove(self._error_file)
         command = [sys.executable, '-m', 'launch._process_entry', self._job_file, self.node.name,
                    self._error_file]
-        # Own session, hence own process group: Ctrl-C in the terminal reaches only the launcher,
-        # which stops the nodes in order. (Popen's process_group= needs Python 3.11; setsid is done
-        # in C between fork and exec, so it is safe with the launcher's threads, unlike
-        # preexec_fn.) Nodes still die with the launcher: see launch._process_entry.
-        self._process = subprocess.Popen(command, env=self._env, stdin=subprocess.DEVNULL,
-                                         stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                         start_new_session=True)
+        # Nodes die with the launcher, even when it is killed: see launch._process_entry.
+        self._process = _NodeProcess(command, self._env)
         self._readers = [
             threading.Thread(target=_copy_lines, daemon=True, name=f'{self.node.name}:{kind}',
                              args=(pipe, target, self._log_path, f'[{self.node.name}] '.encode()))
@@ -81,7 +124,7 @@ class _ProcessWorker(_controller.Worker):
         return True
 
 
-def _signal(process: subprocess.Popen, signum: int) -> None:
+def _signal(process: _NodeProcess, signum: int) -> None:
     try:
         process.send_signal(signum)
     except ProcessLookupError:
