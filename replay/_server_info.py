@@ -1,5 +1,6 @@
 """Reading a Reverb server's table info: one clear error when nothing answers, one for an unknown table."""
 
+import replay._quiet_tensorflow  # noqa: F401, I001  First: TensorFlow without its CPU-only plugin noise.
 from typing import Any, Dict, Iterable
 
 import reverb

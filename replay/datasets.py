@@ -1,5 +1,6 @@
 """Learner input: batched tf.data pipelines over Reverb tables that keep sample keys and probabilities."""
 
+import replay._quiet_tensorflow  # noqa: F401, I001  First: TensorFlow without its CPU-only plugin noise.
 from typing import Iterator, Optional
 
 import reverb

@@ -1,5 +1,6 @@
 """Priority updates sent in batches from a background thread, off the learner's step."""
 
+import replay._quiet_tensorflow  # noqa: F401, I001  First: TensorFlow without its CPU-only plugin noise.
 import threading
 from typing import Dict, Optional, Sequence
 

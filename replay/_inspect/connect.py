@@ -1,5 +1,6 @@
 """Checking an ADDRESS argument and reading the tables of the Reverb server behind it."""
 
+import replay._quiet_tensorflow  # noqa: F401, I001  First: TensorFlow without its CPU-only plugin noise.
 import os
 from typing import Any, Dict, Tuple
 

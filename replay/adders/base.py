@@ -1,5 +1,6 @@
 """The adder interface and the TrajectoryWriter plumbing shared by Reverb adders."""
 
+import replay._quiet_tensorflow  # noqa: F401, I001  First: TensorFlow without its CPU-only plugin noise.
 import abc
 import threading
 from typing import Any, Callable, Dict, Mapping, Optional
