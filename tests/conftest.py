@@ -23,6 +23,24 @@ def wait_until(predicate: Callable[[], bool], what: str, timeout: float = 30.0) 
         time.sleep(0.02)
 
 
+@pytest.fixture(scope="module")
+def server():
+    """A Reverb server with two queue tables, "priority_table" (the adders' default) and "other"."""
+    import replay  # pylint: disable=import-outside-toplevel  # Here: tests that need no TensorFlow skip it.
+
+    with replay.ReplayServer([replay.tables.queue("priority_table", 1000), replay.tables.queue("other", 1000)]) as s:
+        yield s
+
+
+@pytest.fixture
+def client(server):
+    """A client of `server`; both tables are emptied after the test."""
+    c = server.client()
+    yield c
+    for table in ("priority_table", "other"):
+        c.reset(table)
+
+
 def _living_children() -> List[psutil.Process]:
     children = []
     for child in psutil.Process().children(recursive=True):

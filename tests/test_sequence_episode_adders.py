@@ -11,19 +11,6 @@ S = replay.Step
 E = replay.EndBehavior
 
 
-@pytest.fixture(scope="module")
-def server():
-    with replay.ReplayServer([replay.tables.queue("priority_table", 1000)]) as s:
-        yield s
-
-
-@pytest.fixture
-def client(server):
-    c = server.client()
-    yield c
-    c.reset("priority_table")
-
-
 def episode(rewards, last=dm_env.termination):
     """Observations 1, 2, ...; action 0; the given rewards; the final step made by `last`."""
     steps = [(0, dm_env.transition(r, float(i + 2))) for i, r in enumerate(rewards[:-1])]

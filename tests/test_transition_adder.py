@@ -10,21 +10,6 @@ from _replay_helpers import assert_nest_close, drain, run_episode
 T = replay.Transition
 
 
-@pytest.fixture(scope="module")
-def server():
-    with replay.ReplayServer([replay.tables.queue("priority_table", 1000),
-                              replay.tables.queue("other", 1000)]) as s:
-        yield s
-
-
-@pytest.fixture
-def client(server):
-    c = server.client()
-    yield c
-    c.reset("priority_table")
-    c.reset("other")
-
-
 def transitions(client, table="priority_table", like=None):
     return [T(*item) if like is None else item for item in drain(client, table, like)]
 
