@@ -1,0 +1,805 @@
+"""Time to solve an environment: an Encore agent (distributed and single-process) vs Stable-Baselines3 baselines.
+
+    python benchmarks/time_to_solve.py [--agent dqn] [--env CartPole-v1] [--seeds 3]
+        [--baselines sb3_dqn[,sb3_ppo,sb3_a2c,sb3_qrdqn,sb3_trpo]] [--max_seconds 120] [--num_actors 2]
+        [--quick] [--fresh] [--runs_dir DIR] [--json PATH]
+
+Per seed, each variant runs in a fresh process:
+
+- `distributed`: `python -m agents.run --agent A --env E --seed S --run_dir D --max_seconds S --num_actors K`
+  (the module is RUN_MODULE below);
+- `single_process`: the same plus `--single_process`;
+- each named baseline that is installed: `sb3_dqn`, `sb3_ppo`, `sb3_a2c` (stable-baselines3) and `sb3_qrdqn`,
+  `sb3_trpo` (sb3-contrib), trained by this script in a worker process. On CartPole-v1 they use the
+  rl-baselines3-zoo hyperparameters (hyperparams/{dqn,ppo,a2c,qrdqn,trpo}.yml, including the zoo's n_envs and
+  its n_timesteps as the training length, which the zoo's linear schedules depend on); on other environments
+  SB3's defaults with one environment and 1M steps (ZOO_HYPERPARAMETERS holds only CartPole-v1). The table
+  says which.
+
+The criterion is the same for all: the greedy mean return over the evaluation episodes (the Encore run's
+`eval_episodes`, else 10) reaches `agents.envs.solved_return(env)`. Baselines are evaluated every 500 env
+steps the way Encore's evaluator does it: one screening episode, then the full evaluation only if it reached
+the solving return, stopping early once `agents.envs.max_return(env)` per remaining episode could not lift the
+mean to it. Time counts from process launch (interpreter start and imports included) to the solving
+evaluation. An unsolved seed counts as never, so `median_seconds` is null when half or more seeds did not solve.
+
+Every run's process gets a deadline (its budget + DEADLINE_MARGIN_SECONDS) and is killed with its whole
+process group at it (and any of its processes still alive when it exits are killed too).
+
+JSON (--json):
+    {"agent", "env", "variants": {NAME: {"median_seconds", "solved", "seeds", "per_seed_seconds",
+     "median_env_steps"}}, "not_installed": [...], "details": {NAME: {description, runs, ...}}, ...}
+with NAME in `distributed`, `single_process` and the installed baselines; `solved` is the number of seeds that
+solved, `seeds` the number run, `per_seed_seconds` null for a seed that did not solve. A requested baseline
+that is not installed is absent from "variants" and listed in "not_installed" (and as "not installed" in the
+table). The process exits with status 1 when a run crashed (a run that is merely unsolved is not an error).
+
+Reuse: a measurement with the same settings (agent, env, seeds, budget, actors, baselines installed) and the
+same code (git HEAD, uncommitted diff and untracked files under agents/, launch/, replay/, benchmarks/,
+setup.py) that finished less than REUSE_MAX_AGE_SECONDS ago, found in a JSON file in the --json directory
+(default benchmarks/results/), is reported again instead of measured again, saying so; --fresh always
+measures. This is what keeps `make bench` from measuring the same thing twice: benchmarks/dqn_cartpole.py
+(run first) measures the defaults here (dqn, CartPole-v1, 3 seeds, sb3_dqn, 120 s, 2 actors) and embeds this
+script's JSON in benchmarks/results/dqn_cartpole.json; this script, run next with no arguments, reuses it.
+"""
+
+import argparse
+import hashlib
+import json
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if REPO not in sys.path:
+    sys.path.insert(0, REPO)
+
+# The Encore training entry point (flags: --agent, --env, --seed, --run_dir, --max_seconds, --num_actors,
+# --single_process; writes config.json with start_time and result.json). "agents.dqn.run" has the same
+# contract without --agent (DQN only).
+RUN_MODULE = "agents.run"
+
+DEFAULT_EVAL_EPISODES = 10  # When the Encore run's config.json does not say.
+DEADLINE_MARGIN_SECONDS = 60.0  # A run's process is killed this long after its budget.
+SB3_EVAL_PERIOD = 500  # Env steps between greedy evaluations of a baseline's policy.
+SB3_DEFAULT_TIMESTEPS = 1_000_000  # Training length of a baseline without zoo hyperparameters.
+REUSE_MAX_AGE_SECONDS = 3600.0
+VARIANTS = ("distributed", "single_process")
+
+
+class UsageError(ValueError):
+    """Settings that cannot be measured (unknown baseline or agent for RUN_MODULE, env without a threshold)."""
+
+
+# rl-baselines3-zoo hyperparameters (hyperparams/<algo>.yml). "lin_X" is the zoo's linear schedule from X to 0
+# over n_timesteps. Environments without an entry here use SB3's defaults.
+ZOO_HYPERPARAMETERS: Dict[str, Dict[str, Dict[str, Any]]] = {
+    "sb3_dqn": {
+        "CartPole-v1": dict(
+            n_timesteps=50_000,
+            learning_rate=2.3e-3,
+            batch_size=64,
+            buffer_size=100_000,
+            learning_starts=1000,
+            gamma=0.99,
+            target_update_interval=10,
+            train_freq=256,
+            gradient_steps=128,
+            exploration_fraction=0.16,
+            exploration_final_eps=0.04,
+            policy_kwargs=dict(net_arch=[256, 256]),
+        )
+    },
+    "sb3_ppo": {
+        "CartPole-v1": dict(
+            n_envs=8,
+            n_timesteps=100_000,
+            n_steps=32,
+            batch_size=256,
+            gae_lambda=0.8,
+            gamma=0.98,
+            n_epochs=20,
+            ent_coef=0.0,
+            learning_rate="lin_0.001",
+            clip_range="lin_0.2",
+        )
+    },
+    "sb3_a2c": {"CartPole-v1": dict(n_envs=8, n_timesteps=500_000, ent_coef=0.0)},
+    "sb3_qrdqn": {
+        "CartPole-v1": dict(
+            n_timesteps=50_000,
+            learning_rate=2.3e-3,
+            batch_size=64,
+            buffer_size=100_000,
+            learning_starts=1000,
+            gamma=0.99,
+            target_update_interval=10,
+            train_freq=256,
+            gradient_steps=128,
+            exploration_fraction=0.16,
+            exploration_final_eps=0.04,
+            policy_kwargs=dict(net_arch=[256, 256], n_quantiles=10),
+        )
+    },
+    "sb3_trpo": {
+        "CartPole-v1": dict(
+            n_envs=2,
+            n_timesteps=100_000,
+            n_steps=512,
+            batch_size=512,
+            cg_damping=1e-3,
+            gae_lambda=0.98,
+            gamma=0.99,
+            learning_rate=1e-3,
+            n_critic_updates=20,
+        )
+    },
+}
+
+# Baseline name -> (package to import, algorithm class, label).
+BASELINES: Dict[str, Tuple[str, str, str]] = {
+    "sb3_dqn": ("stable_baselines3", "DQN", "SB3 DQN"),
+    "sb3_ppo": ("stable_baselines3", "PPO", "SB3 PPO"),
+    "sb3_a2c": ("stable_baselines3", "A2C", "SB3 A2C"),
+    "sb3_qrdqn": ("sb3_contrib", "QRDQN", "sb3-contrib QR-DQN"),
+    "sb3_trpo": ("sb3_contrib", "TRPO", "sb3-contrib TRPO"),
+}
+
+
+# --------------------------------------------------------------------------------------------------- processes
+
+
+def subprocess_env() -> Dict[str, str]:
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONUNBUFFERED="1")
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (REPO, env.get("PYTHONPATH")) if p)
+    return env
+
+
+def _kill_group(process: subprocess.Popen, grace_seconds: float = 5.0) -> None:
+    """SIGTERM, then SIGKILL after `grace_seconds`, to the process group `process` leads (one started here)."""
+    for sig, wait in ((signal.SIGTERM, grace_seconds), (signal.SIGKILL, 0.0)):
+        try:
+            os.killpg(process.pid, sig)
+        except (ProcessLookupError, PermissionError):
+            return
+        end = time.time() + wait
+        while time.time() < end:
+            process.poll()  # Reaps the leader, which would otherwise keep the group alive as a zombie.
+            try:
+                os.killpg(process.pid, 0)
+            except (ProcessLookupError, PermissionError):
+                return
+            time.sleep(0.1)
+
+
+def run_process(command: Sequence[str], deadline_seconds: float, log_prefix: str) -> Dict[str, Any]:
+    """Runs `command` in its own process group, output to log_prefix.{out,err}, killed at the deadline.
+
+    Returns launched/exited times (time.time()), the return code (None when killed at the deadline),
+    `killed_at_deadline` and the output tails.
+    """
+    with (
+        open(log_prefix + ".out", "w", encoding="utf-8") as out,
+        open(log_prefix + ".err", "w", encoding="utf-8") as err,
+    ):
+        launched = time.time()
+        process = subprocess.Popen(
+            list(command),
+            cwd=REPO,
+            env=subprocess_env(),
+            stdout=out,
+            stderr=err,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        killed = False
+        try:
+            returncode: Optional[int] = process.wait(timeout=deadline_seconds)
+        except subprocess.TimeoutExpired:
+            killed, returncode = True, None
+        finally:  # Also on KeyboardInterrupt; also leftovers (e.g. node processes) of a process that exited.
+            _kill_group(process, grace_seconds=5.0 if process.poll() is None else 0.5)
+            if process.poll() is None:
+                process.kill()
+            process.wait()
+        exited = time.time()
+    return {
+        "launched": launched,
+        "exited": exited,
+        "returncode": returncode,
+        "killed_at_deadline": killed,
+        "stdout_tail": _tail(log_prefix + ".out", 2000),
+        "stderr_tail": _tail(log_prefix + ".err", 4000),
+    }
+
+
+def _tail(path: str, chars: int) -> str:
+    with open(path, encoding="utf-8", errors="replace") as f:
+        return f.read()[-chars:]
+
+
+def _read_json(path: str) -> Any:
+    with open(path, encoding="utf-8") as f:
+        return json.load(f)
+
+
+# -------------------------------------------------------------------------------------------------- Encore runs
+
+
+def _csv_columns(path: str) -> Dict[str, List[float]]:
+    from agents.utils.plotting import read_csv_log  # pylint: disable=import-outside-toplevel
+
+    return read_csv_log(path) if os.path.exists(path) else {}
+
+
+def _rate(columns: Dict[str, List[float]], key: str) -> Optional[float]:
+    """Steps per second of `key` between the first and last rows of a log."""
+    if len(columns.get(key, [])) < 2:
+        return None
+    span = columns["timestamp"][-1] - columns["timestamp"][0]
+    return (columns[key][-1] - columns[key][0]) / span if span > 0 else None
+
+
+def encore_log_stats(run_dir: str, launched: float) -> Dict[str, Optional[float]]:
+    """What the CSV logs of an Encore run say: first actor row, actor and learner rates, parameter staleness."""
+    logs = os.path.join(run_dir, "logs")
+    names = sorted(os.listdir(logs)) if os.path.isdir(logs) else []
+    actor_logs = [_csv_columns(os.path.join(logs, name)) for name in names if name.startswith("actor")]
+    learner_log = _csv_columns(os.path.join(logs, "learner.csv"))
+    first_rows = [c["timestamp"][0] for c in actor_logs if c.get("timestamp")]
+    rates = [r for r in (_rate(c, "actor_steps") for c in actor_logs) if r]
+    staleness = []
+    if len(learner_log.get("timestamp", [])) >= 2:
+        import numpy as np  # pylint: disable=import-outside-toplevel
+
+        for columns in actor_logs:  # Learner steps at each actor row's time minus its parameter version.
+            for at, version in zip(columns.get("timestamp", []), columns.get("parameter_version", [])):
+                if version >= 0 and learner_log["timestamp"][0] <= at <= learner_log["timestamp"][-1]:
+                    staleness.append(
+                        float(np.interp(at, learner_log["timestamp"], learner_log["learner_steps"])) - version
+                    )
+    return {
+        "first_episode_seconds": (min(first_rows) - launched) if first_rows else None,
+        "actor_steps_per_second": max(rates) if rates else None,
+        "learner_steps_per_second": _rate(learner_log, "learner_steps"),
+        "median_parameter_staleness": statistics.median(staleness) if staleness else None,
+    }
+
+
+def encore_command(
+    agent: str, env: str, seed: int, run_dir: str, max_seconds: float, num_actors: int, single_process: bool
+) -> List[str]:
+    command = [sys.executable, "-m", RUN_MODULE]
+    if RUN_MODULE == "agents.dqn.run":
+        if agent != "dqn":
+            raise UsageError(f"{RUN_MODULE} runs only --agent dqn (got {agent!r}).")
+    else:
+        command += ["--agent", agent]
+    command += [
+        "--env",
+        env,
+        "--seed",
+        str(seed),
+        "--run_dir",
+        run_dir,
+        "--max_seconds",
+        f"{max_seconds:g}",
+        "--num_actors",
+        str(num_actors),
+    ]
+    return command + (["--single_process"] if single_process else [])
+
+
+def run_encore(
+    agent: str, env: str, seed: int, single_process: bool, max_seconds: float, num_actors: int, work_dir: str
+) -> Dict[str, Any]:
+    """One Encore training process. `seconds` is launch to solved (None if it did not solve)."""
+    variant = "single_process" if single_process else "distributed"
+    run_dir = os.path.join(work_dir, f"{variant}_{seed}")
+    command = encore_command(agent, env, seed, run_dir, max_seconds, num_actors, single_process)
+    process = run_process(command, max_seconds + DEADLINE_MARGIN_SECONDS, run_dir + ".process")
+    run: Dict[str, Any] = {
+        "variant": variant,
+        "seed": seed,
+        "command": " ".join(command[1:]),
+        "solved": False,
+        "seconds": None,
+        "env_steps": None,
+        "error": None,
+        "killed_at_deadline": process["killed_at_deadline"],
+        "process_seconds": process["exited"] - process["launched"],
+    }
+    result_path, config_path = os.path.join(run_dir, "result.json"), os.path.join(run_dir, "config.json")
+    if not os.path.exists(result_path) or not os.path.exists(config_path):
+        if not process["killed_at_deadline"]:
+            run["error"] = (
+                f"exit code {process['returncode']}, no result.json:\n{process['stdout_tail']}\n"
+                f"{process['stderr_tail']}"
+            )
+        return run
+    result, config = _read_json(result_path), _read_json(config_path)
+    interpreter_start = config["start_time"] - process["launched"]
+    agent_config = config.get("agent") if isinstance(config.get("agent"), dict) else {}
+    run.update(
+        solved=bool(result.get("solved")),
+        env_steps=result.get("actor_steps"),
+        interpreter_start_seconds=interpreter_start,
+        eval_episodes=agent_config.get("eval_episodes", config.get("eval_episodes")),
+        result=result,
+        **encore_log_stats(run_dir, process["launched"]),
+    )
+    if run["solved"]:
+        run["seconds"] = interpreter_start + result["wall_seconds"]
+    if process["returncode"] not in (0, None) and not run["solved"]:
+        run["error"] = f"exit code {process['returncode']}:\n{process['stderr_tail']}"
+    return run
+
+
+# ------------------------------------------------------------------------------------------------- baselines
+
+
+def baseline_installed(name: str) -> bool:
+    package = BASELINES[name][0]
+    probe = f"import {package}, torch"
+    try:
+        return (
+            subprocess.run(
+                [sys.executable, "-c", probe], env=subprocess_env(), capture_output=True, timeout=300, check=False
+            ).returncode
+            == 0
+        )
+    except subprocess.TimeoutExpired:
+        return False
+
+
+def baseline_hyperparameters(name: str, env: str) -> Tuple[Dict[str, Any], str]:
+    """(hyperparameters incl. n_envs / n_timesteps, where they come from)."""
+    zoo = ZOO_HYPERPARAMETERS.get(name, {}).get(env)
+    if zoo is not None:
+        return dict(zoo), "rl-baselines3-zoo hyperparameters"
+    return {
+        "n_envs": 1,
+        "n_timesteps": SB3_DEFAULT_TIMESTEPS,
+    }, f"SB3 defaults, 1 env, {SB3_DEFAULT_TIMESTEPS:,} steps (zoo hyperparameters here: CartPole-v1 only)"
+
+
+def describe(name: str, agent: str, env: str, num_actors: int) -> str:
+    if name == "distributed":
+        return f"Encore {agent}, {num_actors} actors"
+    if name == "single_process":
+        return f"Encore {agent}, --single_process"
+    return f"{BASELINES[name][2]}, {baseline_hyperparameters(name, env)[1]}"
+
+
+def run_baseline(
+    name: str, env: str, seed: int, max_seconds: float, eval_episodes: int, work_dir: str
+) -> Dict[str, Any]:
+    """One baseline worker process. `seconds` is launch to solved (None if it did not solve)."""
+    spec = {
+        "baseline": name,
+        "env": env,
+        "seed": seed,
+        "max_seconds": max_seconds,
+        "eval_episodes": eval_episodes,
+        "launched": time.time(),
+    }
+    process = run_process(
+        [sys.executable, os.path.abspath(__file__), "--baseline_worker", json.dumps(spec)],
+        max_seconds + DEADLINE_MARGIN_SECONDS,
+        os.path.join(work_dir, f"{name}_{seed}"),
+    )
+    run: Dict[str, Any] = {
+        "variant": name,
+        "seed": seed,
+        "solved": False,
+        "seconds": None,
+        "env_steps": None,
+        "error": None,
+        "killed_at_deadline": process["killed_at_deadline"],
+        "process_seconds": process["exited"] - process["launched"],
+    }
+    lines = process["stdout_tail"].strip().splitlines()
+    if process["returncode"] != 0 or not lines:
+        if not process["killed_at_deadline"]:
+            run["error"] = f"exit code {process['returncode']}:\n{process['stderr_tail']}"
+        return run
+    result = json.loads(lines[-1])
+    run.update(
+        solved=result["solved"],
+        env_steps=result["env_steps"],
+        eval_return=result["eval_return"],
+        training_ended=result["training_ended"],
+    )
+    if result["solved"]:
+        run["seconds"] = result["solved_at"] - process["launched"]
+    return run
+
+
+def _linear(initial: float) -> Callable[[float], float]:
+    return lambda progress_remaining: progress_remaining * initial
+
+
+def baseline_worker(spec: Dict[str, Any]) -> None:
+    """Trains one baseline, evaluating greedily every SB3_EVAL_PERIOD env steps; prints a JSON line."""
+    launched = spec["launched"]
+    # SB3 imports TensorBoard's writer when it can, which imports TensorFlow (~4 s here): SB3 on its own
+    # machine would not pay that, so it is kept out.
+    sys.modules["tensorboard"] = None  # type: ignore[assignment]
+    import importlib
+
+    import gymnasium
+    import numpy as np
+    from stable_baselines3.common.callbacks import BaseCallback
+    from stable_baselines3.common.env_util import make_vec_env
+
+    from agents import envs
+
+    package, algorithm, _ = BASELINES[spec["baseline"]]
+    algorithm_class = getattr(importlib.import_module(package), algorithm)
+    env_name, seed, num_episodes = spec["env"], spec["seed"], spec["eval_episodes"]
+    target, max_return = envs.solved_return(env_name), envs.max_return(env_name)
+    hyperparameters, _ = baseline_hyperparameters(spec["baseline"], env_name)
+    n_envs, n_timesteps = hyperparameters.pop("n_envs", 1), int(hyperparameters.pop("n_timesteps"))
+    for key, value in hyperparameters.items():
+        if isinstance(value, str) and value.startswith("lin_"):
+            hyperparameters[key] = _linear(float(value[len("lin_") :]))
+    eval_env = gymnasium.make(env_name)
+    state: Dict[str, Any] = {"solved": False, "solved_at": None, "eval_return": None, "evaluations": 0}
+
+    def episode_return(model, episode: int) -> float:
+        observation, _ = eval_env.reset(seed=10_000 + seed * 1000 + state["evaluations"] * 50 + episode)
+        done, total = False, 0.0
+        while not done:
+            action, _ = model.predict(observation, deterministic=True)
+            observation, reward, terminated, truncated, _ = eval_env.step(action)
+            total += float(reward)
+            done = terminated or truncated
+        return total
+
+    def evaluate(model) -> bool:
+        """Encore's screen_then_evaluate: one screening episode, then the full evaluation, stopping early."""
+        state["evaluations"] += 1
+        if episode_return(model, 0) < target:
+            return False
+        returns: List[float] = []
+        for episode in range(num_episodes):
+            if max_return is not None and sum(returns) + (num_episodes - episode) * max_return < target * num_episodes:
+                break
+            returns.append(episode_return(model, 1 + episode))
+        state["eval_return"] = float(np.mean(returns))
+        return state["eval_return"] >= target
+
+    class SolveCheck(BaseCallback):
+        next_eval = SB3_EVAL_PERIOD
+
+        def _on_step(self) -> bool:
+            if self.num_timesteps >= self.next_eval:
+                self.next_eval += SB3_EVAL_PERIOD
+                if evaluate(self.model):
+                    state.update(solved=True, solved_at=time.time())
+                    return False
+            return time.time() - launched < spec["max_seconds"]
+
+    model = algorithm_class(
+        "MlpPolicy", make_vec_env(env_name, n_envs=n_envs, seed=seed), seed=seed, verbose=0, **hyperparameters
+    )
+    model.learn(total_timesteps=n_timesteps, callback=SolveCheck())
+    print(
+        json.dumps(
+            {**state, "env_steps": int(model.num_timesteps), "training_ended": int(model.num_timesteps) >= n_timesteps}
+        )
+    )
+
+
+# ------------------------------------------------------------------------------------------------ summaries
+
+
+def median_or_none(values: Sequence[Optional[float]]) -> Optional[float]:
+    values = [v for v in values if v is not None]
+    return statistics.median(values) if values else None
+
+
+def time_to_solve_median(runs: Sequence[Dict[str, Any]]) -> Optional[float]:
+    """Median seconds to solve over all seeds, an unsolved seed counting as never (None if that is the median)."""
+    if not runs:
+        return None
+    median = statistics.median([r["seconds"] if r["solved"] else float("inf") for r in runs])
+    return None if median == float("inf") else median
+
+
+def summarize(runs: Sequence[Dict[str, Any]]) -> Dict[str, Any]:
+    """A variant's entry in the JSON's "variants"."""
+    return {
+        "median_seconds": time_to_solve_median(runs),
+        "solved": sum(1 for r in runs if r["solved"]),
+        "seeds": len(runs),
+        "per_seed_seconds": [r["seconds"] if r["solved"] else None for r in runs],
+        "median_env_steps": median_or_none([r["env_steps"] for r in runs if r["solved"]]),
+    }
+
+
+# ----------------------------------------------------------------------------------------------------- reuse
+
+
+def _git(*args: str) -> bytes:
+    return subprocess.run(["git", *args], cwd=REPO, capture_output=True, check=True, timeout=60).stdout
+
+
+def code_version() -> Optional[str]:
+    """A hash of git HEAD, the uncommitted diff and untracked files of the code a measurement runs (or None)."""
+    paths = ["agents", "launch", "replay", "benchmarks", "setup.py"]
+    try:
+        digest = hashlib.sha256(_git("rev-parse", "HEAD"))
+        digest.update(_git("diff", "HEAD", "--", *paths))
+        for name in sorted(_git("ls-files", "--others", "--exclude-standard", "--", *paths).decode().splitlines()):
+            digest.update(name.encode())
+            with open(os.path.join(REPO, name), "rb") as f:
+                digest.update(f.read())
+        return digest.hexdigest()
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def find_reusable(settings: Dict[str, Any], directory: str) -> Optional[Tuple[str, Dict[str, Any]]]:
+    """(path, measurement) of a recent measurement with these settings and code in directory/*.json."""
+    if settings.get("code_version") is None or not os.path.isdir(directory):
+        return None
+    for name in sorted(os.listdir(directory)):
+        if not name.endswith(".json"):
+            continue
+        try:
+            data = _read_json(os.path.join(directory, name))
+        except (OSError, ValueError):
+            continue
+        for candidate in (data, data.get("time_to_solve") if isinstance(data, dict) else None):
+            if (
+                isinstance(candidate, dict)
+                and candidate.get("settings") == settings
+                and 0 <= time.time() - candidate.get("finished_at", 0) < REUSE_MAX_AGE_SECONDS
+            ):
+                return os.path.join(directory, name), candidate
+    return None
+
+
+# ------------------------------------------------------------------------------------------------- measuring
+
+
+def measure(
+    agent: str = "dqn",
+    env: str = "CartPole-v1",
+    seeds: int = 3,
+    baselines: Sequence[str] = ("sb3_dqn",),
+    max_seconds: float = 120.0,
+    num_actors: int = 2,
+    fresh: bool = False,
+    results_dir: Optional[str] = None,
+    runs_dir: Optional[str] = None,
+    print_fn: Callable[[str], None] = print,
+) -> Dict[str, Any]:
+    """Measures (or reuses, see the module docstring) time to solve; returns the JSON's contents."""
+    from agents import envs
+
+    target = envs.solved_return(env)
+    if target is None:
+        raise UsageError(f"{env} has no solving return: add it to agents/envs/solved.py (SOLVED_RETURNS).")
+    unknown = [b for b in baselines if b not in BASELINES]
+    if unknown:
+        raise UsageError(f"unknown baselines {unknown}; known: {', '.join(BASELINES)}")
+    encore_command(agent, env, 0, "", max_seconds, num_actors, False)  # Checks the agent against RUN_MODULE.
+    try:
+        from agents.registry import AGENTS  # pylint: disable=import-outside-toplevel
+    except ImportError:
+        AGENTS = {agent: ""}  # pylint: disable=invalid-name
+    if agent not in AGENTS:
+        raise UsageError(f"unknown agent {agent!r}; the agents are: {', '.join(sorted(AGENTS))}.")
+    if runs_dir and os.path.isdir(runs_dir) and os.listdir(runs_dir):
+        raise UsageError(f"--runs_dir {runs_dir} is not empty (the runs' directories must be new).")
+    installed = [b for b in baselines if baseline_installed(b)]
+    not_installed = [b for b in baselines if b not in installed]
+    settings = {
+        "agent": agent,
+        "env": env,
+        "seeds": seeds,
+        "max_seconds": max_seconds,
+        "num_actors": num_actors,
+        "baselines": installed,
+        "run_module": RUN_MODULE,
+        "code_version": code_version(),
+    }
+    results_dir = results_dir or os.path.join(REPO, "benchmarks", "results")
+    reusable = None if fresh else find_reusable(settings, results_dir)
+    if reusable is not None:
+        path, measurement = reusable
+        age = time.time() - measurement["finished_at"]
+        path = os.path.relpath(path, REPO) if path.startswith(REPO + os.sep) else path
+        print_fn(
+            f"Reusing the time-to-solve measurement in {path} (finished {age / 60:.0f} min ago with the same "
+            "settings and code; --fresh measures again)."
+        )
+        return {**measurement, "reused_from": path}
+
+    started = time.time()
+    runs: Dict[str, List[Dict[str, Any]]] = {name: [] for name in (*VARIANTS, *installed)}
+    eval_episodes: Optional[int] = None
+    with tempfile.TemporaryDirectory(prefix="time-to-solve-") as temporary:
+        work_dir = runs_dir or temporary
+        os.makedirs(work_dir, exist_ok=True)
+        for seed in range(seeds):
+            for name in runs:
+                if name in VARIANTS:
+                    run = run_encore(agent, env, seed, name == "single_process", max_seconds, num_actors, work_dir)
+                    eval_episodes = eval_episodes or run.get("eval_episodes")
+                else:
+                    run = run_baseline(name, env, seed, max_seconds, eval_episodes or DEFAULT_EVAL_EPISODES, work_dir)
+                runs[name].append(run)
+                status = (
+                    "error"
+                    if run["error"]
+                    else f"solved in {run['seconds']:.1f} s"
+                    if run["solved"]
+                    else "killed at the deadline"
+                    if run["killed_at_deadline"]
+                    else "not solved"
+                )
+                print_fn(f"  seed {seed} {name}: {status}")
+                if run["error"]:
+                    print_fn("    " + run["error"].strip().replace("\n", "\n    "))
+    if code_version() != settings["code_version"]:  # The code changed while it ran: never reuse this one.
+        settings = {**settings, "code_version": None}
+    return {
+        "agent": agent,
+        "env": env,
+        "variants": {name: summarize(variant_runs) for name, variant_runs in runs.items()},
+        "not_installed": not_installed,
+        "solved_return": target,
+        "eval_episodes": eval_episodes or DEFAULT_EVAL_EPISODES,
+        "max_seconds": max_seconds,
+        "num_actors": num_actors,
+        "deadline_seconds": max_seconds + DEADLINE_MARGIN_SECONDS,
+        "details": {
+            name: {
+                "description": describe(name, agent, env, num_actors),
+                "runs": variant_runs,
+                **({"hyperparameters": baseline_hyperparameters(name, env)[0]} if name in BASELINES else {}),
+            }
+            for name, variant_runs in runs.items()
+        },
+        "errors": sum(1 for variant_runs in runs.values() for r in variant_runs if r["error"]),
+        "settings": settings,
+        "started_at": started,
+        "finished_at": time.time(),
+    }
+
+
+def _seconds(value: Optional[float]) -> str:
+    return "-" if value is None else f"{value:,.1f}"
+
+
+def print_table(measurement: Dict[str, Any], print_fn: Callable[[str], None] = print) -> None:
+    """The readable table of a measurement (what measure() returns)."""
+    m = measurement
+    print_fn(
+        f"{m['env']} time to solve, agent {m['agent']}: greedy mean return over {m['eval_episodes']} "
+        f"evaluation episodes >= {m['solved_return']:g}, launch to solved, {m['settings']['seeds']} seed(s), "
+        f"budget {m['max_seconds']:g} s a run (killed at {m['deadline_seconds']:g} s). An unsolved seed counts "
+        "as never; median '-' = half or more seeds did not solve."
+    )
+    headers = [
+        "variant",
+        "what",
+        "solved",
+        "median s",
+        "per seed s",
+        "median env steps",
+        "actor steps/s",
+        "learner steps/s",
+    ]
+    rows = []
+    for name, summary in m["variants"].items():
+        runs = m["details"][name]["runs"]
+        per_seed = ", ".join(
+            _seconds(r["seconds"])
+            if r["solved"]
+            else "error"
+            if r["error"]
+            else "killed"
+            if r["killed_at_deadline"]
+            else "never"
+            for r in runs
+        )
+        rows.append(
+            [
+                name,
+                m["details"][name]["description"],
+                f"{summary['solved']}/{summary['seeds']}",
+                _seconds(summary["median_seconds"]),
+                per_seed,
+                "-" if summary["median_env_steps"] is None else f"{summary['median_env_steps']:,.0f}",
+                _seconds(median_or_none([r.get("actor_steps_per_second") for r in runs])),
+                _seconds(median_or_none([r.get("learner_steps_per_second") for r in runs])),
+            ]
+        )
+    for name in m["not_installed"]:
+        package = BASELINES[name][0].replace("_", "-")
+        rows.append([name, f"{BASELINES[name][2]}: not installed (pip install {package})", *["-"] * 6])
+    widths = [max(len(h), *(len(row[i]) for row in rows)) for i, h in enumerate(headers)]
+    print_fn("  ".join(h.ljust(w) for h, w in zip(headers, widths)).rstrip())
+    for row in rows:
+        print_fn("  ".join(v.ljust(w) for v, w in zip(row, widths)).rstrip())
+    if m.get("reused_from"):
+        print_fn(
+            f"(measured at {time.strftime('%H:%M:%S', time.localtime(m['finished_at']))}, "
+            f"reused from {m['reused_from']})"
+        )
+
+
+def write_json(path: str, data: Dict[str, Any]) -> None:
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump(data, f, indent=2, default=str)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The flags dqn_cartpole.py shares (seeds, budget, actors, quick, fresh, runs_dir, json)."""
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--max_seconds", type=float, default=120.0, help="budget per run")
+    parser.add_argument("--num_actors", type=int, default=2)
+    parser.add_argument("--quick", action="store_true", help="one seed, budget at most 60 s")
+    parser.add_argument("--fresh", action="store_true", help="measure even if a recent measurement matches")
+    parser.add_argument("--runs_dir", default=None, help="keep the runs' directories here (default: deleted)")
+    parser.add_argument("--json", default=None, help="write the results here")
+
+
+def budget(args: argparse.Namespace) -> Tuple[int, float]:
+    """(seeds, max_seconds) after --quick."""
+    return (1, min(args.max_seconds, 60.0)) if args.quick else (args.seeds, args.max_seconds)
+
+
+def exit_on_sigterm() -> None:
+    """SIGTERM raises SystemExit, so a run being waited for is killed with its process group on the way out."""
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    exit_on_sigterm()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if len(argv) == 2 and argv[0] == "--baseline_worker":
+        baseline_worker(json.loads(argv[1]))
+        return 0
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--agent", default="dqn")
+    parser.add_argument("--env", default="CartPole-v1")
+    parser.add_argument(
+        "--baselines", default="sb3_dqn", help=f"comma-separated, from {','.join(BASELINES)} ('' for none)"
+    )
+    add_arguments(parser)
+    args = parser.parse_args(argv)
+    seeds, max_seconds = budget(args)
+    try:
+        measurement = measure(
+            args.agent,
+            args.env,
+            seeds,
+            [b for b in args.baselines.split(",") if b],
+            max_seconds,
+            args.num_actors,
+            fresh=args.fresh,
+            results_dir=os.path.dirname(os.path.abspath(args.json)) if args.json else None,
+            runs_dir=args.runs_dir,
+        )
+    except UsageError as error:
+        parser.error(str(error))
+    print_table(measurement)
+    if args.json:
+        write_json(args.json, measurement)
+        print(f"wrote {args.json}")
+    return 1 if measurement["errors"] else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
