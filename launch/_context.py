@@ -15,6 +15,8 @@ class Runtime:
         self._request_stop = request_stop
         self._handlers: List[Callable[[], None]] = []
         self._lock = threading.Lock()
+        self._running_clients = 0  # Node threads of this process other than replay servers.
+        self._clients_changed = threading.Condition(self._lock)
 
     def request_stop(self) -> None:
         """Asks the launcher to stop the whole program."""
@@ -30,6 +32,25 @@ class Runtime:
         for handler in handlers:
             _run_handler(handler)
 
+    def client_started(self) -> None:
+        with self._lock:
+            self._running_clients += 1
+
+    def client_ended(self) -> None:
+        with self._lock:
+            self._running_clients -= 1
+            self._clients_changed.notify_all()
+
+    def wait_for_clients(self, timeout: float) -> bool:
+        """Waits until the other node threads of this process have ended; False at the timeout.
+
+        A Reverb server serves its own process's samplers without gRPC, and such a sampler waiting on a table
+        never returns once the server has stopped (even with a rate-limiter timeout): replay nodes outlive their
+        in-process clients for that reason.
+        """
+        with self._lock:
+            return self._clients_changed.wait_for(lambda: self._running_clients == 0, timeout)
+
     def add_stop_handler(self, handler: Callable[[], None]) -> None:
         with self._lock:
             if not self.stop_event.is_set():
@@ -42,7 +63,7 @@ def _run_handler(handler: Callable[[], None]) -> None:
     try:
         handler()
     except Exception:  # A faulty handler must not prevent the others from running.
-        logging.exception('Stop handler %r raised.', handler)
+        logging.exception("Stop handler %r raised.", handler)
 
 
 _local = threading.local()
@@ -62,13 +83,14 @@ def set_process_runtime(runtime: Optional[Runtime]) -> None:
 
 def current() -> Runtime:
     """The runtime of the program the calling code belongs to."""
-    runtime = getattr(_local, 'runtime', None) or _process_runtime
+    runtime = getattr(_local, "runtime", None) or _process_runtime
     if runtime is None:
         raise RuntimeError(
-            'No launched program in this process: stop(), wait_for_stop(), stop_event() and '
-            'register_stop_handler() work only inside nodes of a program started with launch().')
+            "No launched program in this process: stop(), wait_for_stop(), stop_event() and "
+            "register_stop_handler() work only inside nodes of a program started with launch()."
+        )
     return runtime
 
 
 def current_or_none() -> Optional[Runtime]:
-    return getattr(_local, 'runtime', None) or _process_runtime
+    return getattr(_local, "runtime", None) or _process_runtime

@@ -3,8 +3,7 @@
 import threading
 from typing import Any, Callable, List, Optional, Sequence
 
-from launch import _context
-from launch import _handles
+from launch import _context, _handles
 
 
 class Node:
@@ -18,12 +17,12 @@ class Node:
 
     @property
     def name(self) -> str:
-        return f'{self.label}/{self.index}' if self.label is not None else type(self).__name__
+        return f"{self.label}/{self.index}" if self.label is not None else type(self).__name__
 
     def create_handle(self) -> _handles.Handle:
         return _handles.NoClientHandle(self)
 
-    def serving_nodes(self) -> List['Node']:
+    def serving_nodes(self) -> List["Node"]:
         """The nodes (this one, or colocated ones) that need a port before launch."""
         return []
 
@@ -33,8 +32,8 @@ class Node:
 
     def _port(self) -> int:
         if self.address is None:
-            raise RuntimeError(f'Node {self.name} has no address: launch its program with launch().')
-        return int(self.address.rsplit(':', 1)[1])
+            raise RuntimeError(f"Node {self.name} has no address: launch its program with launch().")
+        return int(self.address.rsplit(":", 1)[1])
 
 
 class PyNode(Node):
@@ -69,7 +68,7 @@ class PyClassNode(PyNode):
         self._run_enabled = True
 
     def _run_method(self, instance: Any) -> Optional[Callable[[], Any]]:
-        method = getattr(instance, 'run', None)
+        method = getattr(instance, "run", None)
         return method if self._run_enabled and callable(method) else None
 
     def run(self) -> None:
@@ -87,8 +86,14 @@ class CourierNode(PyClassNode):
     configure the clients that handles to this node become.
     """
 
-    def __init__(self, ctor: Callable[..., Any], *args, courier_kwargs: Optional[dict] = None,
-                 courier_client_kwargs: Optional[dict] = None, **kwargs):
+    def __init__(
+        self,
+        ctor: Callable[..., Any],
+        *args,
+        courier_kwargs: Optional[dict] = None,
+        courier_client_kwargs: Optional[dict] = None,
+        **kwargs,
+    ):
         super().__init__(ctor, *args, **kwargs)
         self._courier_kwargs = dict(courier_kwargs or {})
         self.client_kwargs = dict(courier_client_kwargs or {})
@@ -101,13 +106,12 @@ class CourierNode(PyClassNode):
 
     def run(self) -> None:
         from launch import _courier
+
         runtime = _context.current()
         instance = self._call()
         methods = _courier.exposed_methods(instance)
-        threads = max(self._courier_kwargs.get('thread_pool_size', 0),
-                      _courier.server_threads_for(methods))
-        server = _courier.CourierServer(methods, self._port(), runtime.token,
-                                        thread_pool_size=threads)
+        threads = max(self._courier_kwargs.get("thread_pool_size", 0), _courier.server_threads_for(methods))
+        server = _courier.CourierServer(methods, self._port(), runtime.token, thread_pool_size=threads)
         server.start()
         try:
             run = self._run_method(instance)
@@ -119,17 +123,25 @@ class CourierNode(PyClassNode):
             server.stop()
 
 
+# How long a stopping replay node keeps serving the other nodes of its process (threads launch types) while they
+# finish; see Runtime.wait_for_clients.
+_CLIENTS_GRACE_SECS = 3.0
+
+
 class ReverbNode(Node):
     """Serves Reverb tables `priority_tables_fn()` with `replay.ReplayServer`.
 
     Its handle becomes a `reverb.Client`. `checkpoint_ctor()` returns the checkpoint directory
     (restored on start); with `checkpoint_time_delta_minutes` the node checkpoints that often
-    until the program stops.
+    until the program stops, and once more when it stops.
     """
 
-    def __init__(self, priority_tables_fn: Callable[[], Sequence[Any]],
-                 checkpoint_ctor: Optional[Callable[[], str]] = None,
-                 checkpoint_time_delta_minutes: Optional[float] = None):
+    def __init__(
+        self,
+        priority_tables_fn: Callable[[], Sequence[Any]],
+        checkpoint_ctor: Optional[Callable[[], str]] = None,
+        checkpoint_time_delta_minutes: Optional[float] = None,
+    ):
         super().__init__()
         self._priority_tables_fn = priority_tables_fn
         self._checkpoint_ctor = checkpoint_ctor
@@ -143,10 +155,10 @@ class ReverbNode(Node):
 
     def run(self) -> None:
         import replay  # Imported here so that `import launch` does not import TensorFlow.
+
         runtime = _context.current()
         checkpoint_dir = self._checkpoint_ctor() if self._checkpoint_ctor else None
-        server = replay.ReplayServer(self._priority_tables_fn(), port=self._port(),
-                                     checkpoint_dir=checkpoint_dir)
+        server = replay.ReplayServer(self._priority_tables_fn(), port=self._port(), checkpoint_dir=checkpoint_dir)
         try:
             if self._checkpoint_time_delta_minutes:
                 period = 60.0 * self._checkpoint_time_delta_minutes
@@ -154,6 +166,9 @@ class ReverbNode(Node):
                     server.checkpoint()
             else:
                 runtime.stop_event.wait()
+            runtime.wait_for_clients(_CLIENTS_GRACE_SECS)
+            if self._checkpoint_time_delta_minutes:
+                server.checkpoint()  # What the clients wrote until they stopped, for a program that resumes.
         finally:
             server.stop()
 
@@ -169,7 +184,7 @@ class MultiThreadingColocation(Node):
         super().__init__()
         for node in nodes:
             if isinstance(node, MultiThreadingColocation):
-                raise ValueError('MultiThreadingColocation cannot contain another colocation.')
+                raise ValueError("MultiThreadingColocation cannot contain another colocation.")
         self._nodes = list(nodes)
         self._return_on_first_completed = return_on_first_completed
 

@@ -1,8 +1,10 @@
 """Shared test helpers, and the suite's guard against leaked threads and processes."""
 
 import os
+import sys
 import threading
 import time
+import traceback
 from typing import Callable, List
 
 import psutil
@@ -62,14 +64,28 @@ def no_leaked_threads_or_processes(request):
     threads = [t for t in threading.enumerate() if t not in threads_before]
     for thread in threads:
         thread.join(timeout=max(0.0, deadline - time.monotonic()))
-    leaked_threads = [t.name for t in threads if t.is_alive()]
+    leaked = [t for t in threads if t.is_alive()]
+    leaked_threads = [t.name for t in leaked]
     leaked_children = [p for p in _living_children() if p.pid not in children_before]
     _, alive = psutil.wait_procs(leaked_children, timeout=max(0.0, deadline - time.monotonic()))
     if leaked_threads or alive:
         for process in alive:
             process.kill()  # So one leak does not also fail every later test.
-        pytest.fail(f"{request.node.nodeid} left running: threads {leaked_threads}, "
-                    f"processes {[(p.pid, _cmdline(p)) for p in alive]}", pytrace=False)
+        pytest.fail(
+            f"{request.node.nodeid} left running: threads {leaked_threads}, "
+            f"processes {[(p.pid, _cmdline(p)) for p in alive]}\n{_stacks(leaked)}",
+            pytrace=False,
+        )
+
+
+def _stacks(threads: List[threading.Thread]) -> str:
+    """Where each thread is now, innermost call last."""
+    frames = sys._current_frames()
+    return "\n".join(
+        f"--- {thread.name}\n" + "".join(traceback.format_stack(frames[thread.ident]))
+        for thread in threads
+        if thread.ident in frames
+    )
 
 
 def _cmdline(process: psutil.Process) -> str:

@@ -89,21 +89,26 @@ class ReinforceBuilder(agents.Builder):
 
     def make_replay_tables(self, environment_spec, rate_limited=True):
         # A queue blocks writers while full: one process that both acts and learns needs room to never block.
-        return [replay.tables.queue(_TABLE, max_size=100 if rate_limited else 10_000,
-                                    signature=replay.NStepTransitionAdder.signature(environment_spec))]
+        return [
+            replay.tables.queue(
+                _TABLE,
+                max_size=100 if rate_limited else 10_000,
+                signature=replay.NStepTransitionAdder.signature(environment_spec),
+            )
+        ]
 
     def make_adder(self, client):
         return replay.NStepTransitionAdder(client, n_step=1, discount=1.0, priority_fns={_TABLE: None})
 
     def make_dataset_iterator(self, server_address, rate_limiter_timeout_ms=-1):
-        return replay.make_numpy_iterator(server_address, _TABLE, _BATCH,
-                                          rate_limiter_timeout_ms=rate_limiter_timeout_ms)
+        return replay.make_numpy_iterator(
+            server_address, _TABLE, _BATCH, rate_limiter_timeout_ms=rate_limiter_timeout_ms
+        )
 
     def make_networks(self, environment_spec, seed):
         return None
 
-    def make_learner(self, networks, iterator, *, publisher=None, priority_updater=None, counter=None,
-                     logger=None):
+    def make_learner(self, networks, iterator, *, publisher=None, priority_updater=None, counter=None, logger=None):
         return _ReinforceLearner(iterator, publisher, counter)
 
     def make_actor(self, environment_spec, variable_client, adder, settings):
@@ -124,8 +129,9 @@ cloudpickle.register_pickle_by_value(sys.modules[__name__])
 
 
 def _experiment(run_dir, **budget):
-    return experiments.ExperimentConfig(builder=ReinforceBuilder({}), run_dir=str(run_dir), env_name="CartPole-v1",
-                                        eval_episodes=2, **budget)
+    return experiments.ExperimentConfig(
+        builder=ReinforceBuilder({}), run_dir=str(run_dir), env_name="CartPole-v1", eval_episodes=2, **budget
+    )
 
 
 def _assert_data_flowed(result, run_dir):
@@ -148,7 +154,8 @@ def test_a_new_agent_runs_single_process(tmp_path):
 @pytest.mark.timeout(240)
 @pytest.mark.parametrize("launch_type", ["test_mt", "local_mp"])
 def test_a_new_agent_runs_distributed(tmp_path, launch_type):
-    experiment = _experiment(tmp_path, max_seconds=15)
+    # Actors block on the full queue unless the learner consumes it, so 3,000 actor steps mean data flowed.
+    experiment = _experiment(tmp_path, max_actor_steps=3000, max_seconds=180)
     result = experiments.run_distributed(experiment, num_actors=2, launch_type=launch_type)
     _assert_data_flowed(result, str(tmp_path))
     assert result["parameter_version"] > 0
@@ -168,7 +175,8 @@ def test_an_environment_factory_replaces_the_gymnasium_id(tmp_path):
         seeds.append(seed)
         return envs.make_environment("CartPole-v1", seed=seed)
 
-    experiment = experiments.ExperimentConfig(builder=ReinforceBuilder({}), run_dir=str(tmp_path),
-                                              environment_factory=factory, seed=3, max_actor_steps=50)
+    experiment = experiments.ExperimentConfig(
+        builder=ReinforceBuilder({}), run_dir=str(tmp_path), environment_factory=factory, seed=3, max_actor_steps=50
+    )
     experiments.run_single_process(experiment)
     assert seeds == [3, 10_003]  # Acting, then evaluation.
