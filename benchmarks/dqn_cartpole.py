@@ -5,12 +5,10 @@ criterion and JSON come from there) plus DQN-only measurements: one actor's env 
 environment + Reverb writer loop, the TF/Reverb import, the learner's first tf.function trace, and from the
 distributed runs' logs the interpreter start, first actor episode and parameter staleness.
 
-    python benchmarks/dqn_cartpole.py [--seeds 3] [--max_seconds 120] [--num_actors 2] [--quick] [--fresh]
+    python benchmarks/dqn_cartpole.py [--seeds 3] [--max_seconds 120] [--num_actors 2] [--quick]
         [--runs_dir DIR] [--json PATH]
 
-With the defaults this is the same measurement as `time_to_solve.py` with no arguments: whichever of the two
-runs second within an hour on the same code reuses the other's (see time_to_solve.py; --fresh measures
-again). Under `make bench` this script runs first and measures; time_to_solve.py then reuses it. The JSON has
+The JSON has
 the time-to-solve measurement under "time_to_solve" (time_to_solve.py's format), the medians as
 distributed_seconds / single_process_seconds / sb3_seconds (null if unsolved or SB3 is not installed) and
 "where_time_goes".
@@ -177,8 +175,6 @@ def main() -> int:
             ["sb3_dqn"],
             max_seconds,
             args.num_actors,
-            fresh=args.fresh,
-            results_dir=os.path.dirname(os.path.abspath(args.json)) if args.json else None,
             runs_dir=args.runs_dir,
         )
     except time_to_solve.UsageError as error:

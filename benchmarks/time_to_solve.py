@@ -2,7 +2,7 @@
 
     python benchmarks/time_to_solve.py [--agent dqn] [--env CartPole-v1] [--seeds 3]
         [--baselines sb3_dqn[,sb3_ppo,sb3_a2c,sb3_qrdqn,sb3_trpo]] [--max_seconds 120] [--num_actors 2]
-        [--quick] [--fresh] [--runs_dir DIR] [--json PATH]
+        [--quick] [--runs_dir DIR] [--json PATH]
 
 Per seed, each variant runs in a fresh process:
 
@@ -34,17 +34,11 @@ solved, `seeds` the number run, `per_seed_seconds` null for a seed that did not 
 that is not installed is absent from "variants" and listed in "not_installed" (and as "not installed" in the
 table). The process exits with status 1 when a run crashed (a run that is merely unsolved is not an error).
 
-Reuse: a measurement with the same settings (agent, env, seeds, budget, actors, baselines installed) and the
-same code (git HEAD, uncommitted diff and untracked files under agents/, launch/, replay/, benchmarks/,
-setup.py) that finished less than REUSE_MAX_AGE_SECONDS ago, found in a JSON file in the --json directory
-(default benchmarks/results/), is reported again instead of measured again, saying so; --fresh always
-measures. This is what keeps `make bench` from measuring the same thing twice: benchmarks/dqn_cartpole.py
-(run first) measures the defaults here (dqn, CartPole-v1, 3 seeds, sb3_dqn, 120 s, 2 actors) and embeds this
-script's JSON in benchmarks/results/dqn_cartpole.json; this script, run next with no arguments, reuses it.
+`make bench` runs the agents' aliases (e.g. `benchmarks/dqn_cartpole.py`), which call this script's
+`measure`; it does not run this script on its own.
 """
 
 import argparse
-import hashlib
 import json
 import os
 import signal
@@ -68,7 +62,6 @@ DEFAULT_EVAL_EPISODES = 10  # When the Encore run's config.json does not say.
 DEADLINE_MARGIN_SECONDS = 60.0  # A run's process is killed this long after its budget.
 SB3_EVAL_PERIOD = 500  # Env steps between greedy evaluations of a baseline's policy.
 SB3_DEFAULT_TIMESTEPS = 1_000_000  # Training length of a baseline without zoo hyperparameters.
-REUSE_MAX_AGE_SECONDS = 3600.0
 VARIANTS = ("distributed", "single_process")
 
 
@@ -523,49 +516,6 @@ def summarize(runs: Sequence[Dict[str, Any]]) -> Dict[str, Any]:
     }
 
 
-# ----------------------------------------------------------------------------------------------------- reuse
-
-
-def _git(*args: str) -> bytes:
-    return subprocess.run(["git", *args], cwd=REPO, capture_output=True, check=True, timeout=60).stdout
-
-
-def code_version() -> Optional[str]:
-    """A hash of git HEAD, the uncommitted diff and untracked files of the code a measurement runs (or None)."""
-    paths = ["agents", "launch", "replay", "benchmarks", "setup.py"]
-    try:
-        digest = hashlib.sha256(_git("rev-parse", "HEAD"))
-        digest.update(_git("diff", "HEAD", "--", *paths))
-        for name in sorted(_git("ls-files", "--others", "--exclude-standard", "--", *paths).decode().splitlines()):
-            digest.update(name.encode())
-            with open(os.path.join(REPO, name), "rb") as f:
-                digest.update(f.read())
-        return digest.hexdigest()
-    except (OSError, subprocess.SubprocessError):
-        return None
-
-
-def find_reusable(settings: Dict[str, Any], directory: str) -> Optional[Tuple[str, Dict[str, Any]]]:
-    """(path, measurement) of a recent measurement with these settings and code in directory/*.json."""
-    if settings.get("code_version") is None or not os.path.isdir(directory):
-        return None
-    for name in sorted(os.listdir(directory)):
-        if not name.endswith(".json"):
-            continue
-        try:
-            data = _read_json(os.path.join(directory, name))
-        except (OSError, ValueError):
-            continue
-        for candidate in (data, data.get("time_to_solve") if isinstance(data, dict) else None):
-            if (
-                isinstance(candidate, dict)
-                and candidate.get("settings") == settings
-                and 0 <= time.time() - candidate.get("finished_at", 0) < REUSE_MAX_AGE_SECONDS
-            ):
-                return os.path.join(directory, name), candidate
-    return None
-
-
 # ------------------------------------------------------------------------------------------------- measuring
 
 
@@ -576,12 +526,10 @@ def measure(
     baselines: Sequence[str] = ("sb3_dqn",),
     max_seconds: float = 120.0,
     num_actors: int = 2,
-    fresh: bool = False,
-    results_dir: Optional[str] = None,
     runs_dir: Optional[str] = None,
     print_fn: Callable[[str], None] = print,
 ) -> Dict[str, Any]:
-    """Measures (or reuses, see the module docstring) time to solve; returns the JSON's contents."""
+    """Measures time to solve; returns the JSON's contents."""
     from agents import envs
 
     target = envs.solved_return(env)
@@ -609,19 +557,7 @@ def measure(
         "num_actors": num_actors,
         "baselines": installed,
         "run_module": RUN_MODULE,
-        "code_version": code_version(),
     }
-    results_dir = results_dir or os.path.join(REPO, "benchmarks", "results")
-    reusable = None if fresh else find_reusable(settings, results_dir)
-    if reusable is not None:
-        path, measurement = reusable
-        age = time.time() - measurement["finished_at"]
-        path = os.path.relpath(path, REPO) if path.startswith(REPO + os.sep) else path
-        print_fn(
-            f"Reusing the time-to-solve measurement in {path} (finished {age / 60:.0f} min ago with the same "
-            "settings and code; --fresh measures again)."
-        )
-        return {**measurement, "reused_from": path}
 
     started = time.time()
     runs: Dict[str, List[Dict[str, Any]]] = {name: [] for name in (*VARIANTS, *installed)}
@@ -649,8 +585,6 @@ def measure(
                 print_fn(f"  seed {seed} {name}: {status}")
                 if run["error"]:
                     print_fn("    " + run["error"].strip().replace("\n", "\n    "))
-    if code_version() != settings["code_version"]:  # The code changed while it ran: never reuse this one.
-        settings = {**settings, "code_version": None}
     return {
         "agent": agent,
         "env": env,
@@ -731,11 +665,6 @@ def print_table(measurement: Dict[str, Any], print_fn: Callable[[str], None] = p
     print_fn("  ".join(h.ljust(w) for h, w in zip(headers, widths)).rstrip())
     for row in rows:
         print_fn("  ".join(v.ljust(w) for v, w in zip(row, widths)).rstrip())
-    if m.get("reused_from"):
-        print_fn(
-            f"(measured at {time.strftime('%H:%M:%S', time.localtime(m['finished_at']))}, "
-            f"reused from {m['reused_from']})"
-        )
 
 
 def write_json(path: str, data: Dict[str, Any]) -> None:
@@ -745,12 +674,11 @@ def write_json(path: str, data: Dict[str, Any]) -> None:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """The flags dqn_cartpole.py shares (seeds, budget, actors, quick, fresh, runs_dir, json)."""
+    """The flags dqn_cartpole.py shares (seeds, budget, actors, quick, runs_dir, json)."""
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--max_seconds", type=float, default=120.0, help="budget per run")
     parser.add_argument("--num_actors", type=int, default=2)
     parser.add_argument("--quick", action="store_true", help="one seed, budget at most 60 s")
-    parser.add_argument("--fresh", action="store_true", help="measure even if a recent measurement matches")
     parser.add_argument("--runs_dir", default=None, help="keep the runs' directories here (default: deleted)")
     parser.add_argument("--json", default=None, help="write the results here")
 
@@ -788,8 +716,6 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             [b for b in args.baselines.split(",") if b],
             max_seconds,
             args.num_actors,
-            fresh=args.fresh,
-            results_dir=os.path.dirname(os.path.abspath(args.json)) if args.json else None,
             runs_dir=args.runs_dir,
         )
     except UsageError as error:
