@@ -1,8 +1,31 @@
 """Encore agents: Acme-style core interfaces, environments, utilities and agents."""
 
 from agents.core import (
-    Actor, ActorSettings, Builder, Counting, EnvironmentLoop, Learner, ParameterPublisher, ParameterSource, Saveable,
-    VariableClientLike, VariableSource, Worker)
+    Actor,
+    ActorSettings,
+    Builder,
+    Counting,
+    EnvironmentLoop,
+    Learner,
+    ParameterPublisher,
+    ParameterSource,
+    Saveable,
+    VariableClientLike,
+    VariableSource,
+    Worker,
+)
 
-__all__ = ["Actor", "ActorSettings", "Builder", "Counting", "EnvironmentLoop", "Learner", "ParameterPublisher",
-           "ParameterSource", "Saveable", "VariableClientLike", "VariableSource", "Worker"]
+__all__ = [
+    "Actor",
+    "ActorSettings",
+    "Builder",
+    "Counting",
+    "EnvironmentLoop",
+    "Learner",
+    "ParameterPublisher",
+    "ParameterSource",
+    "Saveable",
+    "VariableClientLike",
+    "VariableSource",
+    "Worker",
+]

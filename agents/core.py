@@ -7,8 +7,20 @@ paying for TensorFlow or Reverb, which appear here in type hints alone.
 import abc
 import dataclasses
 import time
-from typing import (TYPE_CHECKING, Any, Callable, Dict, Generic, Iterator, List, Mapping, Optional, Protocol,
-                    Sequence, Tuple, TypeVar)
+from typing import (
+    TYPE_CHECKING,
+    Any,
+    Callable,
+    Generic,
+    Iterator,
+    List,
+    Mapping,
+    Optional,
+    Protocol,
+    Sequence,
+    Tuple,
+    TypeVar,
+)
 
 import dm_env
 import numpy as np
@@ -130,12 +142,14 @@ class EnvironmentLoop(Worker):
     counter is given, its counts (the loop counts `steps` and `episodes`).
     """
 
-    def __init__(self,
-                 environment: dm_env.Environment,
-                 actor: Actor,
-                 counter: Optional[Any] = None,
-                 logger: Optional[Any] = None,
-                 should_update: bool = True):
+    def __init__(
+        self,
+        environment: dm_env.Environment,
+        actor: Actor,
+        counter: Optional[Any] = None,
+        logger: Optional[Any] = None,
+        should_update: bool = True,
+    ):
         self._environment = environment
         self._actor = actor
         self._counter = counter
@@ -160,15 +174,19 @@ class EnvironmentLoop(Worker):
         result = {}
         if self._counter is not None:
             result.update(self._counter.increment(episodes=1, steps=episode_length))
-        result.update(episode_return=episode_return,
-                      episode_length=episode_length,
-                      steps_per_second=episode_length / max(time.monotonic() - start, 1e-9))
+        result.update(
+            episode_return=episode_return,
+            episode_length=episode_length,
+            steps_per_second=episode_length / max(time.monotonic() - start, 1e-9),
+        )
         return result
 
-    def run(self,
-            num_episodes: Optional[int] = None,
-            num_steps: Optional[int] = None,
-            should_stop: Optional[Callable[[], bool]] = None) -> int:
+    def run(
+        self,
+        num_episodes: Optional[int] = None,
+        num_steps: Optional[int] = None,
+        should_stop: Optional[Callable[[], bool]] = None,
+    ) -> int:
         """Runs episodes until a budget is spent or `should_stop()`; returns steps run.
 
         Budgets are checked between episodes, so `num_steps` may be exceeded by
@@ -177,9 +195,11 @@ class EnvironmentLoop(Worker):
         if num_episodes is not None and num_steps is not None:
             raise ValueError("Pass num_episodes or num_steps, not both.")
         episodes = steps = 0
-        while not ((num_episodes is not None and episodes >= num_episodes) or
-                   (num_steps is not None and steps >= num_steps) or
-                   (should_stop is not None and should_stop())):
+        while not (
+            (num_episodes is not None and episodes >= num_episodes)
+            or (num_steps is not None and steps >= num_steps)
+            or (should_stop is not None and should_stop())
+        ):
             result = self.run_episode()
             episodes += 1
             steps += result["episode_length"]
@@ -232,8 +252,9 @@ class Builder(abc.ABC):
         self.config = config
 
     @abc.abstractmethod
-    def make_replay_tables(self, environment_spec: "replay.EnvironmentSpec",
-                           rate_limited: bool = True) -> List["reverb.Table"]:
+    def make_replay_tables(
+        self, environment_spec: "replay.EnvironmentSpec", rate_limited: bool = True
+    ) -> List["reverb.Table"]:
         """The tables actors write to. Without `rate_limited` (one process interleaving acting and learning,
         which must never block) tables may only enforce their minimum size."""
 
@@ -251,21 +272,32 @@ class Builder(abc.ABC):
         """The networks the learner trains (anything `make_learner` understands)."""
 
     @abc.abstractmethod
-    def make_learner(self, networks: Any, iterator: Iterator[Any], *,
-                     publisher: Optional[ParameterPublisher] = None,
-                     priority_updater: Optional["replay.PriorityUpdater"] = None,
-                     counter: Optional[Counting] = None,
-                     logger: Optional["Logger"] = None) -> Learner:
+    def make_learner(
+        self,
+        networks: Any,
+        iterator: Iterator[Any],
+        *,
+        publisher: Optional[ParameterPublisher] = None,
+        priority_updater: Optional["replay.PriorityUpdater"] = None,
+        counter: Optional[Counting] = None,
+        logger: Optional["Logger"] = None,
+    ) -> Learner:
         """The learner: consumes `iterator`, publishes parameters, sends priorities (when prioritized)."""
 
     @abc.abstractmethod
-    def make_actor(self, environment_spec: "replay.EnvironmentSpec", variable_client: VariableClientLike,
-                   adder: Optional["replay.Adder"], settings: ActorSettings) -> Actor:
+    def make_actor(
+        self,
+        environment_spec: "replay.EnvironmentSpec",
+        variable_client: VariableClientLike,
+        adder: Optional["replay.Adder"],
+        settings: ActorSettings,
+    ) -> Actor:
         """An actor that explores, acting with the parameters `variable_client` holds."""
 
     @abc.abstractmethod
-    def make_evaluation_actor(self, environment_spec: "replay.EnvironmentSpec",
-                              variable_client: VariableClientLike, seed: int) -> Actor:
+    def make_evaluation_actor(
+        self, environment_spec: "replay.EnvironmentSpec", variable_client: VariableClientLike, seed: int
+    ) -> Actor:
         """A greedy actor for evaluation; writes nothing."""
 
     def check_environment(self, environment_spec: "replay.EnvironmentSpec") -> None:

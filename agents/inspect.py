@@ -23,8 +23,9 @@ def resolve_address(target: str) -> str:
         except ValueError as e:
             raise inspect.InspectError(str(e)) from None
     if not inspect.is_address(target):
-        raise inspect.InspectError(f"{target!r} is neither host:port (e.g. localhost:8000) nor an existing run "
-                                   "directory")
+        raise inspect.InspectError(
+            f"{target!r} is neither host:port (e.g. localhost:8000) nor an existing run directory"
+        )
     return target
 
 

@@ -25,11 +25,32 @@ from agents import envs, experiments, registry, utils  # noqa: E402
 from agents.experiments.overrides import parse_overrides  # noqa: E402
 
 # Flags a resumed run takes from its run directory unless given again (budgets replace the old ones).
-_RUN_FLAGS = ("agent", "env", "num_actors", "launch_type", "single_process", "seed", "max_seconds",
-              "max_actor_steps", "eval_episodes", "checkpoint_seconds", "verbose")
-_DEFAULTS = {"agent": "dqn", "env": "CartPole-v1", "num_actors": 2, "launch_type": "local_mp",
-             "single_process": False, "seed": 0, "max_seconds": 300.0, "max_actor_steps": None,
-             "eval_episodes": 10, "checkpoint_seconds": 60.0, "verbose": False}
+_RUN_FLAGS = (
+    "agent",
+    "env",
+    "num_actors",
+    "launch_type",
+    "single_process",
+    "seed",
+    "max_seconds",
+    "max_actor_steps",
+    "eval_episodes",
+    "checkpoint_seconds",
+    "verbose",
+)
+_DEFAULTS = {
+    "agent": "dqn",
+    "env": "CartPole-v1",
+    "num_actors": 2,
+    "launch_type": "local_mp",
+    "single_process": False,
+    "seed": 0,
+    "max_seconds": 300.0,
+    "max_actor_steps": None,
+    "eval_episodes": 10,
+    "checkpoint_seconds": 60.0,
+    "verbose": False,
+}
 
 
 class UsageError(Exception):
@@ -37,30 +58,35 @@ class UsageError(Exception):
 
 
 def make_parser(prog: str = "python -m agents.run") -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n")[0],
-                                     argument_default=argparse.SUPPRESS)
+    parser = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n")[0], argument_default=argparse.SUPPRESS)
     parser.add_argument("--agent", help=f"one of {', '.join(sorted(registry.AGENTS))} (default dqn)")
     parser.add_argument("--env", help="gymnasium environment id (default CartPole-v1)")
     parser.add_argument("--num_actors", type=int, help="actor nodes (default 2)")
     parser.add_argument("--launch_type", choices=launch.LAUNCH_TYPES, help="default local_mp")
-    parser.add_argument("--single_process", action="store_true",
-                        help="interleave acting and learning in one process (no launch)")
+    parser.add_argument(
+        "--single_process", action="store_true", help="interleave acting and learning in one process (no launch)"
+    )
     parser.add_argument("--run_dir", help="output directory, new or empty (default runs/<timestamp>)")
     parser.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its checkpoints")
     parser.add_argument("--max_seconds", type=float, help="wall-clock budget of this launch (default 300)")
     parser.add_argument("--max_actor_steps", type=int, help="actor-step budget of the whole run")
     parser.add_argument("--seed", type=int, help="default 0")
     parser.add_argument("--eval_episodes", type=int, help="greedy episodes per evaluation (default 10)")
-    parser.add_argument("--checkpoint_seconds", type=float,
-                        help="learner, counter and replay checkpoint period (default 60)")
-    parser.add_argument("--config", action="append", default=[], metavar="KEY=VALUE",
-                        help="override a field of the agent's config (repeatable)")
+    parser.add_argument(
+        "--checkpoint_seconds", type=float, help="learner, counter and replay checkpoint period (default 60)"
+    )
+    parser.add_argument(
+        "--config",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a field of the agent's config (repeatable)",
+    )
     parser.add_argument("--verbose", action="store_true", help="node logs to the terminal too")
     return parser
 
 
-def prepare(argv: Optional[List[str]] = None, config: Any = None,
-            start_time: Optional[float] = None) -> tuple:
+def prepare(argv: Optional[List[str]] = None, config: Any = None, start_time: Optional[float] = None) -> tuple:
     """(experiment, run flags) from the command line, after checking everything that can be checked before
     a node starts. Raises UsageError."""
     args = vars(make_parser().parse_args(argv))
@@ -82,19 +108,27 @@ def prepare(argv: Optional[List[str]] = None, config: Any = None,
     builder = builder_class(config)
     if flags["num_actors"] < 1:
         raise UsageError(f"--num_actors must be >= 1 (got {flags['num_actors']}).")
-    experiment = _or_usage_error(lambda: experiments.ExperimentConfig(
-        builder=builder, run_dir=run_dir or "", env_name=flags["env"], seed=flags["seed"],
-        max_seconds=flags["max_seconds"], max_actor_steps=flags["max_actor_steps"],
-        eval_episodes=flags["eval_episodes"], checkpoint_seconds=flags["checkpoint_seconds"],
-        start_time=_START_TIME if start_time is None else start_time, verbose=flags["verbose"]))
+    experiment = _or_usage_error(
+        lambda: experiments.ExperimentConfig(
+            builder=builder,
+            run_dir=run_dir or "",
+            env_name=flags["env"],
+            seed=flags["seed"],
+            max_seconds=flags["max_seconds"],
+            max_actor_steps=flags["max_actor_steps"],
+            eval_episodes=flags["eval_episodes"],
+            checkpoint_seconds=flags["checkpoint_seconds"],
+            start_time=_START_TIME if start_time is None else start_time,
+            verbose=flags["verbose"],
+        )
+    )
     environment = _or_usage_error(envs.make_environment, flags["env"])
     _or_usage_error(builder.check_environment, replay.make_environment_spec(environment))
     experiment.run_dir = run_dir if resume_dir else _new_run_dir(run_dir)
     return experiment, flags
 
 
-def main(argv: Optional[List[str]] = None, config: Any = None,
-         start_time: Optional[float] = None) -> Dict[str, Any]:
+def main(argv: Optional[List[str]] = None, config: Any = None, start_time: Optional[float] = None) -> Dict[str, Any]:
     """Runs one experiment and returns the contents of result.json. `config` replaces the agent config."""
     try:
         experiment, flags = prepare(argv, config, start_time)
@@ -102,27 +136,36 @@ def main(argv: Optional[List[str]] = None, config: Any = None,
         print(f"error: {error}", file=sys.stderr)
         raise SystemExit(2) from None
     run_dir = experiment.run_dir
-    utils.write_json(os.path.join(run_dir, "config.json"),
-                     {**flags, "start_time": experiment.start_time,
-                      "config": dataclasses.asdict(experiment.builder.config)})
+    utils.write_json(
+        os.path.join(run_dir, "config.json"),
+        {**flags, "start_time": experiment.start_time, "config": dataclasses.asdict(experiment.builder.config)},
+    )
     print(f"run_dir: {run_dir}")
-    result = experiments.run_experiment(experiment, num_actors=flags["num_actors"], launch_type=flags["launch_type"],
-                            single_process=flags["single_process"])
+    result = experiments.run_experiment(
+        experiment,
+        num_actors=flags["num_actors"],
+        launch_type=flags["launch_type"],
+        single_process=flags["single_process"],
+    )
     status = "solved" if result["solved"] else "not solved"
     eval_return = result["eval_return"]
     resumed = f" (resumed from {result['resumed_from']})" if result.get("resumed_from") else ""
-    print(f"{status} in {result['wall_seconds']:.1f}s{resumed}: eval return "
-          f"{'-' if eval_return is None else format(eval_return, '.1f')}, "
-          f"{result['actor_steps']:,} actor steps, {result['learner_steps']:,} learner steps. "
-          f"Plot: {os.path.join(run_dir, 'learning_curve.png')}")
+    print(
+        f"{status} in {result['wall_seconds']:.1f}s{resumed}: eval return "
+        f"{'-' if eval_return is None else format(eval_return, '.1f')}, "
+        f"{result['actor_steps']:,} actor steps, {result['learner_steps']:,} learner steps. "
+        f"Plot: {os.path.join(run_dir, 'learning_curve.png')}"
+    )
     return result
 
 
 def _resumed_flags(run_dir: str, given: Dict[str, Any]) -> tuple:
     path = os.path.join(run_dir, "config.json")
     if not os.path.isfile(path):
-        raise UsageError(f"--resume {run_dir}: not a run directory (no config.json); pass the run_dir a "
-                         "previous `python -m agents.run` printed.")
+        raise UsageError(
+            f"--resume {run_dir}: not a run directory (no config.json); pass the run_dir a "
+            "previous `python -m agents.run` printed."
+        )
     saved = utils.read_json(path)
     flags = {**_DEFAULTS, **{key: saved[key] for key in _RUN_FLAGS if key in saved}, **given}
     if flags["agent"] != saved.get("agent", flags["agent"]):
@@ -138,8 +181,9 @@ def _new_run_dir(run_dir: Optional[str]) -> str:
         if os.path.exists(run_dir) and not os.path.isdir(run_dir):
             raise UsageError(f"--run_dir {run_dir} is a file; pass a new or empty directory.")
         if os.path.isdir(run_dir) and os.listdir(run_dir):
-            raise UsageError(f"--run_dir {run_dir} is not empty; continue that run with --resume {run_dir}, "
-                             "or pass a new directory.")
+            raise UsageError(
+                f"--run_dir {run_dir} is not empty; continue that run with --resume {run_dir}, or pass a new directory."
+            )
     return utils.make_run_dir(run_dir)
 
 

@@ -32,8 +32,11 @@ BATCH = 256
 
 def environment_spec(observation_shape, dtype):
     return replay.EnvironmentSpec(
-        observations=dm_env.specs.Array(observation_shape, dtype), actions=dm_env.specs.DiscreteArray(4),
-        rewards=dm_env.specs.Array((), np.float32), discounts=dm_env.specs.Array((), np.float32))
+        observations=dm_env.specs.Array(observation_shape, dtype),
+        actions=dm_env.specs.DiscreteArray(4),
+        rewards=dm_env.specs.Array((), np.float32),
+        discounts=dm_env.specs.Array((), np.float32),
+    )
 
 
 def episode(spec, rng):
@@ -75,9 +78,17 @@ def raw_transitions_episode(writer, table, data, flush_every_step=False):
         writer.append({"observation": observations[t + 1]}, partial_step=True)
         history = writer.history
         start = -min(t + 2, N_STEP + 1)
-        writer.create_item(table, 1.0, replay.Transition(
-            history["observation"][start], history["action"][start], history["reward"][-2],
-            history["discount"][-2], history["observation"][-1]))
+        writer.create_item(
+            table,
+            1.0,
+            replay.Transition(
+                history["observation"][start],
+                history["action"][start],
+                history["reward"][-2],
+                history["discount"][-2],
+                history["observation"][-1],
+            ),
+        )
         items += 1
         writer.flush(0 if flush_every_step else IN_FLIGHT)
     writer.append({"action": actions[0], "reward": rewards[0], "discount": one})
@@ -96,8 +107,9 @@ def raw_sequences_episode(writer, table, data):
         steps = t + 1
         if steps >= SEQUENCE_LENGTH and (steps - SEQUENCE_LENGTH) % PERIOD == 0:
             window = slice(-SEQUENCE_LENGTH - 1, -1)
-            writer.create_item(table, 1.0, replay.Step(
-                **tree.map_structure(lambda column: column[window], writer.history)))
+            writer.create_item(
+                table, 1.0, replay.Step(**tree.map_structure(lambda column: column[window], writer.history))
+            )
             items += 1
             writer.flush(IN_FLIGHT)
     writer.append({"action": actions[0], "reward": rewards[0], "discount": one})
@@ -114,18 +126,23 @@ def measure_writers(server, kind, spec, seconds, rounds, rng):
     data = episode(spec, rng)
     nstep_items = EPISODE_LENGTH + N_STEP - 1
     sequence_items = (EPISODE_LENGTH + 1 - SEQUENCE_LENGTH) // PERIOD + 1
+    raw_nstep_writer = client.trajectory_writer(N_STEP + 1)
+    raw_nstep_flushing_writer = client.trajectory_writer(N_STEP + 1)
+    raw_sequence_writer = client.trajectory_writer(SEQUENCE_LENGTH + 1)
+    nstep_adder = replay.NStepTransitionAdder(
+        client, N_STEP, 0.99, priority_fns={f"t_{kind}": None}, max_in_flight_items=IN_FLIGHT
+    )
+    sequence_adder = replay.SequenceAdder(
+        client, SEQUENCE_LENGTH, PERIOD, priority_fns={f"s_{kind}": None}, max_in_flight_items=IN_FLIGHT
+    )
     runs = {
-        "raw_nstep": lambda w=client.trajectory_writer(N_STEP + 1): raw_transitions_episode(w, f"t_{kind}", data),
-        "raw_nstep_flush_each_step": lambda w=client.trajectory_writer(N_STEP + 1): raw_transitions_episode(
-            w, f"t_{kind}", data, flush_every_step=True),
-        "nstep": lambda a=replay.NStepTransitionAdder(client, N_STEP, 0.99, priority_fns={f"t_{kind}": None},
-                                                       max_in_flight_items=IN_FLIGHT):
-            adder_episode(a, data) or nstep_items,
-        "raw_sequence": lambda w=client.trajectory_writer(SEQUENCE_LENGTH + 1): raw_sequences_episode(
-            w, f"s_{kind}", data),
-        "sequence": lambda a=replay.SequenceAdder(client, SEQUENCE_LENGTH, PERIOD, priority_fns={f"s_{kind}": None},
-                                                  max_in_flight_items=IN_FLIGHT):
-            adder_episode(a, data) or sequence_items,
+        "raw_nstep": lambda: raw_transitions_episode(raw_nstep_writer, f"t_{kind}", data),
+        "raw_nstep_flush_each_step": lambda: raw_transitions_episode(
+            raw_nstep_flushing_writer, f"t_{kind}", data, flush_every_step=True
+        ),
+        "nstep": lambda: adder_episode(nstep_adder, data) or nstep_items,
+        "raw_sequence": lambda: raw_sequences_episode(raw_sequence_writer, f"s_{kind}", data),
+        "sequence": lambda: adder_episode(sequence_adder, data) or sequence_items,
     }
     results = {name: [] for name in runs}
     for _ in range(rounds):
@@ -142,7 +159,8 @@ def measure_datasets(server, seconds, rounds):
     while table_size(client, "d") < 20_000:
         adder_episode(adder, episode(spec, rng))
     raw = reverb.TrajectoryDataset.from_table_signature(
-        server.address, "d", max_in_flight_samples_per_worker=2 * BATCH).batch(BATCH, drop_remainder=True)
+        server.address, "d", max_in_flight_samples_per_worker=2 * BATCH
+    ).batch(BATCH, drop_remainder=True)
     ours = replay.make_dataset(server.address, "d", BATCH)
 
     def reader(dataset):
@@ -165,28 +183,37 @@ def main():
     parser.add_argument("--json", help="write the results here")
     args = parser.parse_args()
 
-    kinds = {"float32[4]": environment_spec((4,), np.float32),
-             "uint8[84,84,4]": environment_spec((84, 84, 4), np.uint8)}
+    kinds = {
+        "float32[4]": environment_spec((4,), np.float32),
+        "uint8[84,84,4]": environment_spec((84, 84, 4), np.uint8),
+    }
     tables = [replay.tables.uniform("d", 50_000, signature=replay.NStepTransitionAdder.signature(kinds["float32[4]"]))]
     for kind, spec in kinds.items():
         tables.append(replay.tables.uniform(f"t_{kind}", 2_000, signature=replay.NStepTransitionAdder.signature(spec)))
         tables.append(replay.tables.uniform(f"s_{kind}", 200, signature=replay.SequenceAdder.signature(spec)))
     rng = np.random.default_rng(0)
     with replay.ReplayServer(tables) as server:
-        writers = {kind: measure_writers(server, kind, spec, args.seconds, args.rounds, rng)
-                   for kind, spec in kinds.items()}
+        writers = {
+            kind: measure_writers(server, kind, spec, args.seconds, args.rounds, rng) for kind, spec in kinds.items()
+        }
         readers = measure_datasets(server, args.seconds, args.rounds)
 
     print(f"\nreplay throughput (items/s, median of {args.rounds} rounds x {args.seconds}s)")
-    print(f"{'observation':<16}{'raw n-step':>12}{'n-step adder':>14}{'ratio':>7}{'raw seq':>10}"
-          f"{'seq adder':>11}{'ratio':>7}{'flush/step':>12}")
+    print(
+        f"{'observation':<16}{'raw n-step':>12}{'n-step adder':>14}{'ratio':>7}{'raw seq':>10}"
+        f"{'seq adder':>11}{'ratio':>7}{'flush/step':>12}"
+    )
     for kind, r in writers.items():
-        print(f"{kind:<16}{r['raw_nstep']:>12,.0f}{r['nstep']:>14,.0f}{r['nstep'] / r['raw_nstep']:>7.2f}"
-              f"{r['raw_sequence']:>10,.0f}{r['sequence']:>11,.0f}{r['sequence'] / r['raw_sequence']:>7.2f}"
-              f"{r['raw_nstep_flush_each_step']:>12,.0f}")
+        print(
+            f"{kind:<16}{r['raw_nstep']:>12,.0f}{r['nstep']:>14,.0f}{r['nstep'] / r['raw_nstep']:>7.2f}"
+            f"{r['raw_sequence']:>10,.0f}{r['sequence']:>11,.0f}{r['sequence'] / r['raw_sequence']:>7.2f}"
+            f"{r['raw_nstep_flush_each_step']:>12,.0f}"
+        )
     print(f"\n{'reader (batch 256, float32[4])':<32}{'raw TrajectoryDataset':>22}{'make_dataset':>14}{'ratio':>7}")
-    print(f"{'items/s':<32}{readers['raw_dataset']:>22,.0f}{readers['make_dataset']:>14,.0f}"
-          f"{readers['make_dataset'] / readers['raw_dataset']:>7.2f}")
+    print(
+        f"{'items/s':<32}{readers['raw_dataset']:>22,.0f}{readers['make_dataset']:>14,.0f}"
+        f"{readers['make_dataset'] / readers['raw_dataset']:>7.2f}"
+    )
 
     f32 = writers["float32[4]"]
     result = {

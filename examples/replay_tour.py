@@ -45,10 +45,12 @@ def write_episodes(address: str, kind: str, episodes: int, seed: int) -> None:
 
 def print_tables(client, title: str) -> None:
     info = client.server_info()
-    cells = "   ".join(f"{name}: {table.current_size:>5}/{table.max_size} items, "
-                       f"{table.rate_limiter_info.insert_stats.completed:>5} inserts, "
-                       f"{table.rate_limiter_info.sample_stats.completed:>5} samples"
-                       for name, table in sorted(info.items()))
+    cells = "   ".join(
+        f"{name}: {table.current_size:>5}/{table.max_size} items, "
+        f"{table.rate_limiter_info.insert_stats.completed:>5} inserts, "
+        f"{table.rate_limiter_info.sample_stats.completed:>5} samples"
+        for name, table in sorted(info.items())
+    )
     print(f"{title:<10} {cells}", flush=True)
 
 
@@ -59,16 +61,25 @@ def main() -> None:
 
     spec = replay.make_environment_spec(make_environment(ENV))
     tables = [
-        replay.tables.prioritized("transitions", max_size=100_000, priority_exponent=0.6,
-                                  signature=replay.NStepTransitionAdder.signature(spec)),
-        replay.tables.queue("sequences", max_size=10_000,
-                            signature=replay.SequenceAdder.signature(spec, sequence_length=SEQUENCE_LENGTH)),
+        replay.tables.prioritized(
+            "transitions",
+            max_size=100_000,
+            priority_exponent=0.6,
+            signature=replay.NStepTransitionAdder.signature(spec),
+        ),
+        replay.tables.queue(
+            "sequences",
+            max_size=10_000,
+            signature=replay.SequenceAdder.signature(spec, sequence_length=SEQUENCE_LENGTH),
+        ),
     ]
     with replay.ReplayServer(tables) as server:
         print(f"Reverb server at {server.address}: tables {', '.join(server.table_names)}")
         context = multiprocessing.get_context("spawn")
-        writers = [context.Process(target=write_episodes, args=(server.address, kind, args.episodes, seed))
-                   for seed, kind in enumerate(("transitions", "sequences"))]
+        writers = [
+            context.Process(target=write_episodes, args=(server.address, kind, args.episodes, seed))
+            for seed, kind in enumerate(("transitions", "sequences"))
+        ]
         for writer in writers:
             writer.start()
         print("writers starting (each imports TensorFlow)...", flush=True)
@@ -83,8 +94,9 @@ def main() -> None:
 
         batch = next(replay.make_numpy_iterator(server.address, "transitions", batch_size=4))
         print("\nprioritized batch of 4 transitions:")
-        for key, probability, reward, discount in zip(batch.info.key, batch.info.probability,
-                                                       batch.data.reward, batch.data.discount):
+        for key, probability, reward, discount in zip(
+            batch.info.key, batch.info.probability, batch.data.reward, batch.data.discount
+        ):
             print(f"  key {key:>20}  P={probability:.2e}  3-step return {reward:5.2f}  discount {discount:.3f}")
         with replay.PriorityUpdater(client, "transitions") as updater:
             updater.update(batch.info.key, np.full(4, 1000.0))
@@ -93,12 +105,13 @@ def main() -> None:
         print(f"after raising their priority to 1000: {boosted} of the next 64 samples are those 4 items")
 
         size = client.server_info()["sequences"].current_size
-        consumed = replay.make_numpy_iterator(server.address, "sequences", batch_size=size,
-                                              num_workers_per_iterator=1)
+        consumed = replay.make_numpy_iterator(server.address, "sequences", batch_size=size, num_workers_per_iterator=1)
         sequences = next(consumed)
-        print(f"\ndrained the queue: {sequences.data.observation.shape[0]} sequences of shape "
-              f"{sequences.data.observation.shape[1:]} ({int(sequences.data.start_of_episode[:, 0].sum())} "
-              "begin an episode)")
+        print(
+            f"\ndrained the queue: {sequences.data.observation.shape[0]} sequences of shape "
+            f"{sequences.data.observation.shape[1:]} ({int(sequences.data.start_of_episode[:, 0].sum())} "
+            "begin an episode)"
+        )
         print_tables(client, "final")
 
 

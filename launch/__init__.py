@@ -6,25 +6,37 @@ runs.
 
 from launch import _flags  # Defines --lp_launch_type and --lp_termination_notice_secs.
 from launch._batching import batched_handler
-from launch._controller import Controller
-from launch._controller import NodeError
-from launch._courier import CourierClient
-from launch._courier import RemoteError
+from launch._controller import Controller, NodeError
+from launch._courier import CourierClient, RemoteError
 from launch._handles import Handle
 from launch._launch import launch
-from launch._launch_types import LAUNCH_TYPES
-from launch._launch_types import LaunchType
-from launch._nodes import CourierNode
-from launch._nodes import MultiThreadingColocation
-from launch._nodes import Node
-from launch._nodes import PyClassNode
-from launch._nodes import PyNode
-from launch._nodes import ReverbNode
-from launch._program import make_program
-from launch._program import Program
-from launch._stop import register_stop_handler
-from launch._stop import stop
-from launch._stop import stop_event
-from launch._stop import wait_for_stop
+from launch._launch_types import LAUNCH_TYPES, LaunchType
+from launch._nodes import CourierNode, MultiThreadingColocation, Node, PyClassNode, PyNode, ReverbNode
+from launch._program import Program, make_program
+from launch._stop import register_stop_handler, stop, stop_event, wait_for_stop
 
 del _flags
+
+__all__ = [
+    "batched_handler",
+    "Controller",
+    "CourierClient",
+    "CourierNode",
+    "Handle",
+    "launch",
+    "LAUNCH_TYPES",
+    "LaunchType",
+    "make_program",
+    "MultiThreadingColocation",
+    "Node",
+    "NodeError",
+    "Program",
+    "PyClassNode",
+    "PyNode",
+    "register_stop_handler",
+    "RemoteError",
+    "ReverbNode",
+    "stop",
+    "stop_event",
+    "wait_for_stop",
+]

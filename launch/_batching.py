@@ -15,7 +15,7 @@ def _stack(values: List[Any]) -> Any:
         return type(first)((key, _stack([v[key] for v in values])) for key in first)
     if isinstance(first, tuple):
         parts = [_stack([v[i] for v in values]) for i in range(len(first))]
-        return type(first)(*parts) if hasattr(first, '_fields') else tuple(parts)
+        return type(first)(*parts) if hasattr(first, "_fields") else tuple(parts)
     if isinstance(first, (np.ndarray, list, np.generic)):
         return np.stack([np.asarray(v) for v in values])
     return list(values)
@@ -28,17 +28,18 @@ def _unstack(batched: Any, size: int) -> List[Any]:
     if isinstance(batched, tuple):
         columns = [_unstack(value, size) for value in batched]
         rows = [[column[i] for column in columns] for i in range(size)]
-        if hasattr(batched, '_fields'):
+        if hasattr(batched, "_fields"):
             return [type(batched)(*row) for row in rows]
         return [tuple(row) for row in rows]
     if len(batched) < size:
-        raise ValueError(f'A batched handler returned {len(batched)} results for a batch of {size}; '
-                         'it must return one result per call (batch-major).')
+        raise ValueError(
+            f"A batched handler returned {len(batched)} results for a batch of {size}; "
+            "it must return one result per call (batch-major)."
+        )
     return [batched[i] for i in range(size)]
 
 
 class _Call:
-
     def __init__(self, args: tuple, kwargs: dict):
         self.args = args
         self.kwargs = kwargs
@@ -50,8 +51,9 @@ class _Call:
 class _Batcher:
     """Collects calls until `batch_size` arrive or `timeout` passes, then runs them as one."""
 
-    def __init__(self, func: Callable[..., Any], batch_size: int, timeout_secs: float,
-                 max_parallelism: int, pad_batch: bool):
+    def __init__(
+        self, func: Callable[..., Any], batch_size: int, timeout_secs: float, max_parallelism: int, pad_batch: bool
+    ):
         self._func = func
         self._batch_size = batch_size
         self._timeout_secs = timeout_secs
@@ -72,8 +74,7 @@ class _Batcher:
             else:
                 batch = None
                 if len(self._pending) == 1:
-                    self._timer = threading.Timer(self._timeout_secs, self._flush,
-                                                  (self._generation,))
+                    self._timer = threading.Timer(self._timeout_secs, self._flush, (self._generation,))
                     self._timer.daemon = True
                     self._timer.start()
         if batch is not None:
@@ -105,9 +106,8 @@ class _Batcher:
         with self._slots:
             try:
                 first = calls[0]
-                if any(len(c.args) != len(first.args) or c.kwargs.keys() != first.kwargs.keys()
-                       for c in calls):
-                    raise TypeError('All calls of a batched handler must pass the same arguments.')
+                if any(len(c.args) != len(first.args) or c.kwargs.keys() != first.kwargs.keys() for c in calls):
+                    raise TypeError("All calls of a batched handler must pass the same arguments.")
                 args = [_stack([c.args[i] for c in calls]) for i in range(len(first.args))]
                 kwargs = {key: _stack([c.kwargs[key] for c in calls]) for key in first.kwargs}
                 results = _unstack(self._func(*args, **kwargs), len(calls))
@@ -121,10 +121,12 @@ class _Batcher:
             call.done.set()
 
 
-def batched_handler(batch_size: int,
-                    max_parallelism: int = 1,
-                    timeout: Union[datetime.timedelta, float] = datetime.timedelta(milliseconds=200),
-                    pad_batch: bool = False) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+def batched_handler(
+    batch_size: int,
+    max_parallelism: int = 1,
+    timeout: Union[datetime.timedelta, float] = datetime.timedelta(milliseconds=200),
+    pad_batch: bool = False,
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Makes concurrent calls of a method run as batches of up to `batch_size`.
 
     Arrays and lists gain a leading batch dimension, dicts and tuples are batched per entry,
@@ -133,15 +135,16 @@ def batched_handler(batch_size: int,
     A CourierNode sizes its serving threads so that a full batch can always gather.
     """
     if batch_size < 1 or max_parallelism < 1:
-        raise ValueError(f'batch_size ({batch_size}) and max_parallelism ({max_parallelism}) '
-                         'must be >= 1.')
+        raise ValueError(f"batch_size ({batch_size}) and max_parallelism ({max_parallelism}) must be >= 1.")
     timeout_secs = timeout.total_seconds() if isinstance(timeout, datetime.timedelta) else timeout
 
     def decorate(func: Callable[..., Any]) -> Callable[..., Any]:
         params = list(inspect.signature(func).parameters)
-        if params and params[0] == 'self' and not hasattr(func, '__self__'):
-            raise TypeError('Do not decorate methods with batched_handler; wrap the bound method in '
-                            '__init__: self.f = batched_handler(...)(self.f).')
+        if params and params[0] == "self" and not hasattr(func, "__self__"):
+            raise TypeError(
+                "Do not decorate methods with batched_handler; wrap the bound method in "
+                "__init__: self.f = batched_handler(...)(self.f)."
+            )
         batcher = _Batcher(func, batch_size, timeout_secs, max_parallelism, pad_batch)
 
         @functools.wraps(func)

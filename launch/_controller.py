@@ -18,7 +18,7 @@ class NodeError(RuntimeError):
     """A node of the program failed (raised, or its process exited abnormally)."""
 
     def __init__(self, node_name: str, detail: str):
-        super().__init__(f'Node {node_name!r} failed; the program was stopped.\n{detail}'.rstrip())
+        super().__init__(f"Node {node_name!r} failed; the program was stopped.\n{detail}".rstrip())
         self.node_name = node_name
         self.detail = detail
 
@@ -48,8 +48,14 @@ class Worker:
 class Controller:
     """Returned by launch(): `wait()` until the program ends, `stop()` to end it."""
 
-    def __init__(self, name: str, workers: Sequence[Worker], termination_notice_secs: float,
-                 on_stop: Callable[[], None], on_end: Callable[[], None] = lambda: None):
+    def __init__(
+        self,
+        name: str,
+        workers: Sequence[Worker],
+        termination_notice_secs: float,
+        on_stop: Callable[[], None],
+        on_end: Callable[[], None] = lambda: None,
+    ):
         self.name = name
         self._workers = list(workers)
         self._notice_secs = termination_notice_secs
@@ -66,7 +72,7 @@ class Controller:
         self._previous_handlers = {}
         # Processes are spawned from this long-lived thread: a child's parent-death signal fires
         # when the thread that spawned it ends.
-        self._thread = threading.Thread(target=self._supervise, name=f'launch:{name}', daemon=True)
+        self._thread = threading.Thread(target=self._supervise, name=f"launch:{name}", daemon=True)
 
     def start(self) -> None:
         self._thread.start()
@@ -118,11 +124,15 @@ class Controller:
                 previous(signum, frame)
             return
         if self._stop_requested:
-            print(f'[launch] Killing program {self.name!r}.', file=sys.stderr, flush=True)
+            print(f"[launch] Killing program {self.name!r}.", file=sys.stderr, flush=True)
             self.kill()
         else:
-            print(f'[launch] Stopping program {self.name!r} (nodes get {self._notice_secs:g}s; '
-                  'press Ctrl-C again to kill them now).', file=sys.stderr, flush=True)
+            print(
+                f"[launch] Stopping program {self.name!r} (nodes get {self._notice_secs:g}s; "
+                "press Ctrl-C again to kill them now).",
+                file=sys.stderr,
+                flush=True,
+            )
             self.stop()
 
     def _restore_signal_handlers(self) -> None:
@@ -155,8 +165,8 @@ class Controller:
         try:
             self._watch(active)
         except BaseException:  # A launcher bug must neither leave nodes running nor hang wait().
-            self._failure = NodeError('launcher', traceback.format_exc())
-            print(f'[launch] {self._failure}', file=sys.stderr, flush=True)
+            self._failure = NodeError("launcher", traceback.format_exc())
+            print(f"[launch] {self._failure}", file=sys.stderr, flush=True)
             for worker in active:
                 try:
                     worker.kill()
@@ -184,21 +194,30 @@ class Controller:
                         still_active.append(worker)
                     else:
                         self._failure = NodeError(worker.node.name, outcome)
-                        print(f'[launch] {self._failure}', file=sys.stderr, flush=True)
+                        print(f"[launch] {self._failure}", file=sys.stderr, flush=True)
                         self._stop_requested = True
             active[:] = still_active
-            if active and stopping_since is not None and not killed and (
-                    self._kill_requested or
-                    time.monotonic() - stopping_since >= self._notice_secs):
+            if (
+                active
+                and stopping_since is not None
+                and not killed
+                and (self._kill_requested or time.monotonic() - stopping_since >= self._notice_secs)
+            ):
                 killed = True
                 if not self._kill_requested:
-                    print(f'[launch] Nodes that did not stop within {self._notice_secs:g}s: '
-                          f'{[w.node.name for w in active]}; killing them.',
-                          file=sys.stderr, flush=True)
+                    print(
+                        f"[launch] Nodes that did not stop within {self._notice_secs:g}s: "
+                        f"{[w.node.name for w in active]}; killing them.",
+                        file=sys.stderr,
+                        flush=True,
+                    )
                 active[:] = [w for w in active if not w.kill()]
                 if active:
-                    print(f'[launch] Threads that cannot be killed were abandoned: '
-                          f'{[w.node.name for w in active]}', file=sys.stderr, flush=True)
+                    print(
+                        f"[launch] Threads that cannot be killed were abandoned: {[w.node.name for w in active]}",
+                        file=sys.stderr,
+                        flush=True,
+                    )
                     active[:] = []
         if stopping_since is None:
             self._on_stop()
@@ -208,9 +227,12 @@ class Controller:
         if worker.restarts >= worker.node.max_restarts:
             return False
         worker.restarts += 1
-        print(f'[launch] Node {worker.node.name!r} failed; restarting it '
-              f'({worker.restarts}/{worker.node.max_restarts}).\n{outcome}',
-              file=sys.stderr, flush=True)
+        print(
+            f"[launch] Node {worker.node.name!r} failed; restarting it "
+            f"({worker.restarts}/{worker.node.max_restarts}).\n{outcome}",
+            file=sys.stderr,
+            flush=True,
+        )
         worker.start()
         return True
 

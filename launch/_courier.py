@@ -12,21 +12,23 @@ import grpc
 
 from launch import _context
 
-_METHOD = '/encore.Courier/Call'
-TOKEN_METADATA_KEY = 'encore-token'
+_METHOD = "/encore.Courier/Call"
+TOKEN_METADATA_KEY = "encore-token"
 _MAX_MESSAGE_BYTES = 512 * 1024 * 1024
 CHANNEL_OPTIONS = (
-    ('grpc.max_send_message_length', _MAX_MESSAGE_BYTES),
-    ('grpc.max_receive_message_length', _MAX_MESSAGE_BYTES),
+    ("grpc.max_send_message_length", _MAX_MESSAGE_BYTES),
+    ("grpc.max_receive_message_length", _MAX_MESSAGE_BYTES),
 )
 # A port must belong to one server only, so a stale or foreign server can never share it.
-_SERVER_OPTIONS = CHANNEL_OPTIONS + (('grpc.so_reuseport', 0),)
+_SERVER_OPTIONS = CHANNEL_OPTIONS + (("grpc.so_reuseport", 0),)
 # gRPC backs off exponentially (1 s, 1.6 s, 2.6 s, ... up to 120 s) between attempts to reach a server
 # that is not up yet, so a client started a little before its server could wait ~10 s after the server
 # came up. Servers are on loopback or a local network: retrying every <= 0.5 s costs nothing.
-_CLIENT_OPTIONS = CHANNEL_OPTIONS + (('grpc.initial_reconnect_backoff_ms', 100),
-                                     ('grpc.min_reconnect_backoff_ms', 100),
-                                     ('grpc.max_reconnect_backoff_ms', 500))
+_CLIENT_OPTIONS = CHANNEL_OPTIONS + (
+    ("grpc.initial_reconnect_backoff_ms", 100),
+    ("grpc.min_reconnect_backoff_ms", 100),
+    ("grpc.max_reconnect_backoff_ms", 500),
+)
 DEFAULT_CONNECT_TIMEOUT_SECS = 120.0
 _MIN_SERVER_THREADS = 16
 
@@ -39,9 +41,9 @@ def exposed_methods(instance: Any) -> Dict[str, Callable[..., Any]]:
     """The methods of `instance` that are callable remotely: public ones and `__call__`."""
     methods = {}
     for name in dir(instance):
-        if name.startswith('_') and name != '__call__':
+        if name.startswith("_") and name != "__call__":
             continue
-        if name == 'set_courier_server':
+        if name == "set_courier_server":
             continue
         attribute = getattr(instance, name, None)
         if callable(attribute):
@@ -53,8 +55,8 @@ def server_threads_for(methods: Mapping[str, Callable[..., Any]]) -> int:
     """A serving pool size at which batched handlers can always fill a batch (no deadlock)."""
     needed = 0
     for method in methods.values():
-        batch_size = getattr(method, '_batch_size', 0)
-        parallelism = getattr(method, '_max_parallelism', 1)
+        batch_size = getattr(method, "_batch_size", 0)
+        parallelism = getattr(method, "_max_parallelism", 1)
         needed += (parallelism + 1) * batch_size
     return max(_MIN_SERVER_THREADS, needed + 8)
 
@@ -62,17 +64,24 @@ def server_threads_for(methods: Mapping[str, Callable[..., Any]]) -> int:
 class CourierServer:
     """Serves the given methods on 127.0.0.1:`port`; calls must carry `token`."""
 
-    def __init__(self, methods: Mapping[str, Callable[..., Any]], port: int, token: str,
-                 host: str = '127.0.0.1', thread_pool_size: Optional[int] = None):
+    def __init__(
+        self,
+        methods: Mapping[str, Callable[..., Any]],
+        port: int,
+        token: str,
+        host: str = "127.0.0.1",
+        thread_pool_size: Optional[int] = None,
+    ):
         self._methods = dict(methods)
         self._token = token.encode()
         threads = thread_pool_size or server_threads_for(self._methods)
-        self._pool = concurrent.futures.ThreadPoolExecutor(threads, thread_name_prefix='courier')
+        self._pool = concurrent.futures.ThreadPoolExecutor(threads, thread_name_prefix="courier")
         self._server = grpc.server(self._pool, options=_SERVER_OPTIONS)
         handler = grpc.method_handlers_generic_handler(
-            'encore.Courier', {'Call': grpc.unary_unary_rpc_method_handler(self._call)})
+            "encore.Courier", {"Call": grpc.unary_unary_rpc_method_handler(self._call)}
+        )
         self._server.add_generic_rpc_handlers((handler,))
-        address = f'{host}:{port}'
+        address = f"{host}:{port}"
         try:
             bound = self._server.add_insecure_port(address)
         except RuntimeError as e:
@@ -81,9 +90,11 @@ class CourierServer:
         else:
             cause = None
         if not bound:
-            raise OSError(f'Could not bind the courier server to {address}: the port is taken. '
-                          'Let launch() pick ports, or free this one.') from cause
-        self.address = f'{host}:{bound}'
+            raise OSError(
+                f"Could not bind the courier server to {address}: the port is taken. "
+                "Let launch() pick ports, or free this one."
+            ) from cause
+        self.address = f"{host}:{bound}"
 
     def start(self) -> None:
         self._server.start()
@@ -102,14 +113,15 @@ class CourierServer:
     def _call(self, request: bytes, context: grpc.ServicerContext) -> bytes:
         # The token is checked before a single byte of the request is unpickled.
         if not self._authorized(context):
-            context.abort(grpc.StatusCode.UNAUTHENTICATED,
-                          'missing or wrong program token; only nodes of the same program may call')
+            context.abort(
+                grpc.StatusCode.UNAUTHENTICATED,
+                "missing or wrong program token; only nodes of the same program may call",
+            )
         method_name, args, kwargs = cloudpickle.loads(request)
         method = self._methods.get(method_name)
         if method is None:
-            error = AttributeError(f'no remotely callable method {method_name!r}; '
-                                   f'available: {sorted(self._methods)}')
-            return _encode_error(error, '')
+            error = AttributeError(f"no remotely callable method {method_name!r}; available: {sorted(self._methods)}")
+            return _encode_error(error, "")
         try:
             result = method(*args, **kwargs)
         except Exception as e:  # Sent back and re-raised at the caller.
@@ -117,12 +129,11 @@ class CourierServer:
         try:
             return cloudpickle.dumps((True, result))
         except Exception as e:
-            return _encode_error(
-                TypeError(f'the result of {method_name!r} cannot be serialized: {e}'), '')
+            return _encode_error(TypeError(f"the result of {method_name!r} cannot be serialized: {e}"), "")
 
 
 def _encode_error(error: BaseException, remote_traceback: str) -> bytes:
-    summary = f'{type(error).__name__}: {error}'
+    summary = f"{type(error).__name__}: {error}"
     try:
         pickled_error = cloudpickle.dumps(error)
     except Exception:
@@ -135,12 +146,12 @@ def _decode_response(response: bytes, where: str) -> Any:
     if ok:
         return payload
     pickled_error, summary, remote_traceback = payload
-    detail = f'{summary}\n\nRaised remotely in {where}:\n{remote_traceback}'.rstrip()
+    detail = f"{summary}\n\nRaised remotely in {where}:\n{remote_traceback}".rstrip()
     error: Optional[BaseException] = None
     if pickled_error is not None:
         try:
             error = cloudpickle.loads(pickled_error)
-            error.args = (f'{error}\n\nRaised remotely in {where}:\n{remote_traceback}'.rstrip(),)
+            error.args = (f"{error}\n\nRaised remotely in {where}:\n{remote_traceback}".rstrip(),)
         except Exception:
             error = None
     raise (error if error is not None else RemoteError(detail))
@@ -149,16 +160,16 @@ def _decode_response(response: bytes, where: str) -> Any:
 class _Futures:
     """`client.futures.method(...)` returns a concurrent.futures.Future."""
 
-    def __init__(self, client: 'CourierClient'):
+    def __init__(self, client: "CourierClient"):
         self._client = client
 
     def __getattr__(self, name: str) -> Callable[..., concurrent.futures.Future]:
-        if name.startswith('_') and name != '__call__':
+        if name.startswith("_") and name != "__call__":
             raise AttributeError(name)
         return functools.partial(self._client._call_async, name)
 
     def __call__(self, *args, **kwargs) -> concurrent.futures.Future:
-        return self._client._call_async('__call__', *args, **kwargs)
+        return self._client._call_async("__call__", *args, **kwargs)
 
 
 class CourierClient:
@@ -168,16 +179,21 @@ class CourierClient:
     fails naming the node. `call_timeout` (None: no limit) bounds each call once connected.
     """
 
-    def __init__(self, address: str, *, label: Optional[str] = None, token: Optional[str] = None,
-                 connect_timeout: float = DEFAULT_CONNECT_TIMEOUT_SECS,
-                 call_timeout: Optional[float] = None):
+    def __init__(
+        self,
+        address: str,
+        *,
+        label: Optional[str] = None,
+        token: Optional[str] = None,
+        connect_timeout: float = DEFAULT_CONNECT_TIMEOUT_SECS,
+        call_timeout: Optional[float] = None,
+    ):
         if token is None:
             runtime = _context.current_or_none()
             if runtime is None:
-                raise RuntimeError('CourierClient needs the program token: create it inside a node, '
-                                   'or pass token=.')
+                raise RuntimeError("CourierClient needs the program token: create it inside a node, or pass token=.")
             token = runtime.token
-        self._where = f'node {label!r} at {address}' if label else address
+        self._where = f"node {label!r} at {address}" if label else address
         self._metadata = ((TOKEN_METADATA_KEY, token),)
         self._connect_timeout = connect_timeout
         self._call_timeout = call_timeout
@@ -196,16 +212,18 @@ class CourierClient:
         self.futures = _Futures(self)
 
     def __getattr__(self, name: str) -> Callable[..., Any]:
-        if name.startswith('_'):
+        if name.startswith("_"):
             raise AttributeError(name)
         return functools.partial(self._call_sync, name)
 
     def __call__(self, *args, **kwargs) -> Any:
-        return self._call_sync('__call__', *args, **kwargs)
+        return self._call_sync("__call__", *args, **kwargs)
 
     def __reduce__(self):
-        raise TypeError(f'A CourierClient ({self._where}) cannot be pickled; pass the node handle '
-                        'returned by program.add_node() instead.')
+        raise TypeError(
+            f"A CourierClient ({self._where}) cannot be pickled; pass the node handle "
+            "returned by program.add_node() instead."
+        )
 
     def close(self) -> None:
         """Closes the channel; calls still waiting for the server fail with ConnectionError."""
@@ -221,18 +239,18 @@ class CourierClient:
             return
         with self._lock:
             if self._closed:
-                raise ConnectionError(f'The client of {self._where} was closed.')
+                raise ConnectionError(f"The client of {self._where} was closed.")
             ready = grpc.channel_ready_future(self._channel)
             self._connecting.add(ready)
         try:
             ready.result(timeout=self._connect_timeout)
         except grpc.FutureTimeoutError:
             raise ConnectionError(
-                f'Gave up after {self._connect_timeout:g}s waiting for {self._where} to serve: it has '
-                'not started, has crashed, or is busy constructing. Check its log.') from None
+                f"Gave up after {self._connect_timeout:g}s waiting for {self._where} to serve: it has "
+                "not started, has crashed, or is busy constructing. Check its log."
+            ) from None
         except grpc.FutureCancelledError:
-            raise ConnectionError(f'The client of {self._where} was closed while waiting for it to '
-                                  'serve.') from None
+            raise ConnectionError(f"The client of {self._where} was closed while waiting for it to serve.") from None
         finally:
             with self._lock:
                 waited = ready in self._connecting
@@ -245,11 +263,10 @@ class CourierClient:
         self._wait_until_ready()
         request = cloudpickle.dumps((method, args, kwargs))
         try:
-            response = self._stub(request, metadata=self._metadata, wait_for_ready=True,
-                                  timeout=self._call_timeout)
+            response = self._stub(request, metadata=self._metadata, wait_for_ready=True, timeout=self._call_timeout)
         except grpc.RpcError as e:
             raise self._rpc_error(method, e) from None
-        return _decode_response(response, f'{self._where}, method {method!r}')
+        return _decode_response(response, f"{self._where}, method {method!r}")
 
     def _call_async(self, method: str, *args, **kwargs) -> concurrent.futures.Future:
         result: concurrent.futures.Future = concurrent.futures.Future()
@@ -261,8 +278,9 @@ class CourierClient:
         with self._lock:
             self._pending.append((method, request, result))
             if self._sender is None:
-                self._sender = threading.Thread(target=self._send_when_ready, daemon=True,
-                                                name=f'courier-connect:{self._where}')
+                self._sender = threading.Thread(
+                    target=self._send_when_ready, daemon=True, name=f"courier-connect:{self._where}"
+                )
                 self._sender.start()
         return result
 
@@ -290,7 +308,7 @@ class CourierClient:
                     result.set_exception(e)
 
     def _send_async(self, method: str, request: bytes, result: concurrent.futures.Future) -> None:
-        where = f'{self._where}, method {method!r}'
+        where = f"{self._where}, method {method!r}"
 
         def done(call: grpc.Future) -> None:
             try:
@@ -300,18 +318,19 @@ class CourierClient:
             except BaseException as e:
                 result.set_exception(e)
 
-        self._stub.future(request, metadata=self._metadata, wait_for_ready=True,
-                          timeout=self._call_timeout).add_done_callback(done)
+        self._stub.future(
+            request, metadata=self._metadata, wait_for_ready=True, timeout=self._call_timeout
+        ).add_done_callback(done)
 
     def _rpc_error(self, method: str, error: grpc.RpcError) -> Exception:
-        code = error.code() if hasattr(error, 'code') else None
-        details = error.details() if hasattr(error, 'details') else str(error)
-        message = f'Call of {method!r} on {self._where} failed: {details}'
+        code = error.code() if hasattr(error, "code") else None
+        details = error.details() if hasattr(error, "details") else str(error)
+        message = f"Call of {method!r} on {self._where} failed: {details}"
         if code is grpc.StatusCode.UNAUTHENTICATED:
             return PermissionError(message)
         if code is grpc.StatusCode.DEADLINE_EXCEEDED:
-            return TimeoutError(f'{message} (call_timeout={self._call_timeout}s)')
+            return TimeoutError(f"{message} (call_timeout={self._call_timeout}s)")
         if code is grpc.StatusCode.UNAVAILABLE:
             self._ready = False
             return ConnectionError(message)
-        return RemoteError(f'{message} (gRPC status {code})')
+        return RemoteError(f"{message} (gRPC status {code})")

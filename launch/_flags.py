@@ -4,15 +4,22 @@ from absl import flags
 
 from launch._launch_types import LAUNCH_TYPES
 
-DEFAULT_LAUNCH_TYPE = 'local_mt'
+DEFAULT_LAUNCH_TYPE = "local_mt"
 DEFAULT_TERMINATION_NOTICE_SECS = 10
 
-if 'lp_launch_type' not in flags.FLAGS:
-    flags.DEFINE_enum('lp_launch_type', DEFAULT_LAUNCH_TYPE, LAUNCH_TYPES,
-                      'How launch() runs a program when its launch_type is not given.')
-if 'lp_termination_notice_secs' not in flags.FLAGS:
-    flags.DEFINE_integer('lp_termination_notice_secs', DEFAULT_TERMINATION_NOTICE_SECS,
-                         'Seconds nodes get to stop after a stop request before they are killed.')
+if "lp_launch_type" not in flags.FLAGS:
+    flags.DEFINE_enum(
+        "lp_launch_type",
+        DEFAULT_LAUNCH_TYPE,
+        LAUNCH_TYPES,
+        "How launch() runs a program when its launch_type is not given.",
+    )
+if "lp_termination_notice_secs" not in flags.FLAGS:
+    flags.DEFINE_integer(
+        "lp_termination_notice_secs",
+        DEFAULT_TERMINATION_NOTICE_SECS,
+        "Seconds nodes get to stop after a stop request before they are killed.",
+    )
 
 
 def _value(name: str, default):
@@ -20,8 +27,8 @@ def _value(name: str, default):
 
 
 def launch_type() -> str:
-    return _value('lp_launch_type', DEFAULT_LAUNCH_TYPE)
+    return _value("lp_launch_type", DEFAULT_LAUNCH_TYPE)
 
 
 def termination_notice_secs() -> float:
-    return _value('lp_termination_notice_secs', DEFAULT_TERMINATION_NOTICE_SECS)
+    return _value("lp_termination_notice_secs", DEFAULT_TERMINATION_NOTICE_SECS)

@@ -15,41 +15,43 @@ class Handle:
         raise NotImplementedError
 
     def __getattr__(self, name: str) -> Any:
-        if name.startswith('_'):
+        if name.startswith("_"):
             raise AttributeError(name)
         raise AttributeError(
-            f'{type(self).__name__}.{name}: a handle is not a client. Pass it to another node '
-            '(in its constructor arguments) to receive a client there, or call .dereference() '
-            'after launch().')
+            f"{type(self).__name__}.{name}: a handle is not a client. Pass it to another node "
+            "(in its constructor arguments) to receive a client there, or call .dereference() "
+            "after launch()."
+        )
 
 
 class NoClientHandle(Handle):
     """Handle of a node that serves nothing (PyNode, PyClassNode): passing it is an error."""
 
     def dereference(self) -> Any:
-        raise TypeError(f'Node {self._node.name!r} serves no RPC, so its handle has no client; '
-                        'use a CourierNode to call it.')
+        raise TypeError(
+            f"Node {self._node.name!r} serves no RPC, so its handle has no client; use a CourierNode to call it."
+        )
 
 
 class CourierHandle(Handle):
-
     def dereference(self) -> Any:
         from launch import _courier
+
         node = self._node
         return _courier.CourierClient(node.address, label=node.name, **node.client_kwargs)
 
 
 class ReverbHandle(Handle):
-
     def dereference(self) -> Any:
         # Imported here so that `import launch` does not import TensorFlow; replay first, as it imports
         # TensorFlow without the CPU-only plugin noise.
-        import replay  # noqa: F401
         import reverb
+
+        import replay  # noqa: F401
+
         return reverb.Client(self._node.address)
 
 
 def dereference_nest(nest: Any) -> Any:
     """Replaces every handle inside `nest` (lists, tuples, dicts, ...) by its client."""
     return tree.map_structure(lambda x: x.dereference() if isinstance(x, Handle) else x, nest)
-

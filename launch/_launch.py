@@ -2,24 +2,31 @@
 
 from typing import Any, Optional, Sequence, Union
 
-from launch import _controller
-from launch import _flags
-from launch import _program
-from launch._launch_types import LAUNCH_TYPES
-from launch._launch_types import LaunchType
-
+from launch import _controller, _flags, _program
+from launch._launch_types import LAUNCH_TYPES, LaunchType
 
 # Launchpad's local terminals: all mean "this terminal, plus log files" here.
-_TERMINALS = (None, 'current_terminal', 'output_to_files', 'tmux_session', 'byobu_session',
-              'gnome-terminal', 'gnome-terminal-tabs', 'xterm')
+_TERMINALS = (
+    None,
+    "current_terminal",
+    "output_to_files",
+    "tmux_session",
+    "byobu_session",
+    "gnome-terminal",
+    "gnome-terminal-tabs",
+    "xterm",
+)
 
 
-def launch(programs: Union[_program.Program, Sequence[_program.Program]],
-           launch_type: Union[LaunchType, str, None] = None, *,
-           termination_notice_secs: Optional[float] = None,
-           log_dir: Optional[str] = None,
-           test_case: Optional[Any] = None,
-           terminal: Optional[str] = None) -> _controller.Controller:
+def launch(
+    programs: Union[_program.Program, Sequence[_program.Program]],
+    launch_type: Union[LaunchType, str, None] = None,
+    *,
+    termination_notice_secs: Optional[float] = None,
+    log_dir: Optional[str] = None,
+    test_case: Optional[Any] = None,
+    terminal: Optional[str] = None,
+) -> _controller.Controller:
     """Starts `programs` and returns a controller (`wait()`, `stop()`).
 
     `launch_type` defaults to `--lp_launch_type` (local_mt); `termination_notice_secs` to
@@ -31,18 +38,18 @@ def launch(programs: Union[_program.Program, Sequence[_program.Program]],
     prefixed `[label/index]`, and writes it to log files (no tmux/xterm windows).
     """
     if terminal not in _TERMINALS:
-        raise ValueError(f'Unknown terminal {terminal!r}; use one of {_TERMINALS}.')
+        raise ValueError(f"Unknown terminal {terminal!r}; use one of {_TERMINALS}.")
     program = _merge(programs)
     kind = _launch_type(launch_type)
-    notice = (_flags.termination_notice_secs() if termination_notice_secs is None
-              else termination_notice_secs)
+    notice = _flags.termination_notice_secs() if termination_notice_secs is None else termination_notice_secs
     if kind is LaunchType.LOCAL_MULTI_PROCESSING:
         from launch import _launch_processes
+
         controller = _launch_processes.launch(program, notice, log_dir)
     else:
         from launch import _launch_threads
-        controller = _launch_threads.launch(
-            program, notice, serve_forever=kind is LaunchType.LOCAL_MULTI_THREADING)
+
+        controller = _launch_threads.launch(program, notice, serve_forever=kind is LaunchType.LOCAL_MULTI_THREADING)
     if test_case is not None:
         test_case.addCleanup(controller.stop_and_wait)
     return controller
@@ -56,8 +63,7 @@ def _launch_type(launch_type: Union[LaunchType, str, None]) -> LaunchType:
     try:
         return LaunchType(launch_type)
     except ValueError:
-        raise ValueError(f'Unknown launch type {launch_type!r}; use one of '
-                         f'{list(LAUNCH_TYPES)}.') from None
+        raise ValueError(f"Unknown launch type {launch_type!r}; use one of {list(LAUNCH_TYPES)}.") from None
 
 
 def _merge(programs: Union[_program.Program, Sequence[_program.Program]]) -> _program.Program:
@@ -65,13 +71,13 @@ def _merge(programs: Union[_program.Program, Sequence[_program.Program]]) -> _pr
         return programs
     programs = list(programs)
     if not programs or not all(isinstance(p, _program.Program) for p in programs):
-        raise TypeError('launch() takes a Program or a non-empty list of Programs.')
+        raise TypeError("launch() takes a Program or a non-empty list of Programs.")
     if len(programs) == 1:
         return programs[0]
-    merged = _program.Program('+'.join(p.name for p in programs))
+    merged = _program.Program("+".join(p.name for p in programs))
     for program in programs:
         for label, nodes in program.groups.items():
             if label in merged.groups:
-                raise ValueError(f'Programs launched together share the label {label!r}; rename one.')
+                raise ValueError(f"Programs launched together share the label {label!r}; rename one.")
             merged.groups[label] = nodes
     return merged

@@ -12,12 +12,7 @@ from typing import IO, List, Optional
 import cloudpickle
 from absl import flags
 
-from launch import _context
-from launch import _controller
-from launch import _courier
-from launch import _nodes
-from launch import _ports
-from launch import _program
+from launch import _context, _controller, _courier, _nodes, _ports, _program
 
 _print_lock = threading.Lock()
 
@@ -37,11 +32,17 @@ class _NodeProcess:
         devnull = os.open(os.devnull, os.O_RDONLY)
         try:
             self.pid = os.posix_spawn(
-                command[0], command, env, setpgroup=0,
+                command[0],
+                command,
+                env,
+                setpgroup=0,
                 setsigdef=(signal.SIGPIPE, signal.SIGXFSZ),  # As Popen(restore_signals=True).
-                file_actions=[(os.POSIX_SPAWN_DUP2, devnull, 0),
-                              (os.POSIX_SPAWN_DUP2, out_write, 1),
-                              (os.POSIX_SPAWN_DUP2, err_write, 2)])
+                file_actions=[
+                    (os.POSIX_SPAWN_DUP2, devnull, 0),
+                    (os.POSIX_SPAWN_DUP2, out_write, 1),
+                    (os.POSIX_SPAWN_DUP2, err_write, 2),
+                ],
+            )
         except BaseException:
             os.close(out_read)
             os.close(err_read)
@@ -49,8 +50,8 @@ class _NodeProcess:
         finally:
             for fd in (out_write, err_write, devnull):
                 os.close(fd)
-        self.stdout = open(out_read, 'rb')
-        self.stderr = open(err_read, 'rb')
+        self.stdout = open(out_read, "rb")
+        self.stderr = open(err_read, "rb")
         self.returncode: Optional[int] = None  # As Popen's: -N when killed by signal N.
 
     def poll(self) -> Optional[int]:
@@ -72,14 +73,12 @@ class _NodeProcess:
 
 
 class _ProcessWorker(_controller.Worker):
-
-    def __init__(self, node: _nodes.Node, job_file: str, work_dir: str, log_dir: str,
-                 env: dict):
+    def __init__(self, node: _nodes.Node, job_file: str, work_dir: str, log_dir: str, env: dict):
         super().__init__(node)
-        slug = node.name.replace('/', '_')
+        slug = node.name.replace("/", "_")
         self._job_file = job_file
-        self._error_file = os.path.join(work_dir, f'{slug}.error')
-        self._log_path = os.path.join(log_dir, f'{slug}.log')
+        self._error_file = os.path.join(work_dir, f"{slug}.error")
+        self._log_path = os.path.join(log_dir, f"{slug}.log")
         self._env = env
         self._process: Optional[_NodeProcess] = None
         self._readers: List[threading.Thread] = []
@@ -87,15 +86,20 @@ class _ProcessWorker(_controller.Worker):
     def start(self) -> None:
         if os.path.exists(self._error_file):
             os.remove(self._error_file)
-        command = [sys.executable, '-m', 'launch._process_entry', self._job_file, self.node.name,
-                   self._error_file]
+        command = [sys.executable, "-m", "launch._process_entry", self._job_file, self.node.name, self._error_file]
         # Nodes die with the launcher, even when it is killed: see launch._process_entry.
         self._process = _NodeProcess(command, self._env)
         self._readers = [
-            threading.Thread(target=_copy_lines, daemon=True, name=f'{self.node.name}:{kind}',
-                             args=(pipe, target, self._log_path, f'[{self.node.name}] '.encode()))
-            for kind, pipe, target in (('out', self._process.stdout, sys.stdout),
-                                       ('err', self._process.stderr, sys.stderr))
+            threading.Thread(
+                target=_copy_lines,
+                daemon=True,
+                name=f"{self.node.name}:{kind}",
+                args=(pipe, target, self._log_path, f"[{self.node.name}] ".encode()),
+            )
+            for kind, pipe, target in (
+                ("out", self._process.stdout, sys.stdout),
+                ("err", self._process.stderr, sys.stderr),
+            )
         ]
         for reader in self._readers:
             reader.start()
@@ -107,13 +111,13 @@ class _ProcessWorker(_controller.Worker):
         for reader in self._readers:
             reader.join(2.0)  # Output the process wrote before exiting is shown first.
         if code == 0:
-            return ''
+            return ""
         if os.path.exists(self._error_file):
             with open(self._error_file) as f:
                 return f.read()
         if code < 0:
-            return f'Its process was killed by signal {signal.Signals(-code).name}.'
-        return f'Its process exited with status {code}; see {self._log_path}.'
+            return f"Its process was killed by signal {signal.Signals(-code).name}."
+        return f"Its process exited with status {code}; see {self._log_path}."
 
     def notify_stop(self) -> None:
         _signal(self._process, signal.SIGTERM)
@@ -133,11 +137,11 @@ def _signal(process: _NodeProcess, signum: int) -> None:
 
 def _copy_lines(pipe: IO[bytes], target: IO[str], log_path: str, prefix: bytes) -> None:
     """Copies a node's output lines to its log file and, prefixed, to the launcher's output."""
-    with pipe, open(log_path, 'ab', buffering=0) as log:  # O_APPEND: lines never interleave.
+    with pipe, open(log_path, "ab", buffering=0) as log:  # O_APPEND: lines never interleave.
         for line in pipe:
             log.write(line)
             with _print_lock:
-                target.write((prefix + line).decode(errors='replace'))
+                target.write((prefix + line).decode(errors="replace"))
                 target.flush()
 
 
@@ -151,24 +155,22 @@ class _LauncherControl:
         self.controller.stop()
 
 
-def launch(program: _program.Program, termination_notice_secs: float,
-           log_dir: Optional[str]) -> _controller.Controller:
+def launch(program: _program.Program, termination_notice_secs: float, log_dir: Optional[str]) -> _controller.Controller:
     """Starts one process per node of `program` and returns its controller."""
     _ports.assign_addresses(program)
     token = secrets.token_hex(16)
-    work_dir = tempfile.mkdtemp(prefix=f'encore-{program.name}-')  # Mode 0700.
-    log_dir = log_dir or tempfile.mkdtemp(prefix=f'encore-logs-{program.name}-')
+    work_dir = tempfile.mkdtemp(prefix=f"encore-{program.name}-")  # Mode 0700.
+    log_dir = log_dir or tempfile.mkdtemp(prefix=f"encore-logs-{program.name}-")
     os.makedirs(log_dir, exist_ok=True)
-    job_file = os.path.join(work_dir, 'job.pkl')
-    with open(os.open(job_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), 'wb') as f:
+    job_file = os.path.join(work_dir, "job.pkl")
+    with open(os.open(job_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb") as f:
         cloudpickle.dump(program, f)
 
     control = _LauncherControl()
-    control_server = _courier.CourierServer({'stop': control.stop}, port=0, token=token)
+    control_server = _courier.CourierServer({"stop": control.stop}, port=0, token=token)
     control_server.start()
     env = _child_env(token, control_server.address)
-    workers = [_ProcessWorker(node, job_file, work_dir, log_dir, env)
-               for node in program.get_all_nodes()]
+    workers = [_ProcessWorker(node, job_file, work_dir, log_dir, env) for node in program.get_all_nodes()]
 
     def on_end() -> None:
         control_server.stop(grace=0)
@@ -177,11 +179,15 @@ def launch(program: _program.Program, termination_notice_secs: float,
     # The launching process is a client of its program too: handle.dereference() works there.
     runtime = _context.Runtime(token, request_stop=lambda: controller.stop())
     _context.set_process_runtime(runtime)
-    controller = _controller.Controller(program.name, workers, termination_notice_secs,
-                                        on_stop=runtime.notify_stop, on_end=on_end)
+    controller = _controller.Controller(
+        program.name, workers, termination_notice_secs, on_stop=runtime.notify_stop, on_end=on_end
+    )
     control.controller = controller
-    print(f'[launch] Program {program.name!r}: {len(workers)} node processes, logs in {log_dir}',
-          file=sys.stderr, flush=True)
+    print(
+        f"[launch] Program {program.name!r}: {len(workers)} node processes, logs in {log_dir}",
+        file=sys.stderr,
+        flush=True,
+    )
     controller.start()
     controller.handle_signals_and_exit()
     return controller
@@ -195,9 +201,9 @@ def _child_env(token: str, control_address: str) -> dict:
         ENCORE_LAUNCHER_PID=str(os.getpid()),
         # Nodes import what the launcher can import (e.g. modules next to the launching script).
         PYTHONPATH=os.pathsep.join(p for p in sys.path if p),
-        PYTHONUNBUFFERED='1',
+        PYTHONUNBUFFERED="1",
     )
-    env.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
+    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     if flags.FLAGS.is_parsed():
-        env['ENCORE_LAUNCH_FLAGS'] = '\n'.join(a for a in sys.argv[1:] if a.startswith('-'))
+        env["ENCORE_LAUNCH_FLAGS"] = "\n".join(a for a in sys.argv[1:] if a.startswith("-"))
     return env

@@ -4,9 +4,9 @@ import enum
 
 
 class LaunchType(enum.Enum):
-    TEST_MULTI_THREADING = 'test_mt'
-    LOCAL_MULTI_THREADING = 'local_mt'
-    LOCAL_MULTI_PROCESSING = 'local_mp'
+    TEST_MULTI_THREADING = "test_mt"
+    LOCAL_MULTI_THREADING = "local_mt"
+    LOCAL_MULTI_PROCESSING = "local_mp"
 
 
 # The launch type names, for flags and command-line choices: the one list of them.

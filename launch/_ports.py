@@ -6,7 +6,7 @@ from typing import List
 from launch import _program
 
 
-def assign_addresses(program: _program.Program, host: str = '127.0.0.1') -> None:
+def assign_addresses(program: _program.Program, host: str = "127.0.0.1") -> None:
     """Gives every serving node of `program` a distinct free port on `host`."""
     serving = [served for node in program.get_all_nodes() for served in node.serving_nodes()]
     sockets: List[socket.socket] = []
@@ -16,7 +16,7 @@ def assign_addresses(program: _program.Program, host: str = '127.0.0.1') -> None
             sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
             sock.bind((host, 0))
             sockets.append(sock)
-            node.address = f'{host}:{sock.getsockname()[1]}'
+            node.address = f"{host}:{sock.getsockname()[1]}"
     finally:
         for sock in sockets:
             sock.close()

@@ -18,20 +18,17 @@ def _die_with_launcher(launcher_pid: int) -> None:
         os._exit(1)
 
 
-if __name__ == '__main__':
-    _die_with_launcher(int(os.environ['ENCORE_LAUNCHER_PID']))
+if __name__ == "__main__":
+    _die_with_launcher(int(os.environ["ENCORE_LAUNCHER_PID"]))
 
 import threading  # pylint: disable=g-import-not-at-top,wrong-import-position
 import time
 import traceback
 
-from absl import app
-from absl import flags
-from absl import logging
 import cloudpickle
+from absl import app, flags, logging
 
-from launch import _context
-from launch import _courier
+from launch import _context, _courier
 
 _POLL_SECS = 0.05
 
@@ -43,26 +40,24 @@ def _watch_launcher(launcher_pid: int) -> None:
 
 
 def _request_stop(control_address: str, token: str, runtime: _context.Runtime) -> None:
-    client = _courier.CourierClient(control_address, label='launcher', token=token,
-                                    connect_timeout=5)
+    client = _courier.CourierClient(control_address, label="launcher", token=token, connect_timeout=5)
     try:
         client.stop()
     # What a call that does not reach the launcher raises (ConnectionError, TimeoutError and
     # PermissionError are OSErrors): the launcher is gone, so at least stop this node.
     except (OSError, _courier.RemoteError):
-        logging.exception('Could not reach the launcher to stop the program.')
+        logging.exception("Could not reach the launcher to stop the program.")
         runtime.notify_stop()
     finally:
         client.close()
 
 
 def _run_node(job_file: str, node_name: str, error_file: str) -> int:
-    launcher_pid = int(os.environ['ENCORE_LAUNCHER_PID'])
+    launcher_pid = int(os.environ["ENCORE_LAUNCHER_PID"])
     threading.Thread(target=_watch_launcher, args=(launcher_pid,), daemon=True).start()
-    token = os.environ.pop('ENCORE_LAUNCH_TOKEN')
-    control_address = os.environ['ENCORE_LAUNCH_CONTROL']
-    runtime = _context.Runtime(
-        token, request_stop=lambda: _request_stop(control_address, token, runtime))
+    token = os.environ.pop("ENCORE_LAUNCH_TOKEN")
+    control_address = os.environ["ENCORE_LAUNCH_CONTROL"]
+    runtime = _context.Runtime(token, request_stop=lambda: _request_stop(control_address, token, runtime))
     _context.set_process_runtime(runtime)
 
     stop_signalled = []
@@ -73,7 +68,7 @@ def _run_node(job_file: str, node_name: str, error_file: str) -> int:
 
     def main() -> None:
         try:
-            with open(job_file, 'rb') as f:  # Written by our launcher, readable by this user only.
+            with open(job_file, "rb") as f:  # Written by our launcher, readable by this user only.
                 program = cloudpickle.load(f)
             node = next(n for n in program.get_all_nodes() if n.name == node_name)
             node.run()
@@ -88,7 +83,7 @@ def _run_node(job_file: str, node_name: str, error_file: str) -> int:
             threading.Thread(target=runtime.notify_stop, daemon=True).start()
     if errors:
         sys.stderr.write(errors[0])
-        with open(error_file, 'w') as f:
+        with open(error_file, "w") as f:
             f.write(errors[0])
         return 1
     return 0
@@ -102,8 +97,8 @@ def _main(argv) -> None:
     os._exit(code)  # Threads the node left behind must not keep the process alive.
 
 
-if __name__ == '__main__':
+if __name__ == "__main__":
     # Parses the launcher's absl flags (those known here) like Launchpad's process entry.
-    launcher_flags = os.environ.get('ENCORE_LAUNCH_FLAGS', '').split('\n')
+    launcher_flags = os.environ.get("ENCORE_LAUNCH_FLAGS", "").split("\n")
     argv = [sys.argv[0], *sys.argv[1:4]] + [f for f in launcher_flags if f]
     app.run(_main, argv=argv, flags_parser=lambda a: flags.FLAGS(a, known_only=True))

@@ -9,14 +9,22 @@ import importlib
 
 _EXPORTS = {
     "tables": None,
-    "DEFAULT_PRIORITY_TABLE": "adders", "Adder": "adders", "AdderClosedError": "adders",
-    "EndBehavior": "adders", "EpisodeAdder": "adders", "NStepTransitionAdder": "adders",
+    "DEFAULT_PRIORITY_TABLE": "adders",
+    "Adder": "adders",
+    "AdderClosedError": "adders",
+    "EndBehavior": "adders",
+    "EpisodeAdder": "adders",
+    "NStepTransitionAdder": "adders",
     "SequenceAdder": "adders",
-    "make_dataset": "datasets", "make_numpy_iterator": "datasets",
+    "make_dataset": "datasets",
+    "make_numpy_iterator": "datasets",
     "PriorityUpdater": "priorities",
     "ReplayServer": "server",
     "import_tensorflow": "_quiet_tensorflow",
-    "EnvironmentSpec": "specs", "Step": "specs", "Transition": "specs", "make_environment_spec": "specs",
+    "EnvironmentSpec": "specs",
+    "Step": "specs",
+    "Transition": "specs",
+    "make_environment_spec": "specs",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -8,8 +8,12 @@ import sys
 import tempfile
 
 # Printed by every TF 2.15 import on machines without a GPU; harmless and not actionable.
-_NOISE = ("Unable to register cuDNN factory", "Unable to register cuFFT factory",
-          "Unable to register cuBLAS factory", "TF-TRT Warning: Could not find TensorRT")
+_NOISE = (
+    "Unable to register cuDNN factory",
+    "Unable to register cuFFT factory",
+    "Unable to register cuBLAS factory",
+    "TF-TRT Warning: Could not find TensorRT",
+)
 
 
 def import_tensorflow() -> None:

@@ -21,11 +21,14 @@ def server_info(client: reverb.Client, timeout_secs: float = DEFAULT_TIMEOUT_SEC
     try:
         return client.server_info(timeout=seconds)
     except reverb.errors.DeadlineExceededError as e:
-        raise ConnectionError(f"no Reverb server answered at {client.server_address} within {seconds}s: check "
-                              "that the replay server is running and that host and port are right") from e
+        raise ConnectionError(
+            f"no Reverb server answered at {client.server_address} within {seconds}s: check "
+            "that the replay server is running and that host and port are right"
+        ) from e
     except RuntimeError as e:
-        raise ConnectionError(f"the Reverb server at {client.server_address} failed to answer: "
-                              f"{str(e).splitlines()[0]}") from e
+        raise ConnectionError(
+            f"the Reverb server at {client.server_address} failed to answer: {str(e).splitlines()[0]}"
+        ) from e
 
 
 def check_tables(info: Dict[str, Any], tables: Iterable[str], address: str, fix: str = "") -> None:
@@ -37,5 +40,6 @@ def check_tables(info: Dict[str, Any], tables: Iterable[str], address: str, fix:
     names = ", ".join(repr(table) for table in unknown)
     existing = f"whose tables are {sorted(info)}" if info else "which has no tables"
     fix = fix or "use one of those names, or give the server a table by that name"
-    raise UnknownTableError(f"unknown table{'s' if len(unknown) > 1 else ''} {names} on the Reverb server at "
-                            f"{address}, {existing}: {fix}.")
+    raise UnknownTableError(
+        f"unknown table{'s' if len(unknown) > 1 else ''} {names} on the Reverb server at {address}, {existing}: {fix}."
+    )

@@ -8,14 +8,20 @@ import tensorflow as tf
 
 from replay._server_info import DEFAULT_TIMEOUT_SECS, check_tables, server_info
 
-def make_dataset(server_address: str, table: str, batch_size: int, *,
-                 prefetch: Optional[int] = tf.data.AUTOTUNE,
-                 max_in_flight_samples_per_worker: Optional[int] = None,
-                 num_workers_per_iterator: int = -1,
-                 max_samples_per_stream: int = -1,
-                 rate_limiter_timeout_ms: int = -1,
-                 max_samples: int = -1,
-                 get_signature_timeout_secs: float = DEFAULT_TIMEOUT_SECS) -> tf.data.Dataset:
+
+def make_dataset(
+    server_address: str,
+    table: str,
+    batch_size: int,
+    *,
+    prefetch: Optional[int] = tf.data.AUTOTUNE,
+    max_in_flight_samples_per_worker: Optional[int] = None,
+    num_workers_per_iterator: int = -1,
+    max_samples_per_stream: int = -1,
+    rate_limiter_timeout_ms: int = -1,
+    max_samples: int = -1,
+    get_signature_timeout_secs: float = DEFAULT_TIMEOUT_SECS,
+) -> tf.data.Dataset:
     """A dataset of `reverb.ReplaySample(info, data)` batches from `table`.
 
     `info` holds each item's key, probability, table_size, priority and times_sampled (for importance
@@ -35,7 +41,8 @@ def make_dataset(server_address: str, table: str, batch_size: int, *,
         max_samples_per_stream=max_samples_per_stream,
         rate_limiter_timeout_ms=rate_limiter_timeout_ms,
         max_samples=max_samples,
-        get_signature_timeout_secs=get_signature_timeout_secs)
+        get_signature_timeout_secs=get_signature_timeout_secs,
+    )
     dataset = dataset.batch(batch_size, drop_remainder=True)
     if prefetch:
         dataset = dataset.prefetch(prefetch)
@@ -51,5 +58,7 @@ def _check_table(server_address: str, table: str, timeout_secs: float) -> None:
     info = server_info(reverb.Client(server_address), timeout_secs)
     check_tables(info, [table], server_address)
     if info[table].signature is None:
-        raise ValueError(f"table {table!r} has no signature, so a dataset cannot know its dtypes and shapes: "
-                         "create it with signature=<Adder>.signature(environment_spec).")
+        raise ValueError(
+            f"table {table!r} has no signature, so a dataset cannot know its dtypes and shapes: "
+            "create it with signature=<Adder>.signature(environment_spec)."
+        )

@@ -17,41 +17,55 @@ __all__ = ["InspectError", "is_address", "main"]
 
 _ADDRESS_HELP = "host:port of a Reverb server"
 
-_BLOCKED_HELP = ("'Blocked now' applies Reverb's CanInsert/CanSample rules to the insert and sample counts the "
-                 "server reports (completed calls; deletions = inserts - size). Those counts restart on a table "
-                 "reset or checkpoint restore, so the verdict can be off until the table refills.")
-_SAMPLING_HELP = ("Sampling goes through the table's rate limiter like any consumer: it refuses up front if "
-                  "the limiter would block (unless --wait), and on tables that remove sampled items (queues, "
-                  "max_times_sampled) it needs --yes because the items it takes are lost to the real consumer.")
+_BLOCKED_HELP = (
+    "'Blocked now' applies Reverb's CanInsert/CanSample rules to the insert and sample counts the "
+    "server reports (completed calls; deletions = inserts - size). Those counts restart on a table "
+    "reset or checkpoint restore, so the verdict can be off until the table refills."
+)
+_SAMPLING_HELP = (
+    "Sampling goes through the table's rate limiter like any consumer: it refuses up front if "
+    "the limiter would block (unless --wait), and on tables that remove sampled items (queues, "
+    "max_times_sampled) it needs --yes because the items it takes are lost to the real consumer."
+)
 
-_WAIT_HELP = ("when the rate limiter allows fewer samples than asked, wait for budget alongside the table's other "
-              "consumers (they get that many fewer samples) instead of refusing")
+_WAIT_HELP = (
+    "when the rate limiter allows fewer samples than asked, wait for budget alongside the table's other "
+    "consumers (they get that many fewer samples) instead of refusing"
+)
 
 
 def _parser(address_help: str) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="encore-inspect", epilog=_BLOCKED_HELP,
-        description=f"Inspect live Reverb tables. ADDRESS is {address_help}.")
+        prog="encore-inspect",
+        epilog=_BLOCKED_HELP,
+        description=f"Inspect live Reverb tables. ADDRESS is {address_help}.",
+    )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def command(name: str, help_text: str, epilog: str = "") -> argparse.ArgumentParser:
         sub = commands.add_parser(name, help=help_text, description=help_text, epilog=epilog)
         sub.add_argument("address", metavar="ADDRESS", help=address_help)
-        sub.add_argument("--timeout", type=_positive_float, default=3.0,
-                         help="seconds to wait for the server to answer, or for a stalled sample (default 3)")
+        sub.add_argument(
+            "--timeout",
+            type=_positive_float,
+            default=3.0,
+            help="seconds to wait for the server to answer, or for a stalled sample (default 3)",
+        )
         return sub
 
     info = command("info", "Every table: size, selectors, rate limiter, counts, blocking, signature.", _BLOCKED_HELP)
     info.add_argument("--json", action="store_true", help='print {"tables": [...]} instead of text')
 
-    live = command("top", "A live view of per-table size, insert/sample rates and blocking (q quits).",
-                   _BLOCKED_HELP)
-    live.add_argument("--interval", type=_positive_float, default=1.0,
-                      help="seconds between refreshes, also the window rates are measured over (default 1)")
+    live = command("top", "A live view of per-table size, insert/sample rates and blocking (q quits).", _BLOCKED_HELP)
+    live.add_argument(
+        "--interval",
+        type=_positive_float,
+        default=1.0,
+        help="seconds between refreshes, also the window rates are measured over (default 1)",
+    )
     live.add_argument("--once", action="store_true", help="print one frame (rates over --interval) and exit")
 
-    items = command("sample", "N sampled items: key, priority, probability, times_sampled and data.",
-                    _SAMPLING_HELP)
+    items = command("sample", "N sampled items: key, priority, probability, times_sampled and data.", _SAMPLING_HELP)
     items.add_argument("table", metavar="TABLE")
     items.add_argument("-n", type=_positive_int, default=1, help="number of items to sample (default 1)")
     items.add_argument("--json", action="store_true", help="print JSON instead of text")
@@ -132,8 +146,12 @@ def _run(args: argparse.Namespace) -> None:
             raise InspectError(f"checkpoint on {address} failed: {str(e).splitlines()[0]}") from None
 
 
-def main(argv: Optional[List[str]] = None, *, resolve_address: Optional[Callable[[str], str]] = None,
-         address_help: str = _ADDRESS_HELP) -> int:
+def main(
+    argv: Optional[List[str]] = None,
+    *,
+    resolve_address: Optional[Callable[[str], str]] = None,
+    address_help: str = _ADDRESS_HELP,
+) -> int:
     """Runs the CLI; returns the exit status (problems are one line on stderr and status 1).
 
     `resolve_address` (a layer above replay, e.g. `agents.inspect`) turns the ADDRESS argument into host:port

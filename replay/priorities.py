@@ -73,8 +73,7 @@ class PriorityUpdater:
     def _run(self) -> None:
         while True:
             with self._lock:
-                self._lock.wait_for(lambda: self._closed or len(self._pending) >= self._batch_size,
-                                    self._interval_secs)
+                self._lock.wait_for(lambda: self._closed or len(self._pending) >= self._batch_size, self._interval_secs)
                 batch, self._pending = self._pending, {}
                 self._in_flight = len(batch)
                 closing = self._closed

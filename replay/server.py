@@ -15,8 +15,9 @@ class ReplayServer:
     the latest checkpoint. Without it, checkpoints go to a private temporary directory removed on `stop()`.
     """
 
-    def __init__(self, tables: Sequence[reverb.Table], port: Optional[int] = None,
-                 checkpoint_dir: Optional[str] = None):
+    def __init__(
+        self, tables: Sequence[reverb.Table], port: Optional[int] = None, checkpoint_dir: Optional[str] = None
+    ):
         names = [table.name for table in tables]
         if not names:
             raise ValueError("ReplayServer needs at least one table (see replay.tables).")

@@ -62,8 +62,8 @@ def to_tensor_specs(nest: Any) -> Any:
 def with_time_axis(nest: Any, length: Any = None) -> Any:
     """Prepends a time axis of `length` (None: any length) to every TensorSpec in `nest`."""
     import tensorflow as tf  # pylint: disable=import-outside-toplevel
-    return tree.map_structure(
-        lambda s: tf.TensorSpec((length, *s.shape), s.dtype, s.name), nest)
+
+    return tree.map_structure(lambda s: tf.TensorSpec((length, *s.shape), s.dtype, s.name), nest)
 
 
 def scalar_bool_spec() -> dm_specs.Array:

@@ -5,11 +5,11 @@ import threading
 
 import numpy as np
 import pytest
+from conftest import wait_until
 from dm_env import specs
 
 import agents
 from agents import envs, utils
-from conftest import wait_until
 
 
 class _RandomActor(agents.Actor):
@@ -214,6 +214,7 @@ def test_time_filter_drops_rows():
 
 def test_checkpointer_restores_tf_and_saveable_state(tmp_path):
     import tensorflow as tf
+
     variable = tf.Variable([1.0, 2.0])
     counter = utils.Counter()
     counter.increment(learner_steps=7)
@@ -222,8 +223,7 @@ def test_checkpointer_restores_tf_and_saveable_state(tmp_path):
     assert checkpointer.save(force=True)
     restored_variable = tf.Variable([0.0, 0.0])
     restored_counter = utils.Counter()
-    restored = utils.Checkpointer({"weights": restored_variable, "counter": restored_counter},
-                                  str(tmp_path))
+    restored = utils.Checkpointer({"weights": restored_variable, "counter": restored_counter}, str(tmp_path))
     assert restored.restored_from is not None
     np.testing.assert_array_equal(restored_variable.numpy(), [1.0, 2.0])
     assert restored_counter.get_counts() == {"learner_steps": 7}

@@ -39,8 +39,15 @@ def _fill(server, builder, num_episodes=20, seed=0):
 
 @pytest.fixture(name="builder")
 def fixture_builder():
-    return dqn.DQNBuilder(dqn.DQNConfig(min_replay_size=100, batch_size=32, num_sgd_steps_per_step=1,
-                                        target_update_period=10_000, learning_rate=1e-2))
+    return dqn.DQNBuilder(
+        dqn.DQNConfig(
+            min_replay_size=100,
+            batch_size=32,
+            num_sgd_steps_per_step=1,
+            target_update_period=10_000,
+            learning_rate=1e-2,
+        )
+    )
 
 
 @pytest.fixture(name="server")
@@ -52,7 +59,7 @@ def fixture_server(builder):
 def test_apex_epsilon_ladder():
     epsilons = dqn.apex_epsilons(8)
     assert epsilons[0] == pytest.approx(0.4)
-    assert epsilons[-1] == pytest.approx(0.4 ** 8)
+    assert epsilons[-1] == pytest.approx(0.4**8)
     assert epsilons[3] == pytest.approx(0.4 ** (1 + 7 * 3 / 7))
     assert all(a > b for a, b in zip(epsilons, epsilons[1:]))
     assert dqn.apex_epsilons(1) == [0.4]
@@ -80,13 +87,13 @@ def test_nstep_transitions_from_replay_give_expected_targets(server, builder):
     gamma = builder.config.discount
     sample = next(iter(builder.make_dataset_iterator(server.address, _TIMEOUT_MS)))
     rewards, discounts = sample.data.reward.numpy(), sample.data.discount.numpy()
-    full = np.isclose(discounts, gamma ** 2)  # Full 3-step transitions (not cut by an episode edge).
+    full = np.isclose(discounts, gamma**2)  # Full 3-step transitions (not cut by an episode edge).
     assert full.any()
-    np.testing.assert_allclose(rewards[full], 1 + gamma + gamma ** 2, rtol=1e-5)
-    np.testing.assert_allclose(discounts[full], gamma ** 2, rtol=1e-5)
+    np.testing.assert_allclose(rewards[full], 1 + gamma + gamma**2, rtol=1e-5)
+    np.testing.assert_allclose(discounts[full], gamma**2, rtol=1e-5)
     q_next = np.ones((len(rewards), 2), np.float32)
     targets = dqn.double_q_targets(rewards, discounts, gamma, q_next, q_next).numpy()
-    np.testing.assert_allclose(targets[full], 1 + gamma + gamma ** 2 + gamma ** 3, rtol=1e-5)
+    np.testing.assert_allclose(targets[full], 1 + gamma + gamma**2 + gamma**3, rtol=1e-5)
 
 
 def test_importance_weights_normalised():
@@ -100,16 +107,18 @@ def test_numpy_twin_matches_network(dueling):
     observations = np.random.default_rng(0).normal(size=(5, 4)).astype(np.float32)
     np.testing.assert_allclose(
         dqn.numpy_q_values(network.numpy_parameters(), observations, dueling),
-        network(observations).numpy(), rtol=1e-5, atol=1e-6)
+        network(observations).numpy(),
+        rtol=1e-5,
+        atol=1e-6,
+    )
 
 
 def _td_errors(learner_network, target_network, batch, gamma):
     data = batch.data
-    q_taken = tf.gather(learner_network(data.observation), tf.cast(data.action, tf.int32),
-                        axis=-1, batch_dims=1)
-    targets = dqn.double_q_targets(data.reward, data.discount, gamma,
-                                   learner_network(data.next_observation),
-                                   target_network(data.next_observation))
+    q_taken = tf.gather(learner_network(data.observation), tf.cast(data.action, tf.int32), axis=-1, batch_dims=1)
+    targets = dqn.double_q_targets(
+        data.reward, data.discount, gamma, learner_network(data.next_observation), target_network(data.next_observation)
+    )
     return np.abs((targets - q_taken).numpy())
 
 
@@ -122,8 +131,9 @@ def test_learner_lowers_td_error_on_fixed_batch_and_updates_priorities(server, b
     counter = utils.Counter()
     variable_server = utils.VariableServer()
     with replay.PriorityUpdater(server.client(), builder.config.replay_table_name) as updater:
-        learner = builder.make_learner(networks, fixed, priority_updater=updater,
-                                       publisher=variable_server, counter=counter)
+        learner = builder.make_learner(
+            networks, fixed, priority_updater=updater, publisher=variable_server, counter=counter
+        )
         before = _td_errors(*networks, batch, builder.config.discount).mean()
         learner.run(num_steps=60)
         after = _td_errors(*networks, batch, builder.config.discount).mean()
@@ -135,8 +145,7 @@ def test_learner_lowers_td_error_on_fixed_batch_and_updates_priorities(server, b
     np.testing.assert_array_equal(params[0], networks[0].parameters[0].numpy())
     keys = set(batch.info.key.numpy().tolist())
     priorities = {}
-    for sample in server.client().sample(builder.config.replay_table_name, num_samples=300,
-                                         emit_timesteps=False):
+    for sample in server.client().sample(builder.config.replay_table_name, num_samples=300, emit_timesteps=False):
         priorities[sample.info.key] = sample.info.priority
     updated = [priorities[key] for key in keys if key in priorities]
     assert updated and all(p != 1.0 for p in updated)
@@ -153,10 +162,12 @@ def test_several_sgd_steps_per_learner_step_match_single_steps(server, builder):
     fused_networks = builder.make_networks(_spec(), seed=0)
     fused_counter = utils.Counter()
     fused = dqn.DQNBuilder(config).make_learner(
-        fused_networks, iter(tf.data.Dataset.from_tensors(batch)), counter=fused_counter)
+        fused_networks, iter(tf.data.Dataset.from_tensors(batch)), counter=fused_counter
+    )
     single_networks = builder.make_networks(_spec(), seed=0)
     single = dqn.DQNBuilder(config.replace(num_sgd_steps_per_step=1)).make_learner(
-        single_networks, iter(tf.data.Dataset.from_tensor_slices(quarters)))
+        single_networks, iter(tf.data.Dataset.from_tensor_slices(quarters))
+    )
     fused.step()
     single.run(num_steps=4)
     assert fused.num_steps == single.num_steps == 4
@@ -164,8 +175,9 @@ def test_several_sgd_steps_per_learner_step_match_single_steps(server, builder):
     for fused_network, single_network in zip(fused_networks, single_networks):  # Online, then target.
         for a, b in zip(fused_network.numpy_parameters(), single_network.numpy_parameters()):
             np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
-    assert not np.allclose(fused_networks[1].numpy_parameters()[0],
-                           builder.make_networks(_spec(), seed=0)[1].numpy_parameters()[0])
+    assert not np.allclose(
+        fused_networks[1].numpy_parameters()[0], builder.make_networks(_spec(), seed=0)[1].numpy_parameters()[0]
+    )
 
 
 def test_learner_save_restore_round_trip(server, builder):
@@ -174,8 +186,9 @@ def test_learner_save_restore_round_trip(server, builder):
     learner = builder.make_learner(networks, builder.make_dataset_iterator(server.address, _TIMEOUT_MS))
     learner.run(num_steps=3)
     state = learner.save()
-    other = builder.make_learner(builder.make_networks(_spec(), seed=7),
-                                 builder.make_dataset_iterator(server.address, _TIMEOUT_MS))
+    other = builder.make_learner(
+        builder.make_networks(_spec(), seed=7), builder.make_dataset_iterator(server.address, _TIMEOUT_MS)
+    )
     other.restore(state)
     assert other.num_steps == 3
     np.testing.assert_array_equal(other.get_variables()[0][0], learner.get_variables()[0][0])
@@ -188,8 +201,9 @@ def test_actor_acts_greedily_and_writes_transitions(server, builder):
     variable_server.publish(network.numpy_parameters())
     client = utils.VariableClient(variable_server)
     try:
-        actor = dqn.DQNActor(spec.actions.num_values, False, client, epsilon=0.0,
-                             adder=builder.make_adder(server.client()))
+        actor = dqn.DQNActor(
+            spec.actions.num_values, False, client, epsilon=0.0, adder=builder.make_adder(server.client())
+        )
         actor.update(wait=True)
         observation = np.array([0.1, -0.2, 0.05, 0.3], np.float32)
         assert actor.select_action(observation) == np.argmax(network(observation[None]).numpy())
@@ -217,8 +231,9 @@ def test_builder_gives_distributed_actors_the_apex_ladder_and_the_single_process
     variable_server = utils.VariableServer()
     clients = [utils.VariableClient(variable_server) for _ in range(4)]
     try:
-        ladder = [builder.make_actor(spec, clients[i], None, agents.ActorSettings(actor_id=i, num_actors=3))
-                  for i in range(3)]
+        ladder = [
+            builder.make_actor(spec, clients[i], None, agents.ActorSettings(actor_id=i, num_actors=3)) for i in range(3)
+        ]
         assert [actor._epsilon(0) for actor in ladder] == pytest.approx(dqn.apex_epsilons(3))
         single = builder.make_actor(spec, clients[3], None, agents.ActorSettings(single_process=True))
         c = builder.config
@@ -237,14 +252,13 @@ def test_builder_refuses_continuous_actions_naming_the_fix(builder):
 @pytest.mark.timeout(180)
 def test_single_process_run_writes_run_files(tmp_path):
     from agents.dqn import run
+
     run_dir = str(tmp_path / "run")
     config = dqn.DQNConfig(min_replay_size=200, samples_per_insert=8.0)
-    result = run.main(["--single_process", "--max_actor_steps", "600", "--run_dir", run_dir],
-                      config=config)
+    result = run.main(["--single_process", "--max_actor_steps", "600", "--run_dir", run_dir], config=config)
     assert set(result) >= {"solved", "wall_seconds", "eval_return", "actor_steps", "learner_steps"}
     assert result["actor_steps"] >= 600 and result["learner_steps"] > 0
-    for name in ("config.json", "result.json", "program.json", "learning_curve.png",
-                 "logs/actor.csv"):
+    for name in ("config.json", "result.json", "program.json", "learning_curve.png", "logs/actor.csv"):
         assert os.path.exists(os.path.join(run_dir, name)), name
     assert utils.read_json(os.path.join(run_dir, "program.json"))["replay_address"].startswith("localhost:")
     saved = utils.read_json(os.path.join(run_dir, "config.json"))

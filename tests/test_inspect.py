@@ -16,17 +16,19 @@ import portpicker  # noqa: E402
 import pytest  # noqa: E402
 import reverb  # noqa: E402
 import tensorflow as tf  # noqa: E402
+from conftest import wait_until  # noqa: E402
 
 import agents.inspect  # noqa: E402
 import replay  # noqa: E402
-from conftest import wait_until  # noqa: E402
-from replay.inspect import main  # noqa: E402
 from replay._inspect import top  # noqa: E402
+from replay.inspect import main  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SIGNATURE = {"obs": tf.TensorSpec([4], tf.float32), "act": tf.TensorSpec([], tf.int32)}
-NESTED_SIGNATURE = {"a": {"b": tf.TensorSpec([None, 2], tf.uint8)},
-                    "c": [tf.TensorSpec([], tf.float64), tf.TensorSpec([5], tf.bool)]}
+NESTED_SIGNATURE = {
+    "a": {"b": tf.TensorSpec([None, 2], tf.uint8)},
+    "c": [tf.TensorSpec([], tf.float64), tf.TensorSpec([5], tf.bool)],
+}
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -48,8 +50,15 @@ def server():
         replay.tables.uniform("full", 100, samples_per_insert=2, min_size=5, tolerance=1.0, signature=SIGNATURE),
         replay.tables.uniform("starved", 100, samples_per_insert=2, min_size=5, tolerance=1.0, signature=SIGNATURE),
         replay.tables.queue("queue", 10, signature=SIGNATURE),
-        reverb.Table("nested", reverb.selectors.MaxHeap(), reverb.selectors.Lifo(), 5,
-                     reverb.rate_limiters.MinSize(2), max_times_sampled=3, signature=NESTED_SIGNATURE),
+        reverb.Table(
+            "nested",
+            reverb.selectors.MaxHeap(),
+            reverb.selectors.Lifo(),
+            5,
+            reverb.rate_limiters.MinSize(2),
+            max_times_sampled=3,
+            signature=NESTED_SIGNATURE,
+        ),
     ]
     with replay.ReplayServer(tables) as srv:
         client = srv.client()
@@ -67,8 +76,9 @@ def _run(capsys, *argv, cli=main):
 
 
 def _cli(*argv, module="replay.inspect", timeout=60):
-    return subprocess.run([sys.executable, "-m", module, *argv], cwd=REPO, capture_output=True,
-                          text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", module, *argv], cwd=REPO, capture_output=True, text=True, timeout=timeout
+    )
 
 
 def _error_line(stderr):
@@ -88,8 +98,7 @@ def test_info_text_shows_every_table(server, capsys):
     assert "  sampler            prioritized (priority_exponent 0.6)\n" in prio
     assert "  remover            fifo\n" in prio
     assert "  max_times_sampled  unlimited\n" in prio
-    assert ("  rate limiter       samples_per_insert 1, min_size_to_sample 1, min_diff -inf, max_diff inf\n"
-            in prio)
+    assert "  rate limiter       samples_per_insert 1, min_size_to_sample 1, min_diff -inf, max_diff inf\n" in prio
     assert "  inserts / samples  7 / 0\n" in prio
     assert "  blocked now        no\n" in prio
     assert "  episodes           1 (0 deleted)\n" in prio  # One writer, one episode.
@@ -103,7 +112,8 @@ def test_info_text_shows_every_table(server, capsys):
     nested = next(b for b in out.split("\n\n") if "table nested" in b)
     assert "  sampler            max_heap\n  remover            lifo\n  max_times_sampled  3\n" in nested
     assert nested.rstrip().endswith(
-        "  signature\n    a:\n      b: uint8[None, 2]\n    c:\n      0: float64[]\n      1: bool[5]")
+        "  signature\n    a:\n      b: uint8[None, 2]\n    c:\n      0: float64[]\n      1: bool[5]"
+    )
 
 
 def test_info_json_has_exact_fields(server, capsys):
@@ -112,26 +122,49 @@ def test_info_json_has_exact_fields(server, capsys):
     tables = {t["name"]: t for t in json.loads(out)["tables"]}
     assert sorted(tables) == ["full", "nested", "prio", "queue", "starved"]
     assert tables["prio"] == {
-        "name": "prio", "current_size": 7, "max_size": 100,
+        "name": "prio",
+        "current_size": 7,
+        "max_size": 100,
         "sampler": {"kind": "prioritized", "priority_exponent": pytest.approx(0.6)},
-        "remover": {"kind": "fifo"}, "max_times_sampled": 0,
-        "rate_limiter": {"samples_per_insert": 1.0, "min_size_to_sample": 1,
-                         "min_diff": -sys.float_info.max, "max_diff": sys.float_info.max},
-        "inserts": 7, "samples": 0, "inserts_blocked": False, "samples_blocked": False,
-        "num_episodes": 1, "num_deleted_episodes": 0, "num_unique_samples": 0,
+        "remover": {"kind": "fifo"},
+        "max_times_sampled": 0,
+        "rate_limiter": {
+            "samples_per_insert": 1.0,
+            "min_size_to_sample": 1,
+            "min_diff": -sys.float_info.max,
+            "max_diff": sys.float_info.max,
+        },
+        "inserts": 7,
+        "samples": 0,
+        "inserts_blocked": False,
+        "samples_blocked": False,
+        "num_episodes": 1,
+        "num_deleted_episodes": 0,
+        "num_unique_samples": 0,
         "signature": {"act": {"shape": [], "dtype": "int32"}, "obs": {"shape": [4], "dtype": "float32"}},
     }
-    assert (tables["full"]["current_size"], tables["full"]["inserts_blocked"], tables["full"]["samples_blocked"]) \
-        == (10, True, False)
-    assert tables["full"]["rate_limiter"] == {"samples_per_insert": 2.0, "min_size_to_sample": 5,
-                                              "min_diff": 0.0, "max_diff": 20.0}
-    assert (tables["starved"]["current_size"], tables["starved"]["inserts_blocked"],
-            tables["starved"]["samples_blocked"]) == (3, False, True)
+    assert (tables["full"]["current_size"], tables["full"]["inserts_blocked"], tables["full"]["samples_blocked"]) == (
+        10,
+        True,
+        False,
+    )
+    assert tables["full"]["rate_limiter"] == {
+        "samples_per_insert": 2.0,
+        "min_size_to_sample": 5,
+        "min_diff": 0.0,
+        "max_diff": 20.0,
+    }
+    assert (
+        tables["starved"]["current_size"],
+        tables["starved"]["inserts_blocked"],
+        tables["starved"]["samples_blocked"],
+    ) == (3, False, True)
     assert tables["queue"]["current_size"] == 3 and tables["queue"]["max_times_sampled"] == 1
     assert tables["nested"]["current_size"] == 0 and tables["nested"]["samples_blocked"] is True
     assert tables["nested"]["signature"] == {
         "a": {"b": {"shape": [None, 2], "dtype": "uint8"}},
-        "c": [{"shape": [], "dtype": "float64"}, {"shape": [5], "dtype": "bool"}]}
+        "c": [{"shape": [], "dtype": "float64"}, {"shape": [5], "dtype": "bool"}],
+    }
 
 
 def test_sample_text_json_and_npz(server, capsys, tmp_path):
@@ -151,12 +184,25 @@ def test_sample_text_json_and_npz(server, capsys, tmp_path):
     for item in items:
         i = item["data"]["act"]["values"][0]
         assert item["priority"] == i + 1  # Written as priority i + 1 with obs [i]*4 and act i.
-        assert item["data"]["obs"] == {"shape": [4], "dtype": "float32", "min": i, "max": i, "mean": i,
-                                       "values": [i] * 4}
+        assert item["data"]["obs"] == {
+            "shape": [4],
+            "dtype": "float32",
+            "min": i,
+            "max": i,
+            "mean": i,
+            "values": [i] * 4,
+        }
         assert item["table_size"] == 7 and item["times_sampled"] >= 1 and 0 < item["probability"] <= 1
     saved = np.load(out_file)
-    assert sorted(saved.files) == ["data/act", "data/obs", "key", "priority", "probability", "table_size",
-                                   "times_sampled"]
+    assert sorted(saved.files) == [
+        "data/act",
+        "data/obs",
+        "key",
+        "priority",
+        "probability",
+        "table_size",
+        "times_sampled",
+    ]
     assert saved["data/obs"].shape == (5, 4) and saved["data/act"].shape == (5,)
     np.testing.assert_array_equal(saved["priority"], saved["data/act"] + 1)
     assert [int(k) for k in saved["key"]] == [item["key"] for item in items]
@@ -201,8 +247,7 @@ def test_sample_wait_gives_up_when_stalled(server, capsys):
 
 
 def test_priorities_exact_when_every_item_is_seen(capsys, tmp_path):
-    with replay.ReplayServer([replay.tables.prioritized("p", 100, priority_exponent=0.5,
-                                                        signature=SIGNATURE)]) as srv:
+    with replay.ReplayServer([replay.tables.prioritized("p", 100, priority_exponent=0.5, signature=SIGNATURE)]) as srv:
         _write(srv.client(), "p", [float(i + 1) for i in range(10)])
         png = str(tmp_path / "p.png")
         code, out, _ = _run(capsys, "priorities", srv.address, "p", "--samples", "2000", "--png", png)
@@ -220,8 +265,7 @@ def test_priorities_exact_when_every_item_is_seen(capsys, tmp_path):
 def test_priorities_estimate_undoes_sampler_bias(capsys):
     # 70 items of priority 1 and 30 of priority 100; exponent 0.5 samples the 100s 81% of the time, so an
     # unweighted median would be 100, while the items' median is 1.
-    with replay.ReplayServer([replay.tables.prioritized("p", 100, priority_exponent=0.5,
-                                                        signature=SIGNATURE)]) as srv:
+    with replay.ReplayServer([replay.tables.prioritized("p", 100, priority_exponent=0.5, signature=SIGNATURE)]) as srv:
         _write(srv.client(), "p", [1.0] * 70 + [100.0] * 30)
         code, out, _ = _run(capsys, "priorities", srv.address, "p", "--samples", "400", "--bins", "2")
     assert code == 0
@@ -233,8 +277,9 @@ def test_priorities_estimate_undoes_sampler_bias(capsys):
 
 
 def test_checkpoint_prints_the_written_path(capsys, tmp_path):
-    with replay.ReplayServer([replay.tables.uniform("u", 10, signature=SIGNATURE)],
-                             checkpoint_dir=str(tmp_path)) as srv:
+    with replay.ReplayServer(
+        [replay.tables.uniform("u", 10, signature=SIGNATURE)], checkpoint_dir=str(tmp_path)
+    ) as srv:
         _write(srv.client(), "u", [1.0] * 2)
         code, out, _ = _run(capsys, "checkpoint", srv.address)
     path = out.strip()
@@ -243,8 +288,11 @@ def test_checkpoint_prints_the_written_path(capsys, tmp_path):
 
 
 def test_encore_inspect_resolves_a_run_directory(server, capsys, tmp_path):
-    program = {"name": "dqn", "replay_address": server.address,
-               "nodes": [{"label": "replay", "index": 0, "address": server.address}]}
+    program = {
+        "name": "dqn",
+        "replay_address": server.address,
+        "nodes": [{"label": "replay", "index": 0, "address": server.address}],
+    }
     (tmp_path / "program.json").write_text(json.dumps(program))
     code, out, _ = _run(capsys, "info", str(tmp_path), "--json", cli=agents.inspect.main)
     assert code == 0 and json.loads(out)["address"] == server.address and len(json.loads(out)["tables"]) == 5
@@ -304,8 +352,13 @@ def test_cli_top_once_prints_one_frame(server):
 @pytest.mark.timeout(60)
 def test_cli_top_live_quits_on_q(server):
     controller, terminal = pty.openpty()
-    proc = subprocess.Popen([sys.executable, "-m", "replay.inspect", "top", server.address, "--interval", "0.2"],
-                            cwd=REPO, stdin=terminal, stdout=terminal, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "replay.inspect", "top", server.address, "--interval", "0.2"],
+        cwd=REPO,
+        stdin=terminal,
+        stdout=terminal,
+        stderr=subprocess.DEVNULL,
+    )
     os.close(terminal)
     screen = []
 
@@ -343,7 +396,8 @@ def test_cli_unknown_table_lists_existing_tables(server):
     assert _error_line(result.stderr) == (
         f"encore-inspect: error: unknown table 'nope' on the Reverb server at {server.address}, whose tables are "
         "['full', 'nested', 'prio', 'queue', 'starved']: use one of those names, or give the server a table by "
-        "that name.")
+        "that name."
+    )
 
 
 @pytest.mark.timeout(60)

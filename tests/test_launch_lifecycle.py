@@ -8,15 +8,15 @@ import textwrap
 
 import psutil
 import pytest
+from conftest import wait_until
 
 import launch as lp
-from conftest import wait_until
 
 pytestmark = pytest.mark.timeout(90)
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 # A launcher script in the style of a Launchpad program: absl app, flags, no explicit wait.
-LAUNCHER = textwrap.dedent('''
+LAUNCHER = textwrap.dedent("""
     import os, sys, time
     from absl import app
     import launch as lp
@@ -51,28 +51,34 @@ LAUNCHER = textwrap.dedent('''
 
     if __name__ == '__main__':
         app.run(main)
-''')
+""")
 
 
 def start_launcher(tmp_path, *args, notice=2):
-    script = tmp_path / 'launcher.py'
+    script = tmp_path / "launcher.py"
     script.write_text(LAUNCHER)
-    out = tmp_path / 'out'
+    out = tmp_path / "out"
     out.touch()
-    command = [sys.executable, str(script), str(out), *args, '--lp_launch_type=local_mp',
-               f'--lp_termination_notice_secs={notice}']
+    command = [
+        sys.executable,
+        str(script),
+        str(out),
+        *args,
+        "--lp_launch_type=local_mp",
+        f"--lp_termination_notice_secs={notice}",
+    ]
     env = dict(os.environ, PYTHONPATH=REPO)
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                               env=env, text=True, start_new_session=True)
+    process = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env, text=True, start_new_session=True
+    )
     return process, out
 
 
 def node_pids(out, count):
     def pids():
-        return [int(line.split()[1]) for line in out.read_text().splitlines()
-                if line.startswith('up ')]
+        return [int(line.split()[1]) for line in out.read_text().splitlines() if line.startswith("up ")]
 
-    wait_until(lambda: len(pids()) >= count, f'{count} nodes to come up')
+    wait_until(lambda: len(pids()) >= count, f"{count} nodes to come up")
     return pids()
 
 
@@ -84,7 +90,7 @@ def _alive(pid):
 
 
 def assert_gone(pids):
-    wait_until(lambda: not any(_alive(pid) for pid in pids), f'node processes {pids} to end')
+    wait_until(lambda: not any(_alive(pid) for pid in pids), f"node processes {pids} to end")
 
 
 def test_ctrl_c_stops_every_node_within_the_notice_and_exits_0(tmp_path):
@@ -96,7 +102,7 @@ def test_ctrl_c_stops_every_node_within_the_notice_and_exits_0(tmp_path):
     os.killpg(process.pid, signal.SIGINT)  # The launcher leads its group (start_new_session).
     output, _ = process.communicate(timeout=30)
     assert process.returncode == 0, output
-    assert 'cooperative stopped' in out.read_text()
+    assert "cooperative stopped" in out.read_text()
     assert "did not stop within 2s: ['stubborn/0']" in output  # Killed once the notice passed.
     assert_gone(pids)
 
@@ -112,12 +118,12 @@ def test_nodes_die_with_the_launcher_on_kill_9(tmp_path):
 
 
 def test_crashing_node_fails_the_launcher_with_its_label_and_traceback(tmp_path):
-    process, out = start_launcher(tmp_path, 'crash', notice=2)
+    process, out = start_launcher(tmp_path, "crash", notice=2)
     output, _ = process.communicate(timeout=60)
     assert process.returncode != 0
     assert "Node 'crasher/0' failed" in output
-    assert '[crasher/0] ZeroDivisionError: crash on purpose' in output
-    assert 'cooperative stopped' in out.read_text()
+    assert "[crasher/0] ZeroDivisionError: crash on purpose" in output
+    assert "cooperative stopped" in out.read_text()
     assert_gone(node_pids(out, 2))
 
 
@@ -138,17 +144,17 @@ def _restart_client(flaky, path):
     except ConnectionError:
         pass
     second = flaky.pid()  # Same handle: waits for the restarted node at the same address.
-    with open(path, 'w') as f:
-        f.write(f'{first} {second}')
+    with open(path, "w") as f:
+        f.write(f"{first} {second}")
     lp.stop()
 
 
 def test_restartable_node_is_restarted_and_its_handle_keeps_working(tmp_path, capfd):
-    path = tmp_path / 'pids'
-    program = lp.Program('restart')
-    flaky = program.add_node(lp.CourierNode(Flaky), label='flaky', max_restarts=1)
-    program.add_node(lp.PyNode(_restart_client, flaky, str(path)), label='client')
-    controller = lp.launch(program, launch_type='local_mp', termination_notice_secs=2)
+    path = tmp_path / "pids"
+    program = lp.Program("restart")
+    flaky = program.add_node(lp.CourierNode(Flaky), label="flaky", max_restarts=1)
+    program.add_node(lp.PyNode(_restart_client, flaky, str(path)), label="client")
+    controller = lp.launch(program, launch_type="local_mp", termination_notice_secs=2)
     assert controller.wait(60)  # One failure is within max_restarts: no error.
     first, second = map(int, path.read_text().split())
     assert first != second
@@ -156,8 +162,8 @@ def test_restartable_node_is_restarted_and_its_handle_keeps_working(tmp_path, ca
 
 
 def test_restart_budget_exhausted_fails_the_program():
-    program = lp.Program('exhausted')
-    program.add_node(lp.PyNode(os._exit, 5), label='dies', max_restarts=1)
-    controller = lp.launch(program, launch_type='local_mp', termination_notice_secs=2)
+    program = lp.Program("exhausted")
+    program.add_node(lp.PyNode(os._exit, 5), label="dies", max_restarts=1)
+    controller = lp.launch(program, launch_type="local_mp", termination_notice_secs=2)
     with pytest.raises(lp.NodeError, match=r"(?s)'dies/0'.*exited with status 5"):
         controller.wait(60)

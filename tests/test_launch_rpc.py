@@ -15,11 +15,10 @@ from launch import _courier
 
 pytestmark = pytest.mark.timeout(60)
 
-TOKEN = 'test-token'
+TOKEN = "test-token"
 
 
 class Service:
-
     def __init__(self):
         self.batch_sizes = []
         # The timeout only flushes partial batches: long enough for calls made together to gather.
@@ -36,7 +35,7 @@ class Service:
         return values * 2
 
     def _private(self):
-        return 'hidden'
+        return "hidden"
 
     def __call__(self, x):
         return x + 1
@@ -47,7 +46,7 @@ def service():
     instance = Service()
     server = _courier.CourierServer(_courier.exposed_methods(instance), port=0, token=TOKEN)
     server.start()
-    client = lp.CourierClient(server.address, label='service/0', token=TOKEN, connect_timeout=10)
+    client = lp.CourierClient(server.address, label="service/0", token=TOKEN, connect_timeout=10)
     yield instance, server, client
     client.close()
     server.stop()
@@ -55,11 +54,11 @@ def service():
 
 def test_sync_futures_and_call(service):
     _, _, client = service
-    assert client.echo({'a': [1, 2]}) == {'a': [1, 2]}
+    assert client.echo({"a": [1, 2]}) == {"a": [1, 2]}
     assert client(41) == 42
-    future = client.futures.echo('x')
+    future = client.futures.echo("x")
     assert isinstance(future, concurrent.futures.Future)
-    assert future.result(10) == 'x'
+    assert future.result(10) == "x"
     payload = np.random.default_rng(0).standard_normal(2**17)  # 1 MiB of float64.
     np.testing.assert_array_equal(client.echo(payload), payload)
 
@@ -67,46 +66,45 @@ def test_sync_futures_and_call(service):
 def test_remote_exception_keeps_type_and_carries_remote_traceback(service):
     _, _, client = service
     with pytest.raises(ValueError) as caught:
-        client.fail('bad input 7')
+        client.fail("bad input 7")
     message = str(caught.value)
-    assert 'bad input 7' in message
+    assert "bad input 7" in message
     assert "node 'service/0'" in message and "method 'fail'" in message
-    assert 'Traceback' in message and 'in fail' in message
-    with pytest.raises(ValueError, match='bad input 8'):
-        client.futures.fail('bad input 8').result(10)
+    assert "Traceback" in message and "in fail" in message
+    with pytest.raises(ValueError, match="bad input 8"):
+        client.futures.fail("bad input 8").result(10)
 
 
 def test_private_and_unknown_methods_are_not_callable(service):
     _, _, client = service
     with pytest.raises(AttributeError, match="no remotely callable method '_private'"):
-        client._call_sync('_private')
-    with pytest.raises(AttributeError, match='nope'):
+        client._call_sync("_private")
+    with pytest.raises(AttributeError, match="nope"):
         client.nope()
 
 
 def _raw_call(address, payload, metadata):
     with grpc.insecure_channel(address) as channel:
-        call = channel.unary_unary('/encore.Courier/Call')
+        call = channel.unary_unary("/encore.Courier/Call")
         return call(payload, metadata=metadata, timeout=10)
 
 
 def test_call_without_the_token_is_refused_before_unpickling(service, tmp_path):
     _, server, _ = service
-    marker = tmp_path / 'unpickled'
+    marker = tmp_path / "unpickled"
     # Unpickling this request creates `marker`: proof that the server touched its bytes.
     payload = pickle_that_touches(marker)
-    for metadata in [(), (('encore-token', 'wrong'),)]:
+    for metadata in [(), (("encore-token", "wrong"),)]:
         with pytest.raises(grpc.RpcError) as caught:
             _raw_call(server.address, payload, metadata)
         assert caught.value.code() is grpc.StatusCode.UNAUTHENTICATED
         assert not marker.exists()
     # The same bytes with the right token are unpickled: the check above is meaningful.
-    _raw_call(server.address, payload, (('encore-token', TOKEN),))
+    _raw_call(server.address, payload, (("encore-token", TOKEN),))
     assert marker.exists()
 
 
 class _TouchOnUnpickle:
-
     def __init__(self, path):
         self.path = path
 
@@ -115,13 +113,13 @@ class _TouchOnUnpickle:
 
 
 def pickle_that_touches(path):
-    return cloudpickle.dumps(('echo', (_TouchOnUnpickle(str(path)),), {}))
+    return cloudpickle.dumps(("echo", (_TouchOnUnpickle(str(path)),), {}))
 
 
 def test_client_with_wrong_token_gets_permission_error(service):
     _, server, _ = service
-    client = lp.CourierClient(server.address, token='wrong', connect_timeout=10)
-    with pytest.raises(PermissionError, match='token'):
+    client = lp.CourierClient(server.address, token="wrong", connect_timeout=10)
+    with pytest.raises(PermissionError, match="token"):
         client.echo(1)
     client.close()
 
@@ -129,7 +127,7 @@ def test_client_with_wrong_token_gets_permission_error(service):
 def test_waits_for_a_late_server_then_names_a_missing_one():
     instance = Service()
     port = _free_port()
-    client = lp.CourierClient(f'127.0.0.1:{port}', label='late/0', token=TOKEN, connect_timeout=20)
+    client = lp.CourierClient(f"127.0.0.1:{port}", label="late/0", token=TOKEN, connect_timeout=20)
     early = client.futures.echo(2)  # Made before any server is up: it waits for one.
     assert not early.done()
     server = _courier.CourierServer(_courier.exposed_methods(instance), port=port, token=TOKEN)
@@ -139,8 +137,7 @@ def test_waits_for_a_late_server_then_names_a_missing_one():
     server.stop()
     client.close()
 
-    missing = lp.CourierClient(f'127.0.0.1:{_free_port()}', label='missing/0', token=TOKEN,
-                               connect_timeout=0.5)
+    missing = lp.CourierClient(f"127.0.0.1:{_free_port()}", label="missing/0", token=TOKEN, connect_timeout=0.5)
     with pytest.raises(ConnectionError, match="Gave up after 0.5s waiting for node 'missing/0'"):
         missing.echo(1)
     with pytest.raises(ConnectionError, match="node 'missing/0'"):
@@ -149,8 +146,7 @@ def test_waits_for_a_late_server_then_names_a_missing_one():
 
 
 def test_close_fails_calls_still_waiting_for_the_server():
-    client = lp.CourierClient(f'127.0.0.1:{_free_port()}', label='never/0', token=TOKEN,
-                              connect_timeout=60)
+    client = lp.CourierClient(f"127.0.0.1:{_free_port()}", label="never/0", token=TOKEN, connect_timeout=60)
     waiting = client.futures.echo(1)
     client.close()
     with pytest.raises(ConnectionError, match=r"client of node 'never/0' at \S+ was closed"):
@@ -159,8 +155,9 @@ def test_close_fails_calls_still_waiting_for_the_server():
 
 def _free_port():
     import socket
+
     with socket.socket() as sock:
-        sock.bind(('127.0.0.1', 0))
+        sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
 
 
@@ -182,19 +179,20 @@ def test_batched_handler_semantics_direct():
 
     def summarize(values, scale, tag):
         seen.append((values.shape, list(scale), list(tag)))
-        return {'total': values.sum(axis=1) * np.asarray(scale), 'tag': tag}
+        return {"total": values.sum(axis=1) * np.asarray(scale), "tag": tag}
 
     handler = lp.batched_handler(batch_size=3, timeout=5.0, pad_batch=True)(summarize)
     with concurrent.futures.ThreadPoolExecutor(3) as pool:
-        outs = list(pool.map(lambda i: handler([i, i], scale=2, tag=f't{i}'), range(3)))
+        outs = list(pool.map(lambda i: handler([i, i], scale=2, tag=f"t{i}"), range(3)))
     assert seen[0][0] == (3, 2)
-    assert [o['total'] for o in outs] == [0, 4, 8] and [o['tag'] for o in outs] == ['t0', 't1', 't2']
+    assert [o["total"] for o in outs] == [0, 4, 8] and [o["tag"] for o in outs] == ["t0", "t1", "t2"]
 
     padded = lp.batched_handler(batch_size=4, timeout=0.1, pad_batch=True)(summarize)
-    assert padded([5, 5], scale=1, tag='only')['total'] == 10
+    assert padded([5, 5], scale=1, tag="only")["total"] == 10
     assert seen[-1][0] == (4, 2)
 
-    with pytest.raises(TypeError, match='wrap the bound method'):
+    with pytest.raises(TypeError, match="wrap the bound method"):
+
         class Bad:
             @lp.batched_handler(batch_size=2)
             def f(self, x):
@@ -205,17 +203,16 @@ def test_batched_handler_never_starves_for_threads():
     """A batch larger than the requested pool still gathers: the pool is grown to fit it."""
 
     class Wide:
-
         def __init__(self):
             self.f = lp.batched_handler(batch_size=24, timeout=30.0)(self.f)
 
         def f(self, x):
             return x
 
-    node = lp.CourierNode(Wide, courier_kwargs={'thread_pool_size': 2})
-    program = lp.Program('wide')
-    handle = program.add_node(node, label='wide')
-    controller = lp.launch(program, launch_type='test_mt')
+    node = lp.CourierNode(Wide, courier_kwargs={"thread_pool_size": 2})
+    program = lp.Program("wide")
+    handle = program.add_node(node, label="wide")
+    controller = lp.launch(program, launch_type="test_mt")
     try:
         client = handle.dereference()
         futures = [client.futures.f(np.array(i)) for i in range(24)]
@@ -226,9 +223,10 @@ def test_batched_handler_never_starves_for_threads():
 
 
 def test_import_launch_does_not_import_tensorflow():
-    code = ('import sys, launch; '
-            'bad = [m for m in ("tensorflow", "reverb", "replay") if m in sys.modules]; '
-            'print(bad); sys.exit(1 if bad else 0)')
-    result = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True,
-                            timeout=60)
+    code = (
+        "import sys, launch; "
+        'bad = [m for m in ("tensorflow", "reverb", "replay") if m in sys.modules]; '
+        "print(bad); sys.exit(1 if bad else 0)"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stdout + result.stderr

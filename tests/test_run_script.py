@@ -11,11 +11,11 @@ import numpy as np
 import psutil
 import pytest
 import tensorflow as tf
+from conftest import wait_until
 
 from agents import run, utils
 from agents.dqn import DQNConfig
 from agents.experiments.overrides import parse_overrides
-from conftest import wait_until
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _FAST = ["--config", "min_replay_size=200", "--config", "samples_per_insert=4"]
@@ -31,10 +31,16 @@ def _usage_error(capsys, argv):
 
 
 def test_config_overrides_parse_each_field_as_its_type():
-    values = parse_overrides(DQNConfig, ["learning_rate=3e-3", "n_step=5", "dueling=true", "hidden_sizes=32,16",
-                                         "replay_table_name=t"])
-    assert values == {"learning_rate": 3e-3, "n_step": 5, "dueling": True, "hidden_sizes": (32, 16),
-                      "replay_table_name": "t"}
+    values = parse_overrides(
+        DQNConfig, ["learning_rate=3e-3", "n_step=5", "dueling=true", "hidden_sizes=32,16", "replay_table_name=t"]
+    )
+    assert values == {
+        "learning_rate": 3e-3,
+        "n_step": 5,
+        "dueling": True,
+        "hidden_sizes": (32, 16),
+        "replay_table_name": "t",
+    }
     assert DQNConfig(**values).hidden_sizes == (32, 16)
 
 
@@ -72,8 +78,12 @@ def _checkpoint(run_dir):
     reader = tf.train.load_checkpoint(path)
     state = reader.get_tensor("counter/state/.ATTRIBUTES/VARIABLE_VALUE")
     parameters = [reader.get_tensor(f"network/_parameters/{i}/.ATTRIBUTES/VARIABLE_VALUE") for i in range(6)]
-    return (path, int(reader.get_tensor("num_steps/.ATTRIBUTES/VARIABLE_VALUE")),
-            json.loads(state)["counts"] if state else {}, parameters)
+    return (
+        path,
+        int(reader.get_tensor("num_steps/.ATTRIBUTES/VARIABLE_VALUE")),
+        json.loads(state)["counts"] if state else {},
+        parameters,
+    )
 
 
 @pytest.mark.timeout(240)
@@ -88,7 +98,10 @@ def test_resume_after_a_clean_stop_restores_parameters_counts_and_replay(tmp_pat
     again = run.main(["--resume", run_dir])
     assert again["resumed_from"] == path
     assert (again["actor_steps"], again["learner_steps"], again["replay_size"]) == (
-        first["actor_steps"], first["learner_steps"], first["replay_size"])
+        first["actor_steps"],
+        first["learner_steps"],
+        first["replay_size"],
+    )
     for saved, restored in zip(parameters, _checkpoint(run_dir)[3]):
         np.testing.assert_array_equal(saved, restored)
     assert not np.allclose(parameters[0], _checkpoint_free_parameters(run_dir))
@@ -100,30 +113,53 @@ def test_resume_after_a_clean_stop_restores_parameters_counts_and_replay(tmp_pat
 
 def _checkpoint_free_parameters(run_dir):
     """The first weight matrix a fresh learner would start from (seed 0)."""
-    from agents.dqn import DQNBuilder  # pylint: disable=import-outside-toplevel
     import replay  # pylint: disable=import-outside-toplevel
     from agents import envs  # pylint: disable=import-outside-toplevel
+    from agents.dqn import DQNBuilder  # pylint: disable=import-outside-toplevel
+
     spec = replay.make_environment_spec(envs.make_environment("CartPole-v1"))
     return DQNBuilder(DQNConfig()).make_networks(spec, seed=0)[0].numpy_parameters()[0]
 
 
 def _run_script(*argv):
-    return subprocess.Popen([sys.executable, "-m", "agents.run", *argv], cwd=REPO,
-                            env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"), stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "agents.run", *argv],
+        cwd=REPO,
+        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
 
 
 @pytest.mark.timeout(300)
 def test_resume_after_kill_9_of_the_launcher_continues_from_the_last_periodic_checkpoint(tmp_path):
     run_dir = str(tmp_path / "run")
-    launcher = _run_script("--launch_type", "local_mp", "--num_actors", "1", "--max_seconds", "200",
-                           "--checkpoint_seconds", "1", "--run_dir", run_dir, *_FAST)
+    launcher = _run_script(
+        "--launch_type",
+        "local_mp",
+        "--num_actors",
+        "1",
+        "--max_seconds",
+        "200",
+        "--checkpoint_seconds",
+        "1",
+        "--run_dir",
+        run_dir,
+        *_FAST,
+    )
     try:
+
         def trained_and_checkpointed():
             checkpoint = _checkpoint(run_dir)
             replay_dir = os.path.join(run_dir, "replay")
-            return (checkpoint is not None and checkpoint[1] > 0 and checkpoint[2].get("actor_steps", 0) > 0
-                    and os.path.isdir(replay_dir) and len(os.listdir(replay_dir)) > 0)
+            return (
+                checkpoint is not None
+                and checkpoint[1] > 0
+                and checkpoint[2].get("actor_steps", 0) > 0
+                and os.path.isdir(replay_dir)
+                and len(os.listdir(replay_dir)) > 0
+            )
 
         wait_until(trained_and_checkpointed, "a learner checkpoint with steps and a replay checkpoint", 150)
         nodes = psutil.Process(launcher.pid).children(recursive=True)

@@ -3,9 +3,9 @@
 import dm_env
 import numpy as np
 import pytest
+from _replay_helpers import assert_nest_close, drain, run_episode
 
 import replay
-from _replay_helpers import assert_nest_close, drain, run_episode
 
 S = replay.Step
 E = replay.EndBehavior
@@ -33,11 +33,14 @@ PAD = row(0, 0, 0)
 HEAD = [[row(1, 2, 1, True), row(2, 3, 1), row(3, 5, 1)], [row(3, 5, 1), row(4, 7, 1), row(5, 8, 0)]]
 
 
-@pytest.mark.parametrize("behavior, last", [
-    (E.WRITE, [row(4, 7, 1), row(5, 8, 0), row(6, 0, 0)]),
-    (E.ZERO_PAD, [row(5, 8, 0), row(6, 0, 0), PAD]),
-    (E.TRUNCATE, [row(5, 8, 0), row(6, 0, 0)]),
-])
+@pytest.mark.parametrize(
+    "behavior, last",
+    [
+        (E.WRITE, [row(4, 7, 1), row(5, 8, 0), row(6, 0, 0)]),
+        (E.ZERO_PAD, [row(5, 8, 0), row(6, 0, 0), PAD]),
+        (E.TRUNCATE, [row(5, 8, 0), row(6, 0, 0)]),
+    ],
+)
 def test_end_behaviours_on_docstring_example(client, behavior, last):
     # sequence_length=3, period=2, rows 1..6 (5 actions + final observation): writes at rows 3 and 5,
     # then the end behaviour (see EndBehavior's docstring).
@@ -52,7 +55,8 @@ def test_period_one_overlaps(client):
     assert sequences(client) == [
         [row(1, 2, 1, True), row(2, 3, 1), row(3, 5, 1)],
         [row(2, 3, 1), row(3, 5, 1), row(4, 7, 0)],
-        [row(3, 5, 1), row(4, 7, 0), row(5, 0, 0)]]
+        [row(3, 5, 1), row(4, 7, 0), row(5, 0, 0)],
+    ]
 
 
 def test_long_episode_zero_pad_and_truncate(client):
@@ -83,25 +87,31 @@ def test_continue_runs_into_next_episode(client):
         [row(1, 2, 1, True), row(2, 3, 1), row(3, 5, 1)],
         [row(3, 5, 1), row(4, 7, 1), row(5, 9, 1)],
         [row(5, 9, 1), row(6, 13, 1), row(7, 0, 0)],
-        [row(7, 0, 0), row(1, 2, 1, True), row(2, 3, 1)]]
+        [row(7, 0, 0), row(1, 2, 1, True), row(2, 3, 1)],
+    ]
     assert len(got) == 6  # 14 rows: writes at rows 3, 5, ..., 13.
 
 
 def test_deprecated_flags_map_to_behaviours(client):
     assert replay.SequenceAdder(client, 3, 1, pad_end_of_episode=False)._end_behavior is E.TRUNCATE
-    assert replay.SequenceAdder(client, 3, 1, break_end_of_episode=False,
-                                pad_end_of_episode=False)._end_behavior is E.CONTINUE
+    assert (
+        replay.SequenceAdder(client, 3, 1, break_end_of_episode=False, pad_end_of_episode=False)._end_behavior
+        is E.CONTINUE
+    )
     with pytest.raises(ValueError, match="incompatible"):
         replay.SequenceAdder(client, 3, 1, pad_end_of_episode=True, break_end_of_episode=False)
     with pytest.raises(ValueError, match="not both"):
         replay.SequenceAdder(client, 3, 1, end_of_episode_behavior=E.WRITE, pad_end_of_episode=True)
 
 
-@pytest.mark.parametrize("kwargs, match", [
-    (dict(sequence_length=0, period=1), "sequence_length must be an integer >= 1"),
-    (dict(sequence_length=3, period=0), "period must be an integer >= 1"),
-    (dict(sequence_length=3, period=2.5), "period must be an integer >= 1"),
-])
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        (dict(sequence_length=0, period=1), "sequence_length must be an integer >= 1"),
+        (dict(sequence_length=3, period=0), "period must be an integer >= 1"),
+        (dict(sequence_length=3, period=2.5), "period must be an integer >= 1"),
+    ],
+)
 def test_invalid_lengths(client, kwargs, match):
     with pytest.raises(ValueError, match=match):
         replay.SequenceAdder(client, **kwargs)
@@ -109,8 +119,11 @@ def test_invalid_lengths(client, kwargs, match):
 
 def test_sequence_signature_and_extras_with_dict_observations():
     spec = replay.EnvironmentSpec(
-        observations={"x": dm_env.specs.Array((2,), np.float32)}, actions=dm_env.specs.DiscreteArray(3),
-        rewards=dm_env.specs.Array((), np.float32), discounts=dm_env.specs.Array((), np.float32))
+        observations={"x": dm_env.specs.Array((2,), np.float32)},
+        actions=dm_env.specs.DiscreteArray(3),
+        rewards=dm_env.specs.Array((), np.float32),
+        discounts=dm_env.specs.Array((), np.float32),
+    )
     extras_spec = {"logits": dm_env.specs.Array((3,), np.float32)}
     signature = replay.SequenceAdder.signature(spec, extras_spec, sequence_length=4)
     assert signature.observation["x"].shape == (4, 2) and signature.start_of_episode.shape == (4,)
@@ -131,6 +144,7 @@ def test_sequence_signature_and_extras_with_dict_observations():
 
 def tree_unflatten(structure, flat):
     import tree
+
     return tree.unflatten_as(structure, tree.flatten(flat))
 
 
@@ -140,7 +154,8 @@ def test_episode_adder_writes_whole_episodes(client):
     run_episode(adder, 1.0, episode([4.0]))
     assert sequences(client) == [
         [row(1, 2, 1, True), row(2, 3, 1), row(3, 5, 0), row(4, 0, 0)],
-        [row(1, 4, 0, True), row(2, 0, 0)]]
+        [row(1, 4, 0, True), row(2, 0, 0)],
+    ]
 
 
 def test_episode_adder_padding(client):

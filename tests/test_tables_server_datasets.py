@@ -9,13 +9,16 @@ import numpy as np
 import pytest
 import reverb
 import tensorflow as tf
-
-import replay
 from conftest import wait_until
 
+import replay
+
 SPEC = replay.EnvironmentSpec(
-    observations=dm_env.specs.Array((4,), np.float32), actions=dm_env.specs.DiscreteArray(2),
-    rewards=dm_env.specs.Array((), np.float32), discounts=dm_env.specs.Array((), np.float32))
+    observations=dm_env.specs.Array((4,), np.float32),
+    actions=dm_env.specs.DiscreteArray(2),
+    rewards=dm_env.specs.Array((), np.float32),
+    discounts=dm_env.specs.Array((), np.float32),
+)
 SIGNATURE = replay.NStepTransitionAdder.signature(SPEC)
 
 
@@ -30,6 +33,7 @@ def fill(client, table, count, priority=lambda i: 1.0):
 
 def tree_last(history):
     import tree
+
     return tree.map_structure(lambda column: column[-1], history)
 
 
@@ -38,12 +42,15 @@ def test_rate_limiter_matches_acme_error_buffer():
     assert (limiter._min_diff, limiter._max_diff) == (450.0, 550.0)
 
 
-@pytest.mark.parametrize("kwargs, match", [
-    (dict(samples_per_insert=8.0, min_size=10, tolerance=0.05), r"deadlock.*Raise tolerance to >= 0\.1"),
-    (dict(samples_per_insert=0.0, min_size=10, tolerance=0.1), "samples_per_insert must be > 0"),
-    (dict(samples_per_insert=1.0, min_size=0, tolerance=0.1), "min_size must be >= 1"),
-    (dict(samples_per_insert=1.0, min_size=10, tolerance=0.0), "tolerance must be > 0"),
-])
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        (dict(samples_per_insert=8.0, min_size=10, tolerance=0.05), r"deadlock.*Raise tolerance to >= 0\.1"),
+        (dict(samples_per_insert=0.0, min_size=10, tolerance=0.1), "samples_per_insert must be > 0"),
+        (dict(samples_per_insert=1.0, min_size=0, tolerance=0.1), "min_size must be >= 1"),
+        (dict(samples_per_insert=1.0, min_size=10, tolerance=0.0), "tolerance must be > 0"),
+    ],
+)
 def test_rate_limiter_rejects_settings_that_cannot_work(kwargs, match):
     with pytest.raises(ValueError, match=match):
         replay.tables.rate_limiter(**kwargs)
@@ -61,8 +68,10 @@ def test_prioritized_sampling_skews_to_high_priorities():
     with replay.ReplayServer([table]) as server:
         client = server.client()
         fill(client, "p", 10, priority=lambda i: 91.0 if i == 0 else 1.0)  # P(item 0) = 91 / 100.
-        hits = sum(int(s.data.observation[0] == 0) for s in client.sample("p", 2000, unpack_as_table_signature=True,
-                                                                            emit_timesteps=False))
+        hits = sum(
+            int(s.data.observation[0] == 0)
+            for s in client.sample("p", 2000, unpack_as_table_signature=True, emit_timesteps=False)
+        )
         assert 0.86 < hits / 2000 < 0.96
 
 
@@ -77,13 +86,15 @@ def test_queue_is_consumed_in_order():
 
 def test_checkpoint_restores_identical_items():
     with tempfile.TemporaryDirectory() as directory:
-        with replay.ReplayServer([replay.tables.queue("q", 100, signature=SIGNATURE)],
-                                 checkpoint_dir=directory) as server:
+        with replay.ReplayServer(
+            [replay.tables.queue("q", 100, signature=SIGNATURE)], checkpoint_dir=directory
+        ) as server:
             fill(server.client(), "q", 7)
             path = server.checkpoint()
             assert path.startswith(directory)
-        with replay.ReplayServer([replay.tables.queue("q", 100, signature=SIGNATURE)],
-                                 checkpoint_dir=directory) as restored:
+        with replay.ReplayServer(
+            [replay.tables.queue("q", 100, signature=SIGNATURE)], checkpoint_dir=directory
+        ) as restored:
             client = restored.client()
             assert client.server_info()["q"].current_size == 7
             items = [s.data for s in client.sample("q", 7, emit_timesteps=False)]
@@ -110,16 +121,19 @@ def test_dataset_batches_keep_keys_and_probabilities():
         assert isinstance(sample, reverb.ReplaySample)
         assert sample.info.key.shape == (8,) and sample.info.key.dtype == tf.uint64
         assert sample.data.observation.shape == (8, 4)
-        np.testing.assert_allclose(sample.info.probability.numpy(),
-                                   (1.0 + sample.data.reward.numpy()) ** 0.6 / np.sum((1.0 + np.arange(50)) ** 0.6),
-                                   rtol=1e-5)
+        np.testing.assert_allclose(
+            sample.info.probability.numpy(),
+            (1.0 + sample.data.reward.numpy()) ** 0.6 / np.sum((1.0 + np.arange(50)) ** 0.6),
+            rtol=1e-5,
+        )
         batch = next(replay.make_numpy_iterator(server.address, "p", batch_size=4))
         assert batch.data.next_observation.shape == (4, 4) and batch.info.table_size.tolist() == [50] * 4
 
 
 def test_dataset_errors_name_the_problem():
-    with replay.ReplayServer([replay.tables.uniform("u", 10, signature=SIGNATURE),
-                              replay.tables.uniform("raw", 10)]) as server:
+    with replay.ReplayServer(
+        [replay.tables.uniform("u", 10, signature=SIGNATURE), replay.tables.uniform("raw", 10)]
+    ) as server:
         with pytest.raises(ValueError, match=r"unknown table 'nope'.*\['raw', 'u'\]"):
             replay.make_dataset(server.address, "nope", batch_size=2)
         with pytest.raises(ValueError, match="table 'raw' has no signature"):
@@ -170,8 +184,9 @@ def test_adder_close_unblocks_an_insert_waiting_on_the_rate_limiter():
     table = replay.tables.uniform("u", 100, samples_per_insert=1.0, min_size=2, tolerance=1.0)
     with replay.ReplayServer([table]) as server:
         client = server.client()
-        adder = replay.NStepTransitionAdder(client, n_step=1, discount=1.0,
-                                            priority_fns={"u": None}, max_in_flight_items=1)
+        adder = replay.NStepTransitionAdder(
+            client, n_step=1, discount=1.0, priority_fns={"u": None}, max_in_flight_items=1
+        )
         errors = []
 
         def write():  # Nothing samples, so the limiter blocks this thread after a few inserts.

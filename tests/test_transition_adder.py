@@ -3,9 +3,9 @@
 import dm_env
 import numpy as np
 import pytest
+from _replay_helpers import assert_nest_close, drain, run_episode
 
 import replay
-from _replay_helpers import assert_nest_close, drain, run_episode
 
 T = replay.Transition
 
@@ -23,16 +23,25 @@ def check(client, expected, table="priority_table"):
 
 def test_one_step(client):
     adder = replay.NStepTransitionAdder(client, n_step=1, discount=0.9)
-    run_episode(adder, 1.0, [(0, dm_env.transition(0.0, 2.0)), (1, dm_env.transition(0.0, 3.0)),
-                             (0, dm_env.termination(1.0, 4.0))])
+    run_episode(
+        adder,
+        1.0,
+        [(0, dm_env.transition(0.0, 2.0)), (1, dm_env.transition(0.0, 3.0)), (0, dm_env.termination(1.0, 4.0))],
+    )
     check(client, [T(1, 0, 0, 1, 2), T(2, 1, 0, 1, 3), T(3, 0, 1, 0, 4)])
 
 
 def test_two_step_with_env_discounts(client):
     adder = replay.NStepTransitionAdder(client, n_step=2, discount=1.0)
-    run_episode(adder, 1.0, [(0, dm_env.transition(1.0, 2.0, discount=0.5)),
-                             (0, dm_env.transition(1.0, 3.0, discount=0.5)),
-                             (0, dm_env.termination(1.0, 4.0))])
+    run_episode(
+        adder,
+        1.0,
+        [
+            (0, dm_env.transition(1.0, 2.0, discount=0.5)),
+            (0, dm_env.transition(1.0, 3.0, discount=0.5)),
+            (0, dm_env.termination(1.0, 4.0)),
+        ],
+    )
     # R = r0 + g d0 r1; D = g d0 d1. Short transitions from s0 at the start, to s_T at the end.
     check(client, [T(1, 0, 1.0, 0.5, 2), T(1, 0, 1.5, 0.25, 3), T(2, 0, 1.5, 0.0, 4), T(3, 0, 1.0, 0.0, 4)])
 
@@ -40,16 +49,27 @@ def test_two_step_with_env_discounts(client):
 def test_three_step_varying_rewards_and_agent_discount(client):
     g = 0.5
     adder = replay.NStepTransitionAdder(client, n_step=3, discount=g)
-    run_episode(adder, 1.0, [(0, dm_env.transition(2.0, 2.0)), (0, dm_env.transition(3.0, 3.0)),
-                             (0, dm_env.transition(5.0, 4.0)), (0, dm_env.termination(7.0, 5.0))])
-    check(client, [
-        T(1, 0, 2.0, 1.0, 2),
-        T(1, 0, 2 + g * 3, g, 3),
-        T(1, 0, 2 + g * 3 + g * g * 5, g * g, 4),
-        T(2, 0, 3 + g * 5 + g * g * 7, 0.0, 5),
-        T(3, 0, 5 + g * 7, 0.0, 5),
-        T(4, 0, 7.0, 0.0, 5),
-    ])
+    run_episode(
+        adder,
+        1.0,
+        [
+            (0, dm_env.transition(2.0, 2.0)),
+            (0, dm_env.transition(3.0, 3.0)),
+            (0, dm_env.transition(5.0, 4.0)),
+            (0, dm_env.termination(7.0, 5.0)),
+        ],
+    )
+    check(
+        client,
+        [
+            T(1, 0, 2.0, 1.0, 2),
+            T(1, 0, 2 + g * 3, g, 3),
+            T(1, 0, 2 + g * 3 + g * g * 5, g * g, 4),
+            T(2, 0, 3 + g * 5 + g * g * 7, 0.0, 5),
+            T(3, 0, 5 + g * 7, 0.0, 5),
+            T(4, 0, 7.0, 0.0, 5),
+        ],
+    )
 
 
 @pytest.mark.parametrize("length", [1, 2, 3, 4, 7])
@@ -77,33 +97,50 @@ def test_structured_rewards_discounts_and_dict_observations(client):
     adder = replay.NStepTransitionAdder(client, n_step=2, discount=1.0)
     obs = lambda i: {"pos": np.full(2, i, np.float32), "id": np.int32(i)}  # noqa: E731
     discount = {"a": 0.5, "b": 0.1}
-    run_episode(adder, obs(1), [
-        (0, dm_env.transition({"a": 1.0, "b": 2.0}, obs(2), discount=discount)),
-        (0, dm_env.transition({"a": 1.0, "b": 2.0}, obs(3), discount=discount)),
-        (0, dm_env.termination({"a": 1.0, "b": 2.0}, obs(4))._replace(discount={"a": 0.0, "b": 0.0}))])
-    check(client, [
-        T(obs(1), 0, {"a": 1.0, "b": 2.0}, {"a": 0.5, "b": 0.1}, obs(2)),
-        T(obs(1), 0, {"a": 1.5, "b": 2.2}, {"a": 0.25, "b": 0.01}, obs(3)),
-        T(obs(2), 0, {"a": 1.5, "b": 2.2}, {"a": 0.0, "b": 0.0}, obs(4)),
-        T(obs(3), 0, {"a": 1.0, "b": 2.0}, {"a": 0.0, "b": 0.0}, obs(4)),
-    ])
+    run_episode(
+        adder,
+        obs(1),
+        [
+            (0, dm_env.transition({"a": 1.0, "b": 2.0}, obs(2), discount=discount)),
+            (0, dm_env.transition({"a": 1.0, "b": 2.0}, obs(3), discount=discount)),
+            (0, dm_env.termination({"a": 1.0, "b": 2.0}, obs(4))._replace(discount={"a": 0.0, "b": 0.0})),
+        ],
+    )
+    check(
+        client,
+        [
+            T(obs(1), 0, {"a": 1.0, "b": 2.0}, {"a": 0.5, "b": 0.1}, obs(2)),
+            T(obs(1), 0, {"a": 1.5, "b": 2.2}, {"a": 0.25, "b": 0.01}, obs(3)),
+            T(obs(2), 0, {"a": 1.5, "b": 2.2}, {"a": 0.0, "b": 0.0}, obs(4)),
+            T(obs(3), 0, {"a": 1.0, "b": 2.0}, {"a": 0.0, "b": 0.0}, obs(4)),
+        ],
+    )
 
 
 def test_array_reward_broadcasts_against_array_discount(client):
     adder = replay.NStepTransitionAdder(client, n_step=2, discount=1.0)
     r, d = np.array([[1.0, 2.0]]), np.array([[0.5], [0.1]])
     run_episode(adder, 1.0, [(0, dm_env.transition(r, 2.0, discount=d)), (0, dm_env.termination(r, 3.0))])
-    check(client, [
-        T(1, 0, np.array([[1.0, 2.0], [1.0, 2.0]]), d, 2),
-        T(1, 0, np.array([[1.5, 3.0], [1.1, 2.2]]), np.zeros((2, 1)), 3),
-        T(2, 0, np.array([[1.0, 2.0], [1.0, 2.0]]), np.zeros((2, 1)), 3),
-    ])
+    check(
+        client,
+        [
+            T(1, 0, np.array([[1.0, 2.0], [1.0, 2.0]]), d, 2),
+            T(1, 0, np.array([[1.5, 3.0], [1.1, 2.2]]), np.zeros((2, 1)), 3),
+            T(2, 0, np.array([[1.0, 2.0], [1.0, 2.0]]), np.zeros((2, 1)), 3),
+        ],
+    )
 
 
 def test_extras_are_those_of_the_first_step(client):
     adder = replay.NStepTransitionAdder(client, n_step=2, discount=1.0)
-    run_episode(adder, 1.0, [(0, dm_env.transition(1.0, 2.0), {"logp": np.float32(-1)}),
-                             (0, dm_env.termination(1.0, 3.0), {"logp": np.float32(-2)})])
+    run_episode(
+        adder,
+        1.0,
+        [
+            (0, dm_env.transition(1.0, 2.0), {"logp": np.float32(-1)}),
+            (0, dm_env.termination(1.0, 3.0), {"logp": np.float32(-2)}),
+        ],
+    )
     got = transitions(client, like=T(0, 0, 0, 0, 0, {"logp": 0}))
     assert [float(t.extras["logp"]) for t in got] == [-1, -1, -2]
 
@@ -114,13 +151,19 @@ def test_episodes_do_not_mix(client):
         run_episode(adder, start, [(0, dm_env.transition(1.0, start + 1)), (0, dm_env.termination(1.0, start + 2))])
     got = transitions(client)
     assert [(t.observation, t.next_observation) for t in got] == [
-        (10, 11), (10, 12), (11, 12), (20, 21), (20, 22), (21, 22)]
+        (10, 11),
+        (10, 12),
+        (11, 12),
+        (20, 21),
+        (20, 22),
+        (21, 22),
+    ]
 
 
 def test_priority_fns_feed_several_tables(client):
     adder = replay.NStepTransitionAdder(
-        client, n_step=1, discount=1.0,
-        priority_fns={"priority_table": None, "other": lambda t: 1.0 + float(t.reward)})
+        client, n_step=1, discount=1.0, priority_fns={"priority_table": None, "other": lambda t: 1.0 + float(t.reward)}
+    )
     run_episode(adder, 1.0, [(0, dm_env.transition(2.0, 2.0)), (0, dm_env.termination(5.0, 3.0))])
     assert len(transitions(client)) == 2
     priorities = [s.info.priority for s in client.sample("other", num_samples=2, emit_timesteps=False)]
@@ -129,8 +172,11 @@ def test_priority_fns_feed_several_tables(client):
 
 def test_signature_matches_written_items():
     spec = replay.EnvironmentSpec(
-        observations=dm_env.specs.Array((3,), np.float32), actions=dm_env.specs.DiscreteArray(2),
-        rewards=dm_env.specs.Array((), np.float32), discounts=dm_env.specs.BoundedArray((), np.float32, 0, 1))
+        observations=dm_env.specs.Array((3,), np.float32),
+        actions=dm_env.specs.DiscreteArray(2),
+        rewards=dm_env.specs.Array((), np.float32),
+        discounts=dm_env.specs.BoundedArray((), np.float32, 0, 1),
+    )
     signature = replay.NStepTransitionAdder.signature(spec)
     assert signature.reward.dtype == np.float32 and signature.next_observation.shape == (3,)
     with replay.ReplayServer([replay.tables.uniform("priority_table", 100, signature=signature)]) as s:
@@ -145,8 +191,11 @@ def test_signature_matches_written_items():
 
 def test_step_not_matching_signature_names_field():
     spec = replay.EnvironmentSpec(
-        observations=dm_env.specs.Array((3,), np.float32), actions=dm_env.specs.DiscreteArray(2),
-        rewards=dm_env.specs.Array((), np.float32), discounts=dm_env.specs.Array((), np.float32))
+        observations=dm_env.specs.Array((3,), np.float32),
+        actions=dm_env.specs.DiscreteArray(2),
+        rewards=dm_env.specs.Array((), np.float32),
+        discounts=dm_env.specs.Array((), np.float32),
+    )
     table = replay.tables.uniform("priority_table", 100, signature=replay.NStepTransitionAdder.signature(spec))
     with replay.ReplayServer([table]) as s:
         adder = replay.NStepTransitionAdder(s.client(), n_step=1, discount=1.0)
@@ -159,8 +208,11 @@ def test_step_not_matching_signature_names_field():
 
 def test_unknown_table_is_named(client):
     adder = replay.NStepTransitionAdder(client, n_step=1, discount=1.0, priority_fns={"nope": None})
-    with pytest.raises(ValueError, match=r"unknown table 'nope' on the Reverb server at localhost:\d+, whose tables "
-                                         r"are \['other', 'priority_table'\]: pass priority_fns="):
+    with pytest.raises(
+        ValueError,
+        match=r"unknown table 'nope' on the Reverb server at localhost:\d+, whose tables "
+        r"are \['other', 'priority_table'\]: pass priority_fns=",
+    ):
         adder.add_first(dm_env.restart(1.0))
 
 

@@ -7,11 +7,17 @@ never import TensorFlow.
 import importlib
 
 _EXPORTS = {
-    "DQNActor": "acting", "apex_epsilons": "acting", "linear_epsilon": "acting", "numpy_q_values": "acting",
+    "DQNActor": "acting",
+    "apex_epsilons": "acting",
+    "linear_epsilon": "acting",
+    "numpy_q_values": "acting",
     "DQNBuilder": "builder",
     "DQNConfig": "config",
-    "DQNLearner": "learning", "double_q_targets": "learning", "importance_weights": "learning",
-    "QNetwork": "networks", "make_q_network": "networks",
+    "DQNLearner": "learning",
+    "double_q_targets": "learning",
+    "importance_weights": "learning",
+    "QNetwork": "networks",
+    "make_q_network": "networks",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -38,9 +38,11 @@ def apex_epsilons(num_actors: int, base: float = 0.4, alpha: float = 7.0) -> Lis
 
 def linear_epsilon(start: float, end: float, decay_steps: int) -> Schedule:
     """Epsilon falling linearly from `start` to `end` over `decay_steps` actor steps."""
+
     def schedule(step: int) -> float:
         fraction = min(step / max(decay_steps, 1), 1.0)
         return start + fraction * (end - start)
+
     return schedule
 
 
@@ -52,13 +54,15 @@ class DQNActor(core.Actor):
     `adder` when one is given (evaluators pass none).
     """
 
-    def __init__(self,
-                 num_actions: int,
-                 dueling: bool,
-                 variable_client: core.VariableClientLike,
-                 epsilon: Union[float, Schedule] = 0.0,
-                 adder: Optional["Adder"] = None,
-                 seed: Optional[int] = None):
+    def __init__(
+        self,
+        num_actions: int,
+        dueling: bool,
+        variable_client: core.VariableClientLike,
+        epsilon: Union[float, Schedule] = 0.0,
+        adder: Optional["Adder"] = None,
+        seed: Optional[int] = None,
+    ):
         self._num_actions = num_actions
         self._dueling = dueling
         self._variable_client = variable_client

@@ -30,56 +30,77 @@ class DQNBuilder(core.Builder):
         super().__init__(config)
         self.priority_table = config.replay_table_name
 
-    def make_replay_tables(self, environment_spec: "replay.EnvironmentSpec",
-                           rate_limited: bool = True) -> List["reverb.Table"]:
+    def make_replay_tables(
+        self, environment_spec: "replay.EnvironmentSpec", rate_limited: bool = True
+    ) -> List["reverb.Table"]:
         """A prioritized table of n-step transitions; with `rate_limited`, a SampleToInsertRatio limiter holds
         learners and actors near `samples_per_insert`."""
         import replay  # pylint: disable=import-outside-toplevel
+
         c = self.config
-        return [replay.tables.prioritized(
-            c.replay_table_name,
-            max_size=c.max_replay_size,
-            priority_exponent=c.priority_exponent,
-            samples_per_insert=c.samples_per_insert if rate_limited else None,
-            min_size=c.min_replay_size,
-            tolerance=c.samples_per_insert_tolerance,
-            signature=replay.NStepTransitionAdder.signature(environment_spec))]
+        return [
+            replay.tables.prioritized(
+                c.replay_table_name,
+                max_size=c.max_replay_size,
+                priority_exponent=c.priority_exponent,
+                samples_per_insert=c.samples_per_insert if rate_limited else None,
+                min_size=c.min_replay_size,
+                tolerance=c.samples_per_insert_tolerance,
+                signature=replay.NStepTransitionAdder.signature(environment_spec),
+            )
+        ]
 
     def make_adder(self, client: "reverb.Client") -> "replay.NStepTransitionAdder":
         import replay  # pylint: disable=import-outside-toplevel
+
         c = self.config
         return replay.NStepTransitionAdder(client, c.n_step, c.discount, priority_fns={c.replay_table_name: None})
 
-    def make_dataset_iterator(self, server_address: str,
-                              rate_limiter_timeout_ms: int = -1) -> Iterator["reverb.ReplaySample"]:
+    def make_dataset_iterator(
+        self, server_address: str, rate_limiter_timeout_ms: int = -1
+    ) -> Iterator["reverb.ReplaySample"]:
         """Batches of num_sgd_steps_per_step * batch_size transitions (one per learner step); the iterator
         ends if sampling stays blocked for the timeout."""
         import replay  # pylint: disable=import-outside-toplevel
-        c = self.config
-        return iter(replay.make_dataset(server_address, c.replay_table_name,
-                                        c.batch_size * c.num_sgd_steps_per_step, prefetch=c.prefetch_size,
-                                        rate_limiter_timeout_ms=rate_limiter_timeout_ms))
 
-    def make_networks(self, environment_spec: "replay.EnvironmentSpec",
-                      seed: int = 0) -> Tuple["QNetwork", "QNetwork"]:
+        c = self.config
+        return iter(
+            replay.make_dataset(
+                server_address,
+                c.replay_table_name,
+                c.batch_size * c.num_sgd_steps_per_step,
+                prefetch=c.prefetch_size,
+                rate_limiter_timeout_ms=rate_limiter_timeout_ms,
+            )
+        )
+
+    def make_networks(self, environment_spec: "replay.EnvironmentSpec", seed: int = 0) -> Tuple["QNetwork", "QNetwork"]:
         """The online and target Q-networks."""
         from agents.dqn.networks import make_q_network  # pylint: disable=import-outside-toplevel
+
         c = self.config
         online = make_q_network(environment_spec, c.hidden_sizes, c.dueling, seed, "q_network")
         target = make_q_network(environment_spec, c.hidden_sizes, c.dueling, seed, "target_q_network")
         return online, target
 
-    def make_learner(self, networks: Tuple["QNetwork", "QNetwork"],
-                     iterator: Iterator["reverb.ReplaySample"], *,
-                     publisher: Optional[core.ParameterPublisher] = None,
-                     priority_updater: Optional["replay.PriorityUpdater"] = None,
-                     counter: Optional[core.Counting] = None,
-                     logger: Optional["Logger"] = None) -> "DQNLearner":
+    def make_learner(
+        self,
+        networks: Tuple["QNetwork", "QNetwork"],
+        iterator: Iterator["reverb.ReplaySample"],
+        *,
+        publisher: Optional[core.ParameterPublisher] = None,
+        priority_updater: Optional["replay.PriorityUpdater"] = None,
+        counter: Optional[core.Counting] = None,
+        logger: Optional["Logger"] = None,
+    ) -> "DQNLearner":
         from agents.dqn.learning import DQNLearner  # pylint: disable=import-outside-toplevel
+
         c = self.config
         network, target_network = networks
         return DQNLearner(
-            network, target_network, iterator,
+            network,
+            target_network,
+            iterator,
             discount=c.discount,
             learning_rate=c.learning_rate,
             target_update_period=c.target_update_period,
@@ -91,23 +112,30 @@ class DQNBuilder(core.Builder):
             publish_period=c.publish_period,
             num_sgd_steps_per_step=c.num_sgd_steps_per_step,
             counter=counter,
-            logger=logger)
+            logger=logger,
+        )
 
-    def make_actor(self, environment_spec: "replay.EnvironmentSpec", variable_client: core.VariableClientLike,
-                   adder: Optional["replay.Adder"], settings: core.ActorSettings) -> DQNActor:
+    def make_actor(
+        self,
+        environment_spec: "replay.EnvironmentSpec",
+        variable_client: core.VariableClientLike,
+        adder: Optional["replay.Adder"],
+        settings: core.ActorSettings,
+    ) -> DQNActor:
         """Epsilon decays linearly in a single process; distributed actors take rungs of the Ape-X ladder."""
         c = self.config
         if settings.single_process:
             epsilon = linear_epsilon(c.epsilon_start, c.epsilon_end, c.epsilon_decay_steps)
         else:
             epsilon = apex_epsilons(settings.num_actors)[settings.actor_id]
-        return DQNActor(_num_actions(environment_spec), c.dueling, variable_client, epsilon=epsilon,
-                        adder=adder, seed=settings.seed)
+        return DQNActor(
+            _num_actions(environment_spec), c.dueling, variable_client, epsilon=epsilon, adder=adder, seed=settings.seed
+        )
 
-    def make_evaluation_actor(self, environment_spec: "replay.EnvironmentSpec",
-                              variable_client: core.VariableClientLike, seed: int) -> DQNActor:
-        return DQNActor(_num_actions(environment_spec), self.config.dueling, variable_client, epsilon=0.0,
-                        seed=seed)
+    def make_evaluation_actor(
+        self, environment_spec: "replay.EnvironmentSpec", variable_client: core.VariableClientLike, seed: int
+    ) -> DQNActor:
+        return DQNActor(_num_actions(environment_spec), self.config.dueling, variable_client, epsilon=0.0, seed=seed)
 
     def variable_update_period(self) -> int:
         return self.config.variable_update_period
@@ -127,6 +155,8 @@ class DQNBuilder(core.Builder):
 def _num_actions(environment_spec: "replay.EnvironmentSpec") -> int:
     actions = environment_spec.actions
     if not hasattr(actions, "num_values"):
-        raise ValueError(f"DQN needs discrete actions (a dm_env DiscreteArray), but the environment's action spec "
-                         f"is {actions}; pick an environment with a Discrete action space such as CartPole-v1.")
+        raise ValueError(
+            f"DQN needs discrete actions (a dm_env DiscreteArray), but the environment's action spec "
+            f"is {actions}; pick an environment with a Discrete action space such as CartPole-v1."
+        )
     return int(actions.num_values)

@@ -1,21 +1,22 @@
 """Double DQN learner on prioritized n-step transitions."""
 
+from replay import import_tensorflow  # noqa: F401, I001  First: TensorFlow without its CPU-only plugin noise.
 import time
 from typing import Any, Dict, Iterator, List, Optional, Sequence
 
-from replay import import_tensorflow  # noqa: F401, I001  First: TensorFlow without its CPU-only plugin noise.
-import replay
 import numpy as np
 import reverb
 import tensorflow as tf
 
+import replay
 from agents import core
 from agents.dqn.networks import QNetwork
 from agents.utils import Logger
 
 
-def double_q_targets(rewards: tf.Tensor, discounts: tf.Tensor, gamma: float,
-                     q_next_online: tf.Tensor, q_next_target: tf.Tensor) -> tf.Tensor:
+def double_q_targets(
+    rewards: tf.Tensor, discounts: tf.Tensor, gamma: float, q_next_online: tf.Tensor, q_next_target: tf.Tensor
+) -> tf.Tensor:
     """n-step double-Q targets R + gamma * D * Q_target(s', argmax_a Q_online(s', a)).
 
     R and D are an n-step transition's return and total discount; D already
@@ -51,23 +52,25 @@ class DQNLearner(core.Learner):
     and every `publish_period` steps publishes numpy parameters to `publisher`.
     """
 
-    def __init__(self,
-                 network: QNetwork,
-                 target_network: QNetwork,
-                 iterator: Iterator[reverb.ReplaySample],
-                 *,
-                 discount: float = 0.99,
-                 learning_rate: float = 1e-3,
-                 target_update_period: int = 100,
-                 importance_sampling_exponent: float = 0.4,
-                 huber_delta: float = 1.0,
-                 max_gradient_norm: Optional[float] = 10.0,
-                 priority_updater: Optional[replay.PriorityUpdater] = None,
-                 publisher: Optional[core.ParameterPublisher] = None,
-                 publish_period: int = 10,
-                 num_sgd_steps_per_step: int = 1,
-                 counter: Optional[core.Counting] = None,
-                 logger: Optional[Logger] = None):
+    def __init__(
+        self,
+        network: QNetwork,
+        target_network: QNetwork,
+        iterator: Iterator[reverb.ReplaySample],
+        *,
+        discount: float = 0.99,
+        learning_rate: float = 1e-3,
+        target_update_period: int = 100,
+        importance_sampling_exponent: float = 0.4,
+        huber_delta: float = 1.0,
+        max_gradient_norm: Optional[float] = 10.0,
+        priority_updater: Optional[replay.PriorityUpdater] = None,
+        publisher: Optional[core.ParameterPublisher] = None,
+        publish_period: int = 10,
+        num_sgd_steps_per_step: int = 1,
+        counter: Optional[core.Counting] = None,
+        logger: Optional[Logger] = None,
+    ):
         self._network = network
         self._target_network = target_network
         self._iterator = iterator
@@ -100,8 +103,12 @@ class DQNLearner(core.Learner):
 
     @property
     def checkpoint_objects(self) -> Dict[str, Any]:
-        return {"network": self._network, "target_network": self._target_network,
-                "optimizer": self._optimizer, "num_steps": self._num_steps}
+        return {
+            "network": self._network,
+            "target_network": self._target_network,
+            "optimizer": self._optimizer,
+            "num_steps": self._num_steps,
+        }
 
     def _sgd_steps(self, sample: reverb.ReplaySample):
         """Updates on each of the batch's num_sgd_steps_per_step minibatches in turn."""
@@ -113,11 +120,17 @@ class DQNLearner(core.Learner):
             return i + 1, priorities.write(i, tf.abs(td_errors)), losses.write(i, loss)
 
         _, priorities, losses = tf.while_loop(
-            lambda i, *_: i < count, body,
+            lambda i, *_: i < count,
+            body,
             (tf.constant(0), tf.TensorArray(tf.float32, count), tf.TensorArray(tf.float32, count)),
-            parallel_iterations=1)
-        return (sample.info.key, tf.reshape(priorities.stack(), [-1]), tf.reduce_mean(losses.stack()),
-                tf.identity(self._num_steps))
+            parallel_iterations=1,
+        )
+        return (
+            sample.info.key,
+            tf.reshape(priorities.stack(), [-1]),
+            tf.reduce_mean(losses.stack()),
+            tf.identity(self._num_steps),
+        )
 
     def _sgd_step(self, sample: reverb.ReplaySample):
         transitions = sample.data
@@ -126,9 +139,12 @@ class DQNLearner(core.Learner):
             actions = tf.cast(transitions.action, tf.int32)
             q_taken = tf.gather(q_values, actions, axis=-1, batch_dims=1)
             targets = double_q_targets(
-                tf.cast(transitions.reward, tf.float32), tf.cast(transitions.discount, tf.float32),
-                self._discount, self._network(transitions.next_observation),
-                self._target_network(transitions.next_observation))
+                tf.cast(transitions.reward, tf.float32),
+                tf.cast(transitions.discount, tf.float32),
+                self._discount,
+                self._network(transitions.next_observation),
+                self._target_network(transitions.next_observation),
+            )
             td_errors = tf.stop_gradient(targets) - q_taken
             losses = huber(td_errors, self._huber_delta)
             loss = tf.reduce_mean(losses * importance_weights(sample.info.probability, self._beta))
@@ -142,8 +158,7 @@ class DQNLearner(core.Learner):
         def update_target():
             return tf.group([t.assign(o) for t, o in zip(self._target_network.parameters, variables)])
 
-        with tf.control_dependencies([tf.cond(num_steps % self._target_update_period == 0,
-                                              update_target, tf.no_op)]):
+        with tf.control_dependencies([tf.cond(num_steps % self._target_update_period == 0, update_target, tf.no_op)]):
             return tf.identity(td_errors), tf.identity(loss)
 
     def step(self) -> None:
@@ -152,11 +167,12 @@ class DQNLearner(core.Learner):
         if self._priority_updater is not None:
             self._priority_updater.update(keys.numpy(), priorities.numpy().astype(np.float64))
         steps = int(steps)
-        if (self._publisher is not None and
-                steps // self._publish_period > self._published_version // self._publish_period):
+        if (
+            self._publisher is not None
+            and steps // self._publish_period > self._published_version // self._publish_period
+        ):
             self.publish()
-        counts = (self._counter.increment(steps=self._num_sgd_steps_per_step)
-                  if self._counter is not None else {})
+        counts = self._counter.increment(steps=self._num_sgd_steps_per_step) if self._counter is not None else {}
         now = time.monotonic()
         if self._logger is not None and now - self._last_log >= 1.0:
             self._last_log = now
@@ -175,9 +191,11 @@ class DQNLearner(core.Learner):
         return [self._network.numpy_parameters()]
 
     def save(self) -> Dict[str, Any]:
-        return {"network": self._network.numpy_parameters(),
-                "target_network": self._target_network.numpy_parameters(),
-                "num_steps": self.num_steps}
+        return {
+            "network": self._network.numpy_parameters(),
+            "target_network": self._target_network.numpy_parameters(),
+            "num_steps": self.num_steps,
+        }
 
     def restore(self, state: Dict[str, Any]) -> None:
         self._network.set_parameters(state["network"])

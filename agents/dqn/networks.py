@@ -1,11 +1,12 @@
 """Q-networks (MLP and dueling) as tf.Modules; acting.numpy_q_values is their numpy twin."""
 
+from replay import import_tensorflow  # noqa: F401, I001  First: TensorFlow without its CPU-only plugin noise.
 from typing import List, Optional, Sequence
 
-from replay import import_tensorflow  # noqa: F401, I001  First: TensorFlow without its CPU-only plugin noise.
-from replay import EnvironmentSpec
 import numpy as np
 import tensorflow as tf
+
+from replay import EnvironmentSpec
 
 
 class QNetwork(tf.Module):
@@ -16,13 +17,15 @@ class QNetwork(tf.Module):
     `numpy_q_values` understands, so actors can act from published numpy copies.
     """
 
-    def __init__(self,
-                 observation_size: int,
-                 num_actions: int,
-                 hidden_sizes: Sequence[int] = (64, 64),
-                 dueling: bool = False,
-                 seed: Optional[int] = None,
-                 name: str = "q_network"):
+    def __init__(
+        self,
+        observation_size: int,
+        num_actions: int,
+        hidden_sizes: Sequence[int] = (64, 64),
+        dueling: bool = False,
+        seed: Optional[int] = None,
+        name: str = "q_network",
+    ):
         super().__init__(name=name)
         self.observation_size = observation_size
         self.num_actions = num_actions
@@ -50,8 +53,10 @@ class QNetwork(tf.Module):
 
     def set_parameters(self, values: Sequence[np.ndarray]) -> None:
         if len(values) != len(self._parameters):
-            raise ValueError(f"{self.name} has {len(self._parameters)} parameter arrays, got {len(values)}: "
-                             "restore parameters saved from a network of the same hidden_sizes and dueling.")
+            raise ValueError(
+                f"{self.name} has {len(self._parameters)} parameter arrays, got {len(values)}: "
+                "restore parameters saved from a network of the same hidden_sizes and dueling."
+            )
         for variable, value in zip(self._parameters, values):
             variable.assign(value)
 
@@ -61,23 +66,26 @@ class QNetwork(tf.Module):
         num_torso = len(self.hidden_sizes)
         for i in range(num_torso):
             hidden = tf.nn.relu(tf.matmul(hidden, params[2 * i]) + params[2 * i + 1])
-        heads = [tf.matmul(hidden, params[j]) + params[j + 1]
-                 for j in range(2 * num_torso, len(params), 2)]
+        heads = [tf.matmul(hidden, params[j]) + params[j + 1] for j in range(2 * num_torso, len(params), 2)]
         if not self.dueling:
             return heads[0]
         value, advantage = heads
         return value + advantage - tf.reduce_mean(advantage, axis=-1, keepdims=True)
 
 
-def make_q_network(environment_spec: EnvironmentSpec,
-                   hidden_sizes: Sequence[int] = (64, 64),
-                   dueling: bool = False,
-                   seed: Optional[int] = None,
-                   name: str = "q_network") -> QNetwork:
+def make_q_network(
+    environment_spec: EnvironmentSpec,
+    hidden_sizes: Sequence[int] = (64, 64),
+    dueling: bool = False,
+    seed: Optional[int] = None,
+    name: str = "q_network",
+) -> QNetwork:
     """A QNetwork sized for a flat observation and a discrete action spec."""
     actions = environment_spec.actions
     if not hasattr(actions, "num_values"):
-        raise ValueError(f"DQN needs a discrete action spec (dm_env DiscreteArray), got {actions}; "
-                         "pick an environment with a Discrete action space such as CartPole-v1.")
+        raise ValueError(
+            f"DQN needs a discrete action spec (dm_env DiscreteArray), got {actions}; "
+            "pick an environment with a Discrete action space such as CartPole-v1."
+        )
     observation_size = int(np.prod(environment_spec.observations.shape))
     return QNetwork(observation_size, actions.num_values, hidden_sizes, dueling, seed, name)

@@ -7,8 +7,9 @@ from agents import run
 from agents.dqn.config import DQNConfig
 
 
-def main(argv: Optional[List[str]] = None, config: Optional[DQNConfig] = None,
-         start_time: Optional[float] = None) -> Dict[str, Any]:
+def main(
+    argv: Optional[List[str]] = None, config: Optional[DQNConfig] = None, start_time: Optional[float] = None
+) -> Dict[str, Any]:
     return run.main(["--agent", "dqn", *(argv or [])], config=config, start_time=start_time)
 
 

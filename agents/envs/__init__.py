@@ -3,5 +3,4 @@
 from agents.envs.gymnasium_wrapper import GymnasiumWrapper, make_environment
 from agents.envs.solved import MAX_RETURNS, SOLVED_RETURNS, max_return, solved_return
 
-__all__ = ["GymnasiumWrapper", "MAX_RETURNS", "SOLVED_RETURNS", "make_environment", "max_return",
-           "solved_return"]
+__all__ = ["GymnasiumWrapper", "MAX_RETURNS", "SOLVED_RETURNS", "make_environment", "max_return", "solved_return"]

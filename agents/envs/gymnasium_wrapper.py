@@ -11,15 +11,19 @@ from dm_env import specs
 def _space_to_spec(space: gymnasium.Space, name: str) -> specs.Array:
     if isinstance(space, gymnasium.spaces.Discrete):
         if space.start != 0:
-            raise ValueError(f"{name} space {space} starts at {space.start}; only Discrete spaces "
-                             "starting at 0 map to dm_env DiscreteArray.")
+            raise ValueError(
+                f"{name} space {space} starts at {space.start}; only Discrete spaces "
+                "starting at 0 map to dm_env DiscreteArray."
+            )
         return specs.DiscreteArray(int(space.n), dtype=np.int64, name=name)
     if isinstance(space, gymnasium.spaces.Box):
         dtype = np.float32 if np.issubdtype(space.dtype, np.floating) else space.dtype
-        return specs.BoundedArray(space.shape, dtype, minimum=space.low.astype(dtype),
-                                  maximum=space.high.astype(dtype), name=name)
-    raise ValueError(f"{name} space {type(space).__name__} is not supported; "
-                     "use an environment with Discrete or Box spaces.")
+        return specs.BoundedArray(
+            space.shape, dtype, minimum=space.low.astype(dtype), maximum=space.high.astype(dtype), name=name
+        )
+    raise ValueError(
+        f"{name} space {type(space).__name__} is not supported; use an environment with Discrete or Box spaces."
+    )
 
 
 class GymnasiumWrapper(dm_env.Environment):
@@ -89,8 +93,9 @@ def make_environment(name: str, seed: Optional[int] = None) -> dm_env.Environmen
     try:
         environment = gymnasium.make(name, disable_env_checker=True)
     except gymnasium.error.Error as error:
-        raise ValueError(f"Unknown environment {name!r} ({error}); pass a gymnasium id such as "
-                         "'CartPole-v1' or 'Pendulum-v1'.") from None
+        raise ValueError(
+            f"Unknown environment {name!r} ({error}); pass a gymnasium id such as 'CartPole-v1' or 'Pendulum-v1'."
+        ) from None
     if seed is not None:
         environment.action_space.seed(seed)
     return GymnasiumWrapper(environment, seed=seed)

@@ -9,5 +9,13 @@ from agents.experiments.evaluation import evaluate, screen_then_evaluate
 from agents.experiments.running import run_experiment
 from agents.experiments.single_process import run_single_process
 
-__all__ = ["EnvironmentFactory", "ExperimentConfig", "evaluate", "make_distributed_program", "run_distributed",
-           "run_experiment", "run_single_process", "screen_then_evaluate"]
+__all__ = [
+    "EnvironmentFactory",
+    "ExperimentConfig",
+    "evaluate",
+    "make_distributed_program",
+    "run_distributed",
+    "run_experiment",
+    "run_single_process",
+    "screen_then_evaluate",
+]

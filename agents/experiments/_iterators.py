@@ -12,6 +12,7 @@ class StoppableIterator:
 
     def __init__(self, make_iterator: Callable[[], Iterator[Any]], should_stop: Callable[[], bool]):
         import tensorflow as tf  # pylint: disable=import-outside-toplevel  # Only learners, which have it.
+
         self._timeouts = (tf.errors.OutOfRangeError, tf.errors.DeadlineExceededError)
         self._make_iterator = make_iterator
         self._should_stop = should_stop

@@ -59,5 +59,6 @@ class ExperimentConfig:
         return envs.make_environment(self.env_name, seed=seed)
 
     def out_of_budget(self, actor_steps: int) -> bool:
-        return ((self.max_seconds is not None and time.time() - self.start_time >= self.max_seconds) or
-                (self.max_actor_steps is not None and actor_steps >= self.max_actor_steps))
+        return (self.max_seconds is not None and time.time() - self.start_time >= self.max_seconds) or (
+            self.max_actor_steps is not None and actor_steps >= self.max_actor_steps
+        )

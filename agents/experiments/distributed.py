@@ -33,29 +33,33 @@ def make_distributed_program(experiment: ExperimentConfig, num_actors: int) -> l
         raise ValueError(f"num_actors must be >= 1 (got {num_actors}).")
     program = lp.Program(experiment.builder.name)
     replay_handle = program.add_node(
-        lp.ReverbNode(functools.partial(_replay_tables, experiment),
-                      checkpoint_ctor=functools.partial(_replay_checkpoint_dir, experiment),
-                      checkpoint_time_delta_minutes=experiment.checkpoint_seconds / 60),
-        label="replay")
-    counter = program.add_node(lp.CourierNode(utils.Counter, courier_client_kwargs=_CALL_TIMEOUT),
-                               label="counter")
+        lp.ReverbNode(
+            functools.partial(_replay_tables, experiment),
+            checkpoint_ctor=functools.partial(_replay_checkpoint_dir, experiment),
+            checkpoint_time_delta_minutes=experiment.checkpoint_seconds / 60,
+        ),
+        label="replay",
+    )
+    counter = program.add_node(lp.CourierNode(utils.Counter, courier_client_kwargs=_CALL_TIMEOUT), label="counter")
     variable_server = program.add_node(
-        lp.CourierNode(utils.VariableServer, courier_client_kwargs=_CALL_TIMEOUT), label="variable_server")
+        lp.CourierNode(utils.VariableServer, courier_client_kwargs=_CALL_TIMEOUT), label="variable_server"
+    )
     learner = program.add_node(
-        lp.CourierNode(LearnerNode, experiment, replay_handle, variable_server, counter,
-                       courier_client_kwargs=_CALL_TIMEOUT),
-        label="learner")
+        lp.CourierNode(
+            LearnerNode, experiment, replay_handle, variable_server, counter, courier_client_kwargs=_CALL_TIMEOUT
+        ),
+        label="learner",
+    )
     with program.group("actor"):
         for actor_id in range(num_actors):
-            program.add_node(lp.CourierNode(ActorNode, experiment, actor_id, num_actors, replay_handle,
-                                            variable_server, counter))
-    program.add_node(lp.CourierNode(EvaluatorNode, experiment, variable_server, counter, learner),
-                     label="evaluator")
+            program.add_node(
+                lp.CourierNode(ActorNode, experiment, actor_id, num_actors, replay_handle, variable_server, counter)
+            )
+    program.add_node(lp.CourierNode(EvaluatorNode, experiment, variable_server, counter, learner), label="evaluator")
     return program
 
 
-def run_distributed(experiment: ExperimentConfig, num_actors: int = 2,
-                    launch_type: str = "local_mp") -> Dict[str, Any]:
+def run_distributed(experiment: ExperimentConfig, num_actors: int = 2, launch_type: str = "local_mp") -> Dict[str, Any]:
     """Launches the program, waits for it to stop itself, and returns result.json's contents."""
     if launch_type != "local_mp":
         # Nodes are threads of this process: import TensorFlow once here rather than from several node
@@ -65,8 +69,13 @@ def run_distributed(experiment: ExperimentConfig, num_actors: int = 2,
     log_dir = os.path.join(experiment.run_dir, "node_logs")
     controller = lp.launch(program, launch_type=launch_type, log_dir=log_dir, termination_notice_secs=5)
     utils.write_program_json(
-        experiment.run_dir, program.name, launch_type, program.groups["replay"][0].address,
-        [(node.label, node.index, node.address) for node in program.get_all_nodes()], node_logs=log_dir)
+        experiment.run_dir,
+        program.name,
+        launch_type,
+        program.groups["replay"][0].address,
+        [(node.label, node.index, node.address) for node in program.get_all_nodes()],
+        node_logs=log_dir,
+    )
     controller.wait()
     result_path = os.path.join(experiment.run_dir, "result.json")
     if not os.path.exists(result_path):

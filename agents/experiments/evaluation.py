@@ -8,8 +8,14 @@ import numpy as np
 from agents import core
 
 
-def evaluate(environment: dm_env.Environment, actor: core.Actor, num_episodes: int, *,
-             target: Optional[float] = None, max_return: Optional[float] = None) -> float:
+def evaluate(
+    environment: dm_env.Environment,
+    actor: core.Actor,
+    num_episodes: int,
+    *,
+    target: Optional[float] = None,
+    max_return: Optional[float] = None,
+) -> float:
     """Mean undiscounted return of `actor` over `num_episodes` episodes.
 
     Given `target` and `max_return` (an upper bound on one episode's return), stops
@@ -17,8 +23,11 @@ def evaluate(environment: dm_env.Environment, actor: core.Actor, num_episodes: i
     """
     returns: List[float] = []
     for episode in range(num_episodes):
-        if (target is not None and max_return is not None and
-                sum(returns) + (num_episodes - episode) * max_return < target * num_episodes):
+        if (
+            target is not None
+            and max_return is not None
+            and sum(returns) + (num_episodes - episode) * max_return < target * num_episodes
+        ):
             break
         timestep = environment.reset()
         total = 0.0
@@ -29,9 +38,13 @@ def evaluate(environment: dm_env.Environment, actor: core.Actor, num_episodes: i
     return float(np.mean(returns))
 
 
-def screen_then_evaluate(environment: dm_env.Environment, actor: core.Actor, num_episodes: int,
-                         target: Optional[float],
-                         max_return: Optional[float] = None) -> Tuple[float, Optional[float], bool]:
+def screen_then_evaluate(
+    environment: dm_env.Environment,
+    actor: core.Actor,
+    num_episodes: int,
+    target: Optional[float],
+    max_return: Optional[float] = None,
+) -> Tuple[float, Optional[float], bool]:
     """One screening episode, then `num_episodes` more only if it reached `target`.
 
     Screening keeps evaluation cheap while the policy is far from solving; the

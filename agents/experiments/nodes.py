@@ -66,10 +66,11 @@ def table_status(client: Any) -> Dict[str, Any]:
     `waiting_for_sampling_ms`: inserts held back until a learner sampled (actors throttled).
     """
     info = client.server_info(timeout=5)
-    return {"replay_size": sum(int(table.current_size) for table in info.values()),
-            "waiting_for_inserts_ms": sum(int(t.table_worker_time.waiting_for_inserts_ms) for t in info.values()),
-            "waiting_for_sampling_ms": sum(int(t.table_worker_time.waiting_for_sampling_ms)
-                                           for t in info.values())}
+    return {
+        "replay_size": sum(int(table.current_size) for table in info.values()),
+        "waiting_for_inserts_ms": sum(int(t.table_worker_time.waiting_for_inserts_ms) for t in info.values()),
+        "waiting_for_sampling_ms": sum(int(t.table_worker_time.waiting_for_sampling_ms) for t in info.values()),
+    }
 
 
 class LearnerNode:
@@ -79,22 +80,30 @@ class LearnerNode:
         builder = experiment.builder
         self._client = replay_client
         spec = replay.make_environment_spec(experiment.make_environment(experiment.seed))
-        self._priority_updater = (replay.PriorityUpdater(replay_client, builder.priority_table)
-                                  if builder.prioritized else None)
+        self._priority_updater = (
+            replay.PriorityUpdater(replay_client, builder.priority_table) if builder.prioritized else None
+        )
         from agents.experiments._iterators import StoppableIterator  # pylint: disable=import-outside-toplevel
+
         iterator = StoppableIterator(
             lambda: builder.make_dataset_iterator(replay_client.server_address, _SAMPLE_TIMEOUT_MS),
-            lp.stop_event().is_set)
+            lp.stop_event().is_set,
+        )
         self._learner = builder.make_learner(
-            builder.make_networks(spec, experiment.seed), iterator,
+            builder.make_networks(spec, experiment.seed),
+            iterator,
             publisher=_NonBlockingPublisher(variable_server),
             priority_updater=self._priority_updater,
             counter=utils.Counter(counter, prefix="learner"),
-            logger=utils.make_logger("learner", experiment.run_dir, terminal=experiment.verbose,
-                                     steps_key="learner_steps"))
+            logger=utils.make_logger(
+                "learner", experiment.run_dir, terminal=experiment.verbose, steps_key="learner_steps"
+            ),
+        )
         self._checkpointer = utils.Checkpointer(
             {**self._learner.checkpoint_objects, "counter": _RemoteSaveable(counter)},
-            os.path.join(experiment.run_dir, "checkpoints"), time_delta_minutes=experiment.checkpoint_seconds / 60)
+            os.path.join(experiment.run_dir, "checkpoints"),
+            time_delta_minutes=experiment.checkpoint_seconds / 60,
+        )
         self._final_lock = threading.Lock()
         self._final_saved = False
 
@@ -103,6 +112,7 @@ class LearnerNode:
         # Saved from the stop notice itself: the step loop may be blocked on replay by then.
         lp.register_stop_handler(self._final_checkpoint)
         import tensorflow as tf  # pylint: disable=import-outside-toplevel  # Loaded by the learner already.
+
         try:
             while not stop.is_set():
                 try:
@@ -131,8 +141,11 @@ class LearnerNode:
 
     def status(self) -> Dict[str, Any]:
         """Learner steps, the checkpoint it started from, and the replay tables' state (see table_status)."""
-        return {"learner_steps": self._learner.num_steps, "resumed_from": self._checkpointer.restored_from,
-                **table_status(self._client)}
+        return {
+            "learner_steps": self._learner.num_steps,
+            "resumed_from": self._checkpointer.restored_from,
+            **table_status(self._client),
+        }
 
 
 class _WithFields(utils.Logger):
@@ -156,8 +169,15 @@ class _WithFields(utils.Logger):
 class ActorNode:
     """One of `num_actors` actors the builder makes, writing to replay through the builder's adder."""
 
-    def __init__(self, experiment: ExperimentConfig, actor_id: int, num_actors: int, replay_client: Any,
-                 variable_server: Any, counter: Any):
+    def __init__(
+        self,
+        experiment: ExperimentConfig,
+        actor_id: int,
+        num_actors: int,
+        replay_client: Any,
+        variable_server: Any,
+        counter: Any,
+    ):
         builder = experiment.builder
         self._environment = experiment.make_environment(experiment.seed + 1000 * (actor_id + 1))
         spec = replay.make_environment_spec(self._environment)
@@ -166,10 +186,13 @@ class ActorNode:
         settings = core.ActorSettings(actor_id=actor_id, num_actors=num_actors, seed=experiment.seed + actor_id)
         self._actor = builder.make_actor(spec, self._variable_client, self._adder, settings)
         self._counter = utils.Counter(counter, prefix="actor", time_delta=0.25)
-        logger = utils.make_logger(f"actor_{actor_id}", experiment.run_dir, terminal=experiment.verbose,
-                                   steps_key="actor_steps")
-        self._logger = _WithFields(logger, lambda: {
-            "actor_id": actor_id, "learner_steps": 0, "parameter_version": self._variable_client.version})
+        logger = utils.make_logger(
+            f"actor_{actor_id}", experiment.run_dir, terminal=experiment.verbose, steps_key="actor_steps"
+        )
+        self._logger = _WithFields(
+            logger,
+            lambda: {"actor_id": actor_id, "learner_steps": 0, "parameter_version": self._variable_client.version},
+        )
 
     def run(self) -> None:
         stop = lp.stop_event()
@@ -198,12 +221,14 @@ class EvaluatorNode:
         self._environment = experiment.make_environment(experiment.seed + 10_000)
         self._variable_client = utils.VariableClient(variable_server)
         self._actor = experiment.builder.make_evaluation_actor(
-            replay.make_environment_spec(self._environment), self._variable_client, experiment.seed)
+            replay.make_environment_spec(self._environment), self._variable_client, experiment.seed
+        )
         self._counter = counter
         self._learner = learner
         # No TensorBoard here: its writer is TensorFlow's, which this numpy node would otherwise never import.
-        self._logger = utils.make_logger("evaluator", experiment.run_dir, terminal=experiment.verbose,
-                                         tensorboard=False)
+        self._logger = utils.make_logger(
+            "evaluator", experiment.run_dir, terminal=experiment.verbose, tensorboard=False
+        )
         self._progress = utils.ProgressLine(experiment.start_time)
         self._eval_return: Optional[float] = None
 
@@ -222,22 +247,31 @@ class EvaluatorNode:
                 if version > max(evaluated_version, 0):
                     evaluated_version = version
                     screen_return, mean_return, solved = screen_then_evaluate(
-                        self._environment, self._actor, experiment.eval_episodes, experiment.solved_return,
-                        experiment.max_return)
+                        self._environment,
+                        self._actor,
+                        experiment.eval_episodes,
+                        experiment.solved_return,
+                        experiment.max_return,
+                    )
                     if mean_return is not None:
                         self._eval_return = mean_return
-                    self._logger.write({
-                        "actor_steps": counts.get("actor_steps", 0),
-                        "learner_steps": counts.get("learner_steps", 0),
-                        "parameter_version": version, "screen_return": screen_return,
-                        "eval_return": float("nan") if mean_return is None else mean_return})
+                    self._logger.write(
+                        {
+                            "actor_steps": counts.get("actor_steps", 0),
+                            "learner_steps": counts.get("learner_steps", 0),
+                            "parameter_version": version,
+                            "screen_return": screen_return,
+                            "eval_return": float("nan") if mean_return is None else mean_return,
+                        }
+                    )
                 else:
                     stop.wait(_IDLE_SECONDS)
                 if time.monotonic() - last_progress >= _PROGRESS_SECONDS or solved:
                     last_progress = time.monotonic()
                     status = self._learner.status()
-                    self._progress.show(counts.get("actor_steps", 0), status["learner_steps"],
-                                        status["replay_size"], self._eval_return)
+                    self._progress.show(
+                        counts.get("actor_steps", 0), status["learner_steps"], status["replay_size"], self._eval_return
+                    )
                 if solved or experiment.out_of_budget(counts.get("actor_steps", 0)):
                     self._finish(solved, status)
                     return
@@ -251,13 +285,19 @@ class EvaluatorNode:
             status = self._learner.status()
         except (TimeoutError, ConnectionError, lp.RemoteError) as error:
             logging.warning("Learner status unavailable at the end; keeping the last one: %s", error)
-        utils.write_json(os.path.join(self._experiment.run_dir, "result.json"), {
-            "solved": solved, "wall_seconds": time.time() - self._experiment.start_time,
-            "eval_return": self._eval_return, "actor_steps": counts.get("actor_steps", 0),
-            "learner_steps": max(counts.get("learner_steps", 0), status["learner_steps"]),
-            "replay_size": status["replay_size"],
-            "replay_waiting_for_inserts_ms": status.get("waiting_for_inserts_ms"),
-            "replay_waiting_for_sampling_ms": status.get("waiting_for_sampling_ms"),
-            "resumed_from": status.get("resumed_from"),
-            "parameter_version": self._variable_client.version})
+        utils.write_json(
+            os.path.join(self._experiment.run_dir, "result.json"),
+            {
+                "solved": solved,
+                "wall_seconds": time.time() - self._experiment.start_time,
+                "eval_return": self._eval_return,
+                "actor_steps": counts.get("actor_steps", 0),
+                "learner_steps": max(counts.get("learner_steps", 0), status["learner_steps"]),
+                "replay_size": status["replay_size"],
+                "replay_waiting_for_inserts_ms": status.get("waiting_for_inserts_ms"),
+                "replay_waiting_for_sampling_ms": status.get("waiting_for_sampling_ms"),
+                "resumed_from": status.get("resumed_from"),
+                "parameter_version": self._variable_client.version,
+            },
+        )
         lp.stop()

@@ -19,8 +19,9 @@ def parse_overrides(config_class: type, overrides: Sequence[str]) -> Dict[str, A
         if not separator or not key:
             raise ValueError(f"--config {override!r} is not key=value (e.g. --config learning_rate=1e-3).")
         if key not in fields:
-            raise ValueError(f"--config {key}: {config_class.__name__} has no field {key!r}; "
-                             f"the fields are: {', '.join(fields)}.")
+            raise ValueError(
+                f"--config {key}: {config_class.__name__} has no field {key!r}; the fields are: {', '.join(fields)}."
+            )
         values[key] = _parse(key, text.strip(), hints[key])
     return values
 

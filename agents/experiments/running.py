@@ -8,8 +8,9 @@ from agents.experiments.distributed import run_distributed
 from agents.experiments.single_process import run_single_process
 
 
-def run_experiment(experiment: ExperimentConfig, *, num_actors: int = 2, launch_type: str = "local_mp",
-                   single_process: bool = False) -> Dict[str, Any]:
+def run_experiment(
+    experiment: ExperimentConfig, *, num_actors: int = 2, launch_type: str = "local_mp", single_process: bool = False
+) -> Dict[str, Any]:
     """Trains until solved or out of budget and returns result.json's contents; writes the run directory's
     learning_curve.png."""
     if single_process:

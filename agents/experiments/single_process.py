@@ -18,8 +18,14 @@ class _LearningActor(core.Actor):
     step once the tables hold their minimum, so the sample-to-insert ratio is kept by construction rather
     than by a rate limiter (which would block the one thread that could unblock it)."""
 
-    def __init__(self, actor: core.Actor, learner: core.Learner, learner_steps_per_actor_step: float,
-                 min_actor_steps: int, actor_steps: int):
+    def __init__(
+        self,
+        actor: core.Actor,
+        learner: core.Learner,
+        learner_steps_per_actor_step: float,
+        min_actor_steps: int,
+        actor_steps: int,
+    ):
         self._actor = actor
         self._learner = learner
         self._ratio = learner_steps_per_actor_step
@@ -46,8 +52,7 @@ class _LearningActor(core.Actor):
         self._actor.update(wait)
 
 
-def run_single_process(experiment: ExperimentConfig,
-                       print_fn: Callable[[str], None] = print) -> Dict[str, Any]:
+def run_single_process(experiment: ExperimentConfig, print_fn: Callable[[str], None] = print) -> Dict[str, Any]:
     """Trains until solved or out of budget; returns (and writes) result.json's contents.
 
     Checkpoints (learner, counts, replay) go to the run directory every `checkpoint_seconds` and at the end;
@@ -59,30 +64,38 @@ def run_single_process(experiment: ExperimentConfig,
     eval_environment = experiment.make_environment(experiment.seed + 10_000)
     spec = replay.make_environment_spec(environment)
 
-    server = replay.ReplayServer(builder.make_replay_tables(spec, rate_limited=False),
-                                 checkpoint_dir=os.path.join(run_dir, "replay"))
+    server = replay.ReplayServer(
+        builder.make_replay_tables(spec, rate_limited=False), checkpoint_dir=os.path.join(run_dir, "replay")
+    )
     client = server.client()
-    utils.write_program_json(run_dir, f"{builder.name}_single_process", "single_process", server.address,
-                             [("replay", 0, server.address)])
+    utils.write_program_json(
+        run_dir, f"{builder.name}_single_process", "single_process", server.address, [("replay", 0, server.address)]
+    )
     variable_server = utils.VariableServer()
     counter = utils.Counter()
     priority_updater = replay.PriorityUpdater(client, builder.priority_table) if builder.prioritized else None
     learner = builder.make_learner(
         builder.make_networks(spec, experiment.seed),
         builder.make_dataset_iterator(server.address),
-        publisher=variable_server, priority_updater=priority_updater,
+        publisher=variable_server,
+        priority_updater=priority_updater,
         counter=utils.Counter(counter, prefix="learner", time_delta=0.0),
-        logger=utils.make_logger("learner", run_dir, terminal=experiment.verbose, steps_key="learner_steps"))
-    checkpointer = utils.Checkpointer({**learner.checkpoint_objects, "counter": counter},
-                                      os.path.join(run_dir, "checkpoints"),
-                                      time_delta_minutes=experiment.checkpoint_seconds / 60)
+        logger=utils.make_logger("learner", run_dir, terminal=experiment.verbose, steps_key="learner_steps"),
+    )
+    checkpointer = utils.Checkpointer(
+        {**learner.checkpoint_objects, "counter": counter},
+        os.path.join(run_dir, "checkpoints"),
+        time_delta_minutes=experiment.checkpoint_seconds / 60,
+    )
     actor_client = utils.VariableClient(variable_server, builder.variable_update_period())
-    actor = builder.make_actor(spec, actor_client, builder.make_adder(client),
-                               core.ActorSettings(seed=experiment.seed, single_process=True))
+    actor = builder.make_actor(
+        spec, actor_client, builder.make_adder(client), core.ActorSettings(seed=experiment.seed, single_process=True)
+    )
     actor_counter = utils.Counter(counter, prefix="actor", time_delta=0.0)
     actor_steps = counter.get_counts().get("actor_steps", 0)
-    learning_actor = _LearningActor(actor, learner, builder.learner_steps_per_actor_step(),
-                                    builder.min_actor_steps_before_learning(), actor_steps)
+    learning_actor = _LearningActor(
+        actor, learner, builder.learner_steps_per_actor_step(), builder.min_actor_steps_before_learning(), actor_steps
+    )
     eval_client = utils.VariableClient(variable_server)
     eval_actor = builder.make_evaluation_actor(spec, eval_client, experiment.seed + 1)
     actor_logger = utils.make_logger("actor", run_dir, terminal=experiment.verbose, steps_key="actor_steps")
@@ -98,18 +111,33 @@ def run_single_process(experiment: ExperimentConfig,
         while not solved and not experiment.out_of_budget(actor_steps):
             episode = loop.run_episode()
             actor_steps = episode["actor_steps"]
-            actor_logger.write({"actor_steps": actor_steps, "actor_episodes": episode["actor_episodes"],
-                                "learner_steps": learner.num_steps, "episode_return": episode["episode_return"]})
+            actor_logger.write(
+                {
+                    "actor_steps": actor_steps,
+                    "actor_episodes": episode["actor_episodes"],
+                    "learner_steps": learner.num_steps,
+                    "episode_return": episode["episode_return"],
+                }
+            )
             if learner.num_steps > 0 and actor_steps - last_screen >= _SCREEN_PERIOD:
                 last_screen = actor_steps
                 eval_actor.update(wait=True)
                 screen_return, mean_return, solved = screen_then_evaluate(
-                    eval_environment, eval_actor, experiment.eval_episodes, experiment.solved_return,
-                    experiment.max_return)
+                    eval_environment,
+                    eval_actor,
+                    experiment.eval_episodes,
+                    experiment.solved_return,
+                    experiment.max_return,
+                )
                 eval_return = eval_return if mean_return is None else mean_return
-                eval_logger.write({"actor_steps": actor_steps, "learner_steps": learner.num_steps,
-                                   "screen_return": screen_return,
-                                   "eval_return": float("nan") if mean_return is None else mean_return})
+                eval_logger.write(
+                    {
+                        "actor_steps": actor_steps,
+                        "learner_steps": learner.num_steps,
+                        "screen_return": screen_return,
+                        "eval_return": float("nan") if mean_return is None else mean_return,
+                    }
+                )
             if checkpointer.save() is not None:
                 server.checkpoint()
             if time.monotonic() - last_progress >= _PROGRESS_SECONDS:
@@ -127,9 +155,15 @@ def run_single_process(experiment: ExperimentConfig,
         finally:
             server.stop()  # After the updater: a send still in flight to a stopping server can hang.
 
-    result = {"solved": solved, "wall_seconds": wall_seconds, "eval_return": eval_return,
-              "actor_steps": actor_steps, "learner_steps": learner.num_steps, "replay_size": replay_size,
-              "resumed_from": checkpointer.restored_from}
+    result = {
+        "solved": solved,
+        "wall_seconds": wall_seconds,
+        "eval_return": eval_return,
+        "actor_steps": actor_steps,
+        "learner_steps": learner.num_steps,
+        "replay_size": replay_size,
+        "resumed_from": checkpointer.restored_from,
+    }
     utils.write_json(os.path.join(run_dir, "result.json"), result)
     progress.show(actor_steps, learner.num_steps, None, eval_return)
     return result

@@ -6,9 +6,18 @@ on first use, so nodes that need neither start quickly.
 
 from agents.utils import run_files
 from agents.utils.counting import Counter
-from agents.utils.loggers import (CSVLogger, Dispatcher, InMemoryLogger, Logger, NoOpLogger,
-                                  TensorBoardLogger, TerminalLogger, TimeFilter, TimestampLogger,
-                                  make_logger)
+from agents.utils.loggers import (
+    CSVLogger,
+    Dispatcher,
+    InMemoryLogger,
+    Logger,
+    NoOpLogger,
+    TensorBoardLogger,
+    TerminalLogger,
+    TimeFilter,
+    TimestampLogger,
+    make_logger,
+)
 from agents.utils.run_files import ProgressLine, make_run_dir, read_json, write_json, write_program_json
 from agents.utils.variables import VariableClient, VariableServer
 
@@ -18,16 +27,35 @@ _LAZY = {
     "read_csv_log": "agents.utils.plotting",
 }
 
-__all__ = sorted([
-    "CSVLogger", "Counter", "Dispatcher", "InMemoryLogger", "Logger", "NoOpLogger",
-    "ProgressLine", "TensorBoardLogger", "TerminalLogger", "TimeFilter", "TimestampLogger", "VariableClient",
-    "VariableServer", "make_logger", "make_run_dir", "read_json", "run_files", "write_json", "write_program_json",
-    *_LAZY,
-])
+__all__ = [
+    "CSVLogger",
+    "Checkpointer",
+    "Counter",
+    "Dispatcher",
+    "InMemoryLogger",
+    "Logger",
+    "NoOpLogger",
+    "ProgressLine",
+    "TensorBoardLogger",
+    "TerminalLogger",
+    "TimeFilter",
+    "TimestampLogger",
+    "VariableClient",
+    "VariableServer",
+    "make_logger",
+    "make_run_dir",
+    "plot_learning_curve",
+    "read_csv_log",
+    "read_json",
+    "run_files",
+    "write_json",
+    "write_program_json",
+]
 
 
 def __getattr__(name):
     if name not in _LAZY:
         raise AttributeError(f"module 'agents.utils' has no attribute {name!r}")
     import importlib  # pylint: disable=import-outside-toplevel
+
     return getattr(importlib.import_module(_LAZY[name]), name)

@@ -1,11 +1,11 @@
 """Periodic checkpoints of learner and counter state with tf.train.Checkpoint."""
 
+from replay import import_tensorflow  # noqa: F401, I001  First: TensorFlow without its CPU-only plugin noise.
 import json
 import os
 import time
 from typing import Any, Mapping, Optional
 
-from replay import import_tensorflow  # noqa: F401, I001  First: TensorFlow without its CPU-only plugin noise.
 import tensorflow as tf
 
 from agents import core
@@ -40,11 +40,9 @@ class Checkpointer:
     Counter). The latest checkpoint in `directory` is restored on construction.
     """
 
-    def __init__(self,
-                 objects: Mapping[str, Any],
-                 directory: str,
-                 time_delta_minutes: float = 10.0,
-                 max_to_keep: int = 1):
+    def __init__(
+        self, objects: Mapping[str, Any], directory: str, time_delta_minutes: float = 10.0, max_to_keep: int = 1
+    ):
         self._adapters = []
         trackables = {}
         for name, obj in objects.items():

@@ -17,11 +17,13 @@ class Counter(core.Saveable):
     may be a local Counter or a remote client of one.
     """
 
-    def __init__(self,
-                 parent: Optional["Counter"] = None,
-                 prefix: str = "",
-                 time_delta: float = 1.0,
-                 return_only_prefixed: bool = False):
+    def __init__(
+        self,
+        parent: Optional["Counter"] = None,
+        prefix: str = "",
+        time_delta: float = 1.0,
+        return_only_prefixed: bool = False,
+    ):
         self._parent = parent
         self._prefix = prefix
         self._time_delta = time_delta

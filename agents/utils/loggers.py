@@ -65,8 +65,9 @@ class TerminalLogger(Logger):
         self._print_fn = print_fn
 
     def write(self, data: LoggingData) -> None:
-        fields = " | ".join(f"{k.replace('_', ' ').title()} = {_format(_to_scalar(v))}"
-                            for k, v in sorted(data.items()))
+        fields = " | ".join(
+            f"{k.replace('_', ' ').title()} = {_format(_to_scalar(v))}" for k, v in sorted(data.items())
+        )
         self._print_fn(self._prefix + fields)
 
 
@@ -100,6 +101,7 @@ class TensorBoardLogger(Logger):
 
     def __init__(self, directory: str, label: str, steps_key: Optional[str] = None):
         import tensorflow as tf  # Imported here so that other loggers stay TF-free.
+
         self._tf = tf
         self._writer = tf.summary.create_file_writer(os.path.join(directory, label))
         self._label = label
@@ -167,15 +169,17 @@ class TimestampLogger(Logger):
         self._logger.close()
 
 
-def make_logger(label: str,
-                run_dir: Optional[str] = None,
-                *,
-                terminal: bool = True,
-                tensorboard: bool = True,
-                time_delta: float = 0.0,
-                tensorboard_time_delta: float = 1.0,
-                steps_key: Optional[str] = None,
-                print_fn: Callable[[str], None] = print) -> Logger:
+def make_logger(
+    label: str,
+    run_dir: Optional[str] = None,
+    *,
+    terminal: bool = True,
+    tensorboard: bool = True,
+    time_delta: float = 0.0,
+    tensorboard_time_delta: float = 1.0,
+    steps_key: Optional[str] = None,
+    print_fn: Callable[[str], None] = print,
+) -> Logger:
     """The default logger: terminal, plus CSV (run_dir/logs) and TensorBoard (run_dir/tb).
 
     Every row gets a `timestamp`. Rows closer than `time_delta` seconds to the
@@ -188,8 +192,9 @@ def make_logger(label: str,
     if run_dir is not None:
         loggers.append(CSVLogger(os.path.join(run_dir, "logs"), label))
         if tensorboard:
-            loggers.append(TimeFilter(TensorBoardLogger(os.path.join(run_dir, "tb"), label, steps_key),
-                                      tensorboard_time_delta))
+            loggers.append(
+                TimeFilter(TensorBoardLogger(os.path.join(run_dir, "tb"), label, steps_key), tensorboard_time_delta)
+            )
     logger: Logger = TimestampLogger(Dispatcher(loggers))
     if time_delta > 0:
         logger = TimeFilter(logger, time_delta)

@@ -26,10 +26,12 @@ def read_csv_log(path: str) -> Dict[str, List[float]]:
     return columns
 
 
-def plot_learning_curve(run_dir: str,
-                        output_path: Optional[str] = None,
-                        start_time: Optional[float] = None,
-                        return_keys=("eval_return", "episode_return")) -> str:
+def plot_learning_curve(
+    run_dir: str,
+    output_path: Optional[str] = None,
+    start_time: Optional[float] = None,
+    return_keys=("eval_return", "episode_return"),
+) -> str:
     """Plots returns vs wall time and vs actor steps from run_dir/logs/*.csv.
 
     Every log with a return column (the first of `return_keys` it has) and a
@@ -51,8 +53,12 @@ def plot_learning_curve(run_dir: str,
     figure, (by_time, by_steps) = plt.subplots(1, 2, figsize=(11, 4))
     for label, (columns, key) in curves.items():
         is_eval = "eval" in label
-        style = dict(label=label, linewidth=2.0 if is_eval else 1.0, alpha=1.0 if is_eval else 0.6,
-                     marker="o" if is_eval else None)
+        style = dict(
+            label=label,
+            linewidth=2.0 if is_eval else 1.0,
+            alpha=1.0 if is_eval else 0.6,
+            marker="o" if is_eval else None,
+        )
         rows = [i for i, value in enumerate(columns[key]) if not math.isnan(value)]
         returns = [columns[key][i] for i in rows]
         by_time.plot([columns["timestamp"][i] - start_time for i in rows], returns, **style)

@@ -28,14 +28,26 @@ def write_json(path: str, data: Any) -> str:
     return path
 
 
-def write_program_json(run_dir: str, name: str, launch_type: str, replay_address: str,
-                       nodes: Sequence[Tuple[str, int, Optional[str]]], **extra: Any) -> str:
+def write_program_json(
+    run_dir: str,
+    name: str,
+    launch_type: str,
+    replay_address: str,
+    nodes: Sequence[Tuple[str, int, Optional[str]]],
+    **extra: Any,
+) -> str:
     """Writes run_dir/program.json: the replay address (read by `encore-inspect RUN_DIR`) and every
     node as {label, index, address}."""
-    return write_json(os.path.join(run_dir, "program.json"), {
-        "name": name, "launch_type": launch_type, "replay_address": replay_address,
-        "nodes": [{"label": label, "index": index, "address": address} for label, index, address in nodes],
-        **extra})
+    return write_json(
+        os.path.join(run_dir, "program.json"),
+        {
+            "name": name,
+            "launch_type": launch_type,
+            "replay_address": replay_address,
+            "nodes": [{"label": label, "index": index, "address": address} for label, index, address in nodes],
+            **extra,
+        },
+    )
 
 
 def replay_address(run_dir: str) -> str:
@@ -46,16 +58,20 @@ def replay_address(run_dir: str) -> str:
     """
     path = os.path.join(run_dir, "program.json")
     if not os.path.isfile(path):
-        raise ValueError(f"run directory {run_dir} has no program.json, so it records no replay address: pass the "
-                         "replay server's host:port instead")
+        raise ValueError(
+            f"run directory {run_dir} has no program.json, so it records no replay address: pass the "
+            "replay server's host:port instead"
+        )
     try:
         program = read_json(path)
     except (OSError, ValueError) as e:
         raise ValueError(f"cannot read {path} ({e}): pass the replay server's host:port instead") from None
     address = program.get("replay_address") if isinstance(program, dict) else None
     if not address:
-        raise ValueError(f"{path} records no replay_address (the program that wrote it runs no replay server): "
-                         "pass the replay server's host:port instead")
+        raise ValueError(
+            f"{path} records no replay_address (the program that wrote it runs no replay server): "
+            "pass the replay server's host:port instead"
+        )
     return str(address)
 
 
@@ -80,8 +96,9 @@ class ProgressLine:
         self._print_fn = print_fn
         self._last = (time.time(), 0, 0)
 
-    def show(self, actor_steps: int, learner_steps: int, replay_size: Optional[int],
-             eval_return: Optional[float]) -> None:
+    def show(
+        self, actor_steps: int, learner_steps: int, replay_size: Optional[int], eval_return: Optional[float]
+    ) -> None:
         now = time.time()
         then, last_actor, last_learner = self._last
         span = now - then
@@ -93,4 +110,5 @@ class ProgressLine:
         self._print_fn(
             f"[{now - self._start_time:6.1f}s] actor {actor_steps:,} steps ({rate(actor_steps - last_actor)}) | "
             f"learner {learner_steps:,} steps ({rate(learner_steps - last_learner)}) | replay {size} | "
-            f"eval {evaluation}")
+            f"eval {evaluation}"
+        )

@@ -27,8 +27,10 @@ class VariableServer(core.VariableSource):
         with self._lock:
             new_version = self._version + 1 if version is None else int(version)
             if new_version <= self._version:
-                raise ValueError(f"Version {new_version} is not newer than the published version "
-                                 f"{self._version}; publish increasing versions or omit `version`.")
+                raise ValueError(
+                    f"Version {new_version} is not newer than the published version "
+                    f"{self._version}; publish increasing versions or omit `version`."
+                )
             self._version, self._params = new_version, params
             return new_version
 
@@ -131,8 +133,9 @@ class VariableClient:
                 # A remote source may be briefly unreachable (e.g. restarting): say so once, retry next period.
                 if not self._failing:
                     self._failing = True
-                    logging.warning("Fetching parameters failed (retrying every %d updates): %s",
-                                    self._update_period, error)
+                    logging.warning(
+                        "Fetching parameters failed (retrying every %d updates): %s", self._update_period, error
+                    )
                 fetched = None
             if fetched is not None:
                 with self._lock:

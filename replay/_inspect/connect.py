@@ -22,8 +22,10 @@ def is_address(target: str) -> bool:
 def parse_address(target: str) -> str:
     """Returns `target` if it is `host:port`, else raises InspectError saying what to pass instead."""
     if os.path.isdir(target):
-        raise InspectError(f"{target} is a directory, and `python -m replay.inspect` takes host:port only: to "
-                           "inspect a run directory, use `encore-inspect` or `python -m agents.inspect`")
+        raise InspectError(
+            f"{target} is a directory, and `python -m replay.inspect` takes host:port only: to "
+            "inspect a run directory, use `encore-inspect` or `python -m agents.inspect`"
+        )
     if not is_address(target):
         raise InspectError(f"{target!r} is not host:port (e.g. localhost:8000)")
     return target

@@ -20,6 +20,7 @@ _EIGHTHS = " ▏▎▍▌▋▊▉█"
 @dataclasses.dataclass(frozen=True)
 class SampledItem:
     """One sampled item: Reverb's SampleInfo and its data by dotted signature path."""
+
     key: int
     priority: float
     probability: float
@@ -31,21 +32,26 @@ class SampledItem:
 def consumption_reason(info: Any) -> Optional[str]:
     """Why sampling this table takes items away from its real consumers, or None when it does not."""
     if info.max_times_sampled == 1:
-        return (f"table {info.name} deletes each item once it is sampled (max_times_sampled=1, a queue): the "
-                "items this tool samples are taken away from the table's real consumer")
+        return (
+            f"table {info.name} deletes each item once it is sampled (max_times_sampled=1, a queue): the "
+            "items this tool samples are taken away from the table's real consumer"
+        )
     if info.max_times_sampled > 1:
-        return (f"table {info.name} deletes each item after {info.max_times_sampled} samples "
-                f"(max_times_sampled={info.max_times_sampled}): the samples this tool takes count toward that, "
-                "so items leave the table before its real consumer has seen them that often")
+        return (
+            f"table {info.name} deletes each item after {info.max_times_sampled} samples "
+            f"(max_times_sampled={info.max_times_sampled}): the samples this tool takes count toward that, "
+            "so items leave the table before its real consumer has seen them that often"
+        )
     rl = info.rate_limiter_info
     if rl.samples_per_insert == 1 and rl.min_diff == 0 and rl.max_diff == info.max_size:
-        return (f"table {info.name} has a queue rate limiter, so every sample this tool takes is one its "
-                "consumer cannot take")
+        return (
+            f"table {info.name} has a queue rate limiter, so every sample this tool takes is one its "
+            "consumer cannot take"
+        )
     return None
 
 
-def sample(client: Any, info: Any, count: int, address: str, timeout: float,
-           wait: bool = False) -> List[SampledItem]:
+def sample(client: Any, info: Any, count: int, address: str, timeout: float, wait: bool = False) -> List[SampledItem]:
     """Samples `count` items, giving up when no item arrives for `timeout` seconds.
 
     Unless `wait`, refuses up front when the rate limiter would block before `count` samples; with `wait`,
@@ -55,37 +61,53 @@ def sample(client: Any, info: Any, count: int, address: str, timeout: float,
     budget = limiter.sample_budget()
     if count > budget and not wait:
         if budget == 0:
-            raise InspectError(f"samples from {info.name} are blocked right now "
-                               f"({limiter.sample_block_reason()}); nothing was sampled. Pass --wait to queue "
-                               "behind the table's other consumers for new sample budget")
-        raise InspectError(f"the rate limiter of {info.name} lets only {budget} more sample(s) proceed right now "
-                           f"(asked for {count}); ask for at most {budget}, or pass --wait to take turns with the "
-                           "table's other consumers (which then get that many fewer samples)")
+            raise InspectError(
+                f"samples from {info.name} are blocked right now "
+                f"({limiter.sample_block_reason()}); nothing was sampled. Pass --wait to queue "
+                "behind the table's other consumers for new sample budget"
+            )
+        raise InspectError(
+            f"the rate limiter of {info.name} lets only {budget} more sample(s) proceed right now "
+            f"(asked for {count}); ask for at most {budget}, or pass --wait to take turns with the "
+            "table's other consumers (which then get that many fewer samples)"
+        )
     if info.signature is not None:
         items = _sample_with_deadline(address, info, count, timeout)
     else:
         items = _sample_in_thread(client, info, count, address, timeout)
     if len(items) < count:
-        raise InspectError(f"sampling {info.name} at {address} stalled for {timeout:g}s after {len(items)} of "
-                           f"{count} item(s): its rate limiter is holding samples back (another consumer may have "
-                           "used the sample budget or writers stopped); try fewer samples")
+        raise InspectError(
+            f"sampling {info.name} at {address} stalled for {timeout:g}s after {len(items)} of "
+            f"{count} item(s): its rate limiter is holding samples back (another consumer may have "
+            "used the sample budget or writers stopped); try fewer samples"
+        )
     return items
 
 
 def _item(sample_info: Any, names: List[str], leaves: List[Any]) -> SampledItem:
-    return SampledItem(key=int(sample_info.key), priority=float(sample_info.priority),
-                       probability=float(sample_info.probability), times_sampled=int(sample_info.times_sampled),
-                       table_size=int(sample_info.table_size),
-                       data={n: np.asarray(a) for n, a in zip(names, leaves)})
+    return SampledItem(
+        key=int(sample_info.key),
+        priority=float(sample_info.priority),
+        probability=float(sample_info.probability),
+        times_sampled=int(sample_info.times_sampled),
+        table_size=int(sample_info.table_size),
+        data={n: np.asarray(a) for n, a in zip(names, leaves)},
+    )
 
 
 def _sample_with_deadline(address: str, info: Any, count: int, timeout: float) -> List[SampledItem]:
     """Up to `count` items, one request at a time; Reverb ends the stream once a sample waits `timeout` seconds."""
     signature = info.signature
     dataset = reverb.TrajectoryDataset(
-        address, info.name, dtypes=tree.map_structure(lambda s: s.dtype, signature),
-        shapes=tree.map_structure(lambda s: s.shape, signature), max_in_flight_samples_per_worker=1,
-        num_workers_per_iterator=1, max_samples=count, rate_limiter_timeout_ms=max(1, round(timeout * 1000)))
+        address,
+        info.name,
+        dtypes=tree.map_structure(lambda s: s.dtype, signature),
+        shapes=tree.map_structure(lambda s: s.shape, signature),
+        max_in_flight_samples_per_worker=1,
+        num_workers_per_iterator=1,
+        max_samples=count,
+        rate_limiter_timeout_ms=max(1, round(timeout * 1000)),
+    )
     names = signature_leaves(signature)
     items: List[SampledItem] = []
     try:
@@ -126,8 +148,9 @@ def summarize(array: np.ndarray) -> Dict[str, Any]:
     if array.dtype.kind in "biuf" and array.size:
         summary.update(min=array.min().item(), max=array.max().item(), mean=float(array.mean()))
     if array.size <= _SMALL:
-        summary["values"] = [x.decode("utf-8", "replace") if isinstance(x, bytes) else x
-                             for x in array.ravel().tolist()]
+        summary["values"] = [
+            x.decode("utf-8", "replace") if isinstance(x, bytes) else x for x in array.ravel().tolist()
+        ]
     return summary
 
 
@@ -138,21 +161,27 @@ def summary_text(array: np.ndarray) -> str:
         values = np.array2string(array, precision=4, separator=", ")
         return f"{head}  {' '.join(values.split())}"
     if array.dtype.kind in "biuf":
-        return (f"{head}  min {array.min().item():.4g}  mean {float(array.mean()):.4g}  "
-                f"max {array.max().item():.4g}")
+        return f"{head}  min {array.min().item():.4g}  mean {float(array.mean()):.4g}  max {array.max().item():.4g}"
     return head
 
 
 def item_json(item: SampledItem) -> Dict[str, Any]:
-    return {"key": item.key, "priority": item.priority, "probability": item.probability,
-            "times_sampled": item.times_sampled, "table_size": item.table_size,
-            "data": {name: summarize(a) for name, a in item.data.items()}}
+    return {
+        "key": item.key,
+        "priority": item.priority,
+        "probability": item.probability,
+        "times_sampled": item.times_sampled,
+        "table_size": item.table_size,
+        "data": {name: summarize(a) for name, a in item.data.items()},
+    }
 
 
 def item_text(index: int, item: SampledItem) -> str:
     width = max(len(name) for name in item.data) if item.data else 0
-    lines = [f"item {index}: key {item.key}  priority {item.priority:.6g}  probability {item.probability:.4g}  "
-             f"times_sampled {item.times_sampled}  (table size {item.table_size})"]
+    lines = [
+        f"item {index}: key {item.key}  priority {item.priority:.6g}  probability {item.probability:.4g}  "
+        f"times_sampled {item.times_sampled}  (table size {item.table_size})"
+    ]
     lines += [f"  {name:<{width}}  {summary_text(a)}" for name, a in item.data.items()]
     return "\n".join(lines)
 
@@ -166,7 +195,7 @@ def save_npz(items: List[SampledItem], path: str) -> Dict[str, np.ndarray]:
         "times_sampled": np.array([i.times_sampled for i in items], np.int64),
         "table_size": np.array([i.table_size for i in items], np.int64),
     }
-    for name in (items[0].data if items else {}):
+    for name in items[0].data if items else {}:
         columns = [i.data[name].astype(bytes) if i.data[name].dtype == object else i.data[name] for i in items]
         if len({c.shape for c in columns}) == 1:
             arrays[f"data/{name}"] = np.stack(columns)
@@ -185,6 +214,7 @@ class PriorityDistribution:
     1 / (num_samples * probability), which undoes the sampler's preference for high priorities and makes
     the weights add up to about the table size.
     """
+
     values: np.ndarray
     weights: np.ndarray
     exact: bool
@@ -238,16 +268,22 @@ def histogram_text(table: str, dist: PriorityDistribution, bins: int = 10, width
     if dist.exact:
         how = f"exact: all {dist.table_size} items seen in {dist.num_samples} samples"
     else:
-        how = (f"estimated from {dist.num_samples} samples ({dist.num_items_seen} of {dist.table_size} items seen), "
-               "weighted by 1/probability")
+        how = (
+            f"estimated from {dist.num_samples} samples ({dist.num_items_seen} of {dist.table_size} items seen), "
+            "weighted by 1/probability"
+        )
     counts, edges = np.histogram(dist.values, bins=_bin_edges(dist, bins), weights=dist.weights)
-    labels = [f"[{format_number(lo)}, {format_number(hi)}{']' if j == len(counts) - 1 else ')'}"
-              for j, (lo, hi) in enumerate(zip(edges[:-1], edges[1:]))]
+    labels = [
+        f"[{format_number(lo)}, {format_number(hi)}{']' if j == len(counts) - 1 else ')'}"
+        for j, (lo, hi) in enumerate(zip(edges[:-1], edges[1:]))
+    ]
     label_width = max(len(label) for label in labels)
     peak = counts.max() or 1.0
-    lines = [f"priorities of {table}: {how}",
-             f"  min {dist.min:.6g}  median {dist.median:.6g}  max {dist.max:.6g}",
-             f"  {'priority':<{label_width}}  {'items' if dist.exact else '~items':>7}"]
+    lines = [
+        f"priorities of {table}: {how}",
+        f"  min {dist.min:.6g}  median {dist.median:.6g}  max {dist.max:.6g}",
+        f"  {'priority':<{label_width}}  {'items' if dist.exact else '~items':>7}",
+    ]
     for label, count in zip(labels, counts):
         shown = f"{int(round(count))}" if dist.exact else f"{count:.1f}"
         lines.append(f"  {label:<{label_width}}  {shown:>7}  {_bar(count / peak, width)}".rstrip())
@@ -263,6 +299,8 @@ def save_png(table: str, dist: PriorityDistribution, path: str, bins: int = 20) 
     ax.hist(dist.values, bins=_bin_edges(dist, bins), weights=dist.weights, color="tab:blue")
     ax.set_xlabel("priority")
     ax.set_ylabel("items" if dist.exact else "items (estimated)")
-    ax.set_title(f"{table}: min {dist.min:.4g}, median {dist.median:.4g}, max {dist.max:.4g} "
-                 f"({'exact' if dist.exact else f'{dist.num_samples} samples'})")
+    ax.set_title(
+        f"{table}: min {dist.min:.4g}, median {dist.median:.4g}, max {dist.max:.4g} "
+        f"({'exact' if dist.exact else f'{dist.num_samples} samples'})"
+    )
     fig.savefig(path)

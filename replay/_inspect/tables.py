@@ -27,6 +27,7 @@ class LimiterState:
     `inserts - size`. Reverb restarts these counts on a table reset or a checkpoint restore, so right after
     either the verdicts can be off until the table has been refilled.
     """
+
     size: int
     inserts: int
     samples: int
@@ -38,10 +39,15 @@ class LimiterState:
     @classmethod
     def of(cls, info: Any) -> "LimiterState":
         limiter = info.rate_limiter_info
-        return cls(size=info.current_size, inserts=limiter.insert_stats.completed,
-                   samples=limiter.sample_stats.completed, samples_per_insert=limiter.samples_per_insert,
-                   min_size_to_sample=limiter.min_size_to_sample, min_diff=limiter.min_diff,
-                   max_diff=limiter.max_diff)
+        return cls(
+            size=info.current_size,
+            inserts=limiter.insert_stats.completed,
+            samples=limiter.sample_stats.completed,
+            samples_per_insert=limiter.samples_per_insert,
+            min_size_to_sample=limiter.min_size_to_sample,
+            min_diff=limiter.min_diff,
+            max_diff=limiter.max_diff,
+        )
 
     @property
     def balance(self) -> float:
@@ -59,8 +65,10 @@ class LimiterState:
             return None
         if self.balance + self.samples_per_insert <= self.max_diff:
             return None
-        return (f"waiting for samples: one more insert would lift inserts*samples_per_insert - samples to "
-                f"{format_number(self.balance + self.samples_per_insert)} > max_diff {format_number(self.max_diff)}")
+        return (
+            f"waiting for samples: one more insert would lift inserts*samples_per_insert - samples to "
+            f"{format_number(self.balance + self.samples_per_insert)} > max_diff {format_number(self.max_diff)}"
+        )
 
     def sample_block_reason(self) -> Optional[str]:
         """Why one more sample would wait right now, or None if it would proceed."""
@@ -68,8 +76,10 @@ class LimiterState:
             return f"waiting for inserts: size {self.size} < min_size_to_sample {self.min_size_to_sample}"
         if self.balance - 1 >= self.min_diff:
             return None
-        return (f"waiting for inserts: one more sample would drop inserts*samples_per_insert - samples to "
-                f"{format_number(self.balance - 1)} < min_diff {format_number(self.min_diff)}")
+        return (
+            f"waiting for inserts: one more sample would drop inserts*samples_per_insert - samples to "
+            f"{format_number(self.balance - 1)} < min_diff {format_number(self.min_diff)}"
+        )
 
     def sample_budget(self) -> float:
         """How many samples may proceed right now before the limiter blocks (inf when unlimited)."""
@@ -92,9 +102,9 @@ def selector(options: Any) -> Dict[str, Any]:
 
 def signature_tree(signature: Any) -> Any:
     """A table signature as nested dicts/lists of {"shape": [...], "dtype": ...}; None without one."""
+
     def leaf(spec: Any) -> Dict[str, Any]:
-        return {"shape": list(spec.shape.as_list()) if spec.shape.rank is not None else None,
-                "dtype": spec.dtype.name}
+        return {"shape": list(spec.shape.as_list()) if spec.shape.rank is not None else None, "dtype": spec.dtype.name}
 
     def walk(node: Any) -> Any:
         if isinstance(node, dict):  # Sorted like Reverb flattens them, so the order matches sampled data.
@@ -156,7 +166,7 @@ def _leaf_text(node: Any) -> Optional[str]:
 
 def _signature_lines(node: Any, indent: str) -> List[str]:
     lines = []
-    for key, child in (node.items() if isinstance(node, dict) else enumerate(node)):
+    for key, child in node.items() if isinstance(node, dict) else enumerate(node):
         leaf = _leaf_text(child)
         if leaf is None:
             lines.append(f"{indent}{key}:")
@@ -178,9 +188,12 @@ def render(info: Any) -> str:
         ("sampler", _selector_text(d["sampler"])),
         ("remover", _selector_text(d["remover"])),
         ("max_times_sampled", str(d["max_times_sampled"]) if d["max_times_sampled"] > 0 else "unlimited"),
-        ("rate limiter", f"samples_per_insert {format_number(rl['samples_per_insert'])}, min_size_to_sample "
-                         f"{rl['min_size_to_sample']}, min_diff {format_number(rl['min_diff'])}, "
-                         f"max_diff {format_number(rl['max_diff'])}"),
+        (
+            "rate limiter",
+            f"samples_per_insert {format_number(rl['samples_per_insert'])}, min_size_to_sample "
+            f"{rl['min_size_to_sample']}, min_diff {format_number(rl['min_diff'])}, "
+            f"max_diff {format_number(rl['max_diff'])}",
+        ),
         ("inserts / samples", f"{d['inserts']} / {d['samples']}"),
         ("blocked now", "; ".join(blocked) if blocked else "no"),
         ("episodes", f"{d['num_episodes']} ({d['num_deleted_episodes']} deleted)"),

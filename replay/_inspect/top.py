@@ -18,6 +18,7 @@ _HOME, _CLEAR_LINE, _CLEAR_BELOW, _CLEAR_SCREEN = "\x1b[H", "\x1b[K", "\x1b[J", 
 @dataclasses.dataclass(frozen=True)
 class TableRates:
     """One table's activity between two server_info() snapshots."""
+
     name: str
     size: int
     max_size: int
@@ -39,14 +40,22 @@ def measure(before: Dict[str, Any], after: Dict[str, Any], seconds: float) -> Li
     for name in sorted(after):
         now = LimiterState.of(after[name])
         then = LimiterState.of(before[name]) if name in before else now
-        blocked = [what for what, reason in (("inserts", now.insert_block_reason()),
-                                             ("samples", now.sample_block_reason())) if reason]
-        rates.append(TableRates(
-            name=name, size=now.size, max_size=after[name].max_size,
-            inserts_per_second=max(0, now.inserts - then.inserts) / seconds,
-            samples_per_second=max(0, now.samples - then.samples) / seconds,
-            configured_samples_per_insert=now.samples_per_insert if now.limits_ratio else None,
-            blocked="+".join(blocked) or "-"))
+        blocked = [
+            what
+            for what, reason in (("inserts", now.insert_block_reason()), ("samples", now.sample_block_reason()))
+            if reason
+        ]
+        rates.append(
+            TableRates(
+                name=name,
+                size=now.size,
+                max_size=after[name].max_size,
+                inserts_per_second=max(0, now.inserts - then.inserts) / seconds,
+                samples_per_second=max(0, now.samples - then.samples) / seconds,
+                configured_samples_per_insert=now.samples_per_insert if now.limits_ratio else None,
+                blocked="+".join(blocked) or "-",
+            )
+        )
     return rates
 
 
@@ -57,15 +66,19 @@ def _optional(x: Optional[float]) -> str:
 def render_frame(address: str, rates: List[TableRates], seconds: float, footer: str) -> str:
     """The text of one frame: a header line and one row per table."""
     name_width = max([5] + [len(r.name) for r in rates])
-    lines = [f"encore-inspect top  {address}  rates over {seconds:.1f}s  {footer}".rstrip(),
-             f"{'TABLE':<{name_width}}  {'SIZE':>17}  {'INSERT/S':>9}  {'SAMPLE/S':>9}  "
-             f"{'SPI OBS':>7}  {'SPI CFG':>7}  BLOCKED"]
+    lines = [
+        f"encore-inspect top  {address}  rates over {seconds:.1f}s  {footer}".rstrip(),
+        f"{'TABLE':<{name_width}}  {'SIZE':>17}  {'INSERT/S':>9}  {'SAMPLE/S':>9}  "
+        f"{'SPI OBS':>7}  {'SPI CFG':>7}  BLOCKED",
+    ]
     for r in rates:
         size = f"{r.size}/{r.max_size}"
         spi_cfg = "-" if r.configured_samples_per_insert is None else format_number(r.configured_samples_per_insert)
-        lines.append(f"{r.name:<{name_width}}  {size:>17}  {r.inserts_per_second:>9.1f}  "
-                     f"{r.samples_per_second:>9.1f}  {_optional(r.observed_samples_per_insert):>7}  "
-                     f"{spi_cfg:>7}  {r.blocked}")
+        lines.append(
+            f"{r.name:<{name_width}}  {size:>17}  {r.inserts_per_second:>9.1f}  "
+            f"{r.samples_per_second:>9.1f}  {_optional(r.observed_samples_per_insert):>7}  "
+            f"{spi_cfg:>7}  {r.blocked}"
+        )
     return "\n".join(lines)
 
 
@@ -92,8 +105,14 @@ def _keypresses(stdin: TextIO, enabled: bool) -> Iterator[Callable[[float], bool
         termios.tcsetattr(fd, termios.TCSADRAIN, saved)
 
 
-def run(fetch: Callable[[], Dict[str, Any]], address: str, interval: float, once: bool,
-        out: TextIO = sys.stdout, stdin: TextIO = sys.stdin) -> None:
+def run(
+    fetch: Callable[[], Dict[str, Any]],
+    address: str,
+    interval: float,
+    once: bool,
+    out: TextIO = sys.stdout,
+    stdin: TextIO = sys.stdin,
+) -> None:
     """Shows frames every `interval` seconds until `q` or Ctrl-C; with `once`, prints a single frame."""
     live = not once and out.isatty()
     footer = "" if once else ("(q quits)" if stdin.isatty() else "(Ctrl-C quits)")
@@ -118,4 +137,3 @@ def run(fetch: Callable[[], Dict[str, Any]], address: str, interval: float, once
                 before, then = after, now
         except KeyboardInterrupt:
             return
-

@@ -50,13 +50,20 @@ class ReverbAdder(Adder):
     newest row is open (only its observation is known) between `add` calls.
     """
 
-    def __init__(self, client: reverb.Client, max_sequence_length: int, max_in_flight_items: int,
-                 priority_fns: Optional[PriorityFnMapping] = None, validate_items: bool = True):
+    def __init__(
+        self,
+        client: reverb.Client,
+        max_sequence_length: int,
+        max_in_flight_items: int,
+        priority_fns: Optional[PriorityFnMapping] = None,
+        validate_items: bool = True,
+    ):
         if max_in_flight_items < 1:
             raise ValueError(f"max_in_flight_items must be >= 1 (got {max_in_flight_items}).")
         self._client = client
         self._priority_fns: Dict[str, Optional[PriorityFn]] = (
-            dict(priority_fns) if priority_fns else {DEFAULT_PRIORITY_TABLE: None})
+            dict(priority_fns) if priority_fns else {DEFAULT_PRIORITY_TABLE: None}
+        )
         self._numpy_for_priorities = any(fn is not None for fn in self._priority_fns.values())
         self._max_sequence_length = max_sequence_length
         self._max_in_flight_items = max_in_flight_items
@@ -79,7 +86,8 @@ class ReverbAdder(Adder):
                 self._raise_if_closed()
                 self._row_specs = row_specs
                 self._writer_instance = self._client.trajectory_writer(
-                    num_keep_alive_refs=self._max_sequence_length, validate_items=self._validate_items)
+                    num_keep_alive_refs=self._max_sequence_length, validate_items=self._validate_items
+                )
         return self._writer_instance
 
     def _raise_if_closed(self) -> None:
@@ -88,11 +96,14 @@ class ReverbAdder(Adder):
 
     def add_first(self, timestep: dm_env.TimeStep) -> None:
         if not timestep.first():
-            raise ValueError(f"add_first needs a FIRST timestep (from env.reset()), got step_type "
-                             f"{timestep.step_type}.")
+            raise ValueError(
+                f"add_first needs a FIRST timestep (from env.reset()), got step_type {timestep.step_type}."
+            )
         if self._episode_open:
-            raise ValueError("add_first called twice in one episode: call reset() first (add() does it "
-                             "automatically when it receives a LAST timestep).")
+            raise ValueError(
+                "add_first called twice in one episode: call reset() first (add() does it "
+                "automatically when it receives a LAST timestep)."
+            )
         self._raise_if_closed()
         writer = self._writer
         self._check("observation", timestep.observation)
@@ -110,7 +121,8 @@ class ReverbAdder(Adder):
             # A terminal scalar discount takes the structure, shape and dtype of the episode's discounts.
             discount = tree.map_structure(
                 lambda d: np.broadcast_to(np.asarray(next_timestep.discount, np.asarray(d).dtype), np.shape(d)),
-                self._last_discount)
+                self._last_discount,
+            )
         step = {"action": action, "reward": next_timestep.reward, "discount": discount}
         if extras is not _NO_EXTRAS and _has_extras(extras):
             step["extras"] = extras
@@ -192,8 +204,12 @@ class ReverbAdder(Adder):
 
     def _fetch_row_specs(self) -> Optional[Dict[str, Any]]:
         info = server_info(self._client)
-        check_tables(info, self._priority_fns, self._client.server_address,
-                     fix="pass priority_fns={table_name: None, ...} naming the tables to write to")
+        check_tables(
+            info,
+            self._priority_fns,
+            self._client.server_address,
+            fix="pass priority_fns={table_name: None, ...} naming the tables to write to",
+        )
         for table in self._priority_fns:
             if info[table].signature is not None:
                 return self._row_specs_from_signature(info[table].signature)
@@ -207,28 +223,35 @@ class ReverbAdder(Adder):
         try:
             tree.assert_same_structure(value, spec, check_types=False)
         except (ValueError, TypeError):
-            raise ValueError(f"{field} has structure {_describe(value)} but the table signature expects "
-                             f"{_describe(spec)}.") from None
+            raise ValueError(
+                f"{field} has structure {_describe(value)} but the table signature expects {_describe(spec)}."
+            ) from None
         problems = []
         for path, leaf_spec in tree.flatten_with_path(spec):
             leaf = np.asarray(_at_path(value, path))
             dtype = leaf_spec.dtype.as_numpy_dtype
             if leaf.dtype != dtype or not leaf_spec.shape.is_compatible_with(leaf.shape):
                 name = field + "".join(f"[{p!r}]" for p in path)
-                problems.append(f"{name}: expected {np.dtype(dtype).name}{list(leaf_spec.shape)}, "
-                                f"got {leaf.dtype.name}{list(leaf.shape)}")
+                problems.append(
+                    f"{name}: expected {np.dtype(dtype).name}{list(leaf_spec.shape)}, "
+                    f"got {leaf.dtype.name}{list(leaf.shape)}"
+                )
         if problems:
-            raise ValueError("step does not match the table signature: " + "; ".join(problems) +
-                             ". Cast the data to the spec's dtype/shape, or build the table signature from the "
-                             "environment that produces it (Adder.signature(make_environment_spec(env))).")
+            raise ValueError(
+                "step does not match the table signature: "
+                + "; ".join(problems)
+                + ". Cast the data to the spec's dtype/shape, or build the table signature from the "
+                "environment that produces it (Adder.signature(make_environment_spec(env)))."
+            )
 
 
 class StepsAdder(ReverbAdder, abc.ABC):
     """A ReverbAdder whose items are Steps with a leading time axis (sequences, episodes)."""
 
     @staticmethod
-    def signature(environment_spec: specs.EnvironmentSpec, extras_spec: Any = (),
-                  sequence_length: Optional[int] = None) -> specs.Step:
+    def signature(
+        environment_spec: specs.EnvironmentSpec, extras_spec: Any = (), sequence_length: Optional[int] = None
+    ) -> specs.Step:
         """The table signature: a Step of tf.TensorSpec with a leading time axis (None: any length)."""
         return step_signature(environment_spec, extras_spec, sequence_length)
 
@@ -237,18 +260,25 @@ class StepsAdder(ReverbAdder, abc.ABC):
         return step_row_specs(signature)
 
 
-def step_signature(environment_spec: specs.EnvironmentSpec, extras_spec: Any,
-                    length: Optional[int]) -> specs.Step:
-    step = specs.Step(environment_spec.observations, environment_spec.actions, environment_spec.rewards,
-                      environment_spec.discounts, specs.scalar_bool_spec(), extras_spec)
+def step_signature(environment_spec: specs.EnvironmentSpec, extras_spec: Any, length: Optional[int]) -> specs.Step:
+    step = specs.Step(
+        environment_spec.observations,
+        environment_spec.actions,
+        environment_spec.rewards,
+        environment_spec.discounts,
+        specs.scalar_bool_spec(),
+        extras_spec,
+    )
     return specs.with_time_axis(specs.to_tensor_specs(step), length)
 
 
 def step_row_specs(signature: Any) -> Dict[str, Any]:
     """Per-row specs of a Step signature with a time axis."""
     strip = lambda s: tf.TensorSpec(s.shape[1:], s.dtype, s.name)  # noqa: E731
-    return {field: tree.map_structure(strip, getattr(signature, field))
-            for field in ("observation", "action", "reward", "discount", "extras")}
+    return {
+        field: tree.map_structure(strip, getattr(signature, field))
+        for field in ("observation", "action", "reward", "discount", "extras")
+    }
 
 
 def map_columns(fn: Callable[[Any], Any], columns: Any) -> Any:

@@ -30,16 +30,29 @@ class EndBehavior(enum.Enum):
 class SequenceAdder(base.StepsAdder):
     """Writes a `sequence_length`-step sequence every `period` steps."""
 
-    def __init__(self, client: reverb.Client, sequence_length: int, period: int, *,
-                 end_of_episode_behavior: Optional[EndBehavior] = None,
-                 pad_end_of_episode: Optional[bool] = None, break_end_of_episode: Optional[bool] = None,
-                 priority_fns: Optional[base.PriorityFnMapping] = None, max_in_flight_items: int = 4,
-                 validate_items: bool = True):
+    def __init__(
+        self,
+        client: reverb.Client,
+        sequence_length: int,
+        period: int,
+        *,
+        end_of_episode_behavior: Optional[EndBehavior] = None,
+        pad_end_of_episode: Optional[bool] = None,
+        break_end_of_episode: Optional[bool] = None,
+        priority_fns: Optional[base.PriorityFnMapping] = None,
+        max_in_flight_items: int = 4,
+        validate_items: bool = True,
+    ):
         for name, value in (("sequence_length", sequence_length), ("period", period)):
             if not isinstance(value, (int, np.integer)) or value < 1:
                 raise ValueError(f"{name} must be an integer >= 1 (got {value!r}).")
-        super().__init__(client, max_sequence_length=sequence_length + 1, max_in_flight_items=max_in_flight_items,
-                         priority_fns=priority_fns, validate_items=validate_items)
+        super().__init__(
+            client,
+            max_sequence_length=sequence_length + 1,
+            max_in_flight_items=max_in_flight_items,
+            priority_fns=priority_fns,
+            validate_items=validate_items,
+        )
         self._sequence_length = int(sequence_length)
         self._period = int(period)
         self._end_behavior = _end_behavior(end_of_episode_behavior, pad_end_of_episode, break_end_of_episode)
@@ -86,8 +99,10 @@ def _end_behavior(behavior: Optional[EndBehavior], pad: Optional[bool], break_: 
     """Resolves the end behaviour, accepting Acme's deprecated pad/break flags."""
     if behavior is not None:
         if pad is not None or break_ is not None:
-            raise ValueError("pass either end_of_episode_behavior or the deprecated pad_end_of_episode/"
-                             "break_end_of_episode, not both.")
+            raise ValueError(
+                "pass either end_of_episode_behavior or the deprecated pad_end_of_episode/"
+                "break_end_of_episode, not both."
+            )
         if not isinstance(behavior, EndBehavior):
             raise ValueError(f"end_of_episode_behavior must be an EndBehavior, got {behavior!r}.")
         return behavior
@@ -95,7 +110,9 @@ def _end_behavior(behavior: Optional[EndBehavior], pad: Optional[bool], break_: 
     break_ = True if break_ is None else break_
     if not break_:
         if pad:
-            raise ValueError("pad_end_of_episode=True and break_end_of_episode=False are incompatible: a sequence "
-                             "that runs into the next episode has nothing to pad. Use EndBehavior.CONTINUE.")
+            raise ValueError(
+                "pad_end_of_episode=True and break_end_of_episode=False are incompatible: a sequence "
+                "that runs into the next episode has nothing to pad. Use EndBehavior.CONTINUE."
+            )
         return EndBehavior.CONTINUE
     return EndBehavior.ZERO_PAD if pad else EndBehavior.TRUNCATE

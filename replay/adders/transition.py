@@ -22,13 +22,25 @@ class NStepTransitionAdder(base.ReverbAdder):
     s_{T-1}→s_T. Extras are those of the first step.
     """
 
-    def __init__(self, client: reverb.Client, n_step: int, discount: float, *,
-                 priority_fns: Optional[base.PriorityFnMapping] = None, max_in_flight_items: int = 16,
-                 validate_items: bool = True):
+    def __init__(
+        self,
+        client: reverb.Client,
+        n_step: int,
+        discount: float,
+        *,
+        priority_fns: Optional[base.PriorityFnMapping] = None,
+        max_in_flight_items: int = 16,
+        validate_items: bool = True,
+    ):
         if not isinstance(n_step, (int, np.integer)) or n_step < 1:
             raise ValueError(f"n_step must be an integer >= 1 (got {n_step!r}); 1 gives one-step transitions.")
-        super().__init__(client, max_sequence_length=n_step + 1, max_in_flight_items=max_in_flight_items,
-                         priority_fns=priority_fns, validate_items=validate_items)
+        super().__init__(
+            client,
+            max_sequence_length=n_step + 1,
+            max_in_flight_items=max_in_flight_items,
+            priority_fns=priority_fns,
+            validate_items=validate_items,
+        )
         self.n_step = int(n_step)
         self._discount = np.float32(discount)
         self._recent = collections.deque(maxlen=self.n_step)  # (reward, discount) of the newest steps.
@@ -66,7 +78,8 @@ class NStepTransitionAdder(base.ReverbAdder):
             reward=base.map_columns(at(returns), history["n_step_return"]),
             discount=base.map_columns(at(returns), history["total_discount"]),
             next_observation=base.map_columns(at(next_observation), history["observation"]),
-            extras=base.map_columns(at(start), history["extras"]) if "extras" in history else ())
+            extras=base.map_columns(at(start), history["extras"]) if "extras" in history else (),
+        )
         self._insert(transition)
 
     def _accumulate(self, steps):
@@ -78,17 +91,26 @@ class NStepTransitionAdder(base.ReverbAdder):
         columns = zip(*(zip(tree.flatten(r), tree.flatten(d)) for r, d in pairs))
         leaves = [_n_step([r for r, _ in col], [d for _, d in col], self._discount) for col in columns]
         structure = pairs[0][0]
-        return (tree.unflatten_as(structure, [ret for ret, _ in leaves]),
-                tree.unflatten_as(structure, [total for _, total in leaves]))
+        return (
+            tree.unflatten_as(structure, [ret for ret, _ in leaves]),
+            tree.unflatten_as(structure, [total for _, total in leaves]),
+        )
 
     @staticmethod
     def signature(environment_spec: specs.EnvironmentSpec, extras_spec: Any = ()) -> specs.Transition:
         """The table signature (a Transition of tf.TensorSpec) for this adder's items."""
         rewards, discounts = _broadcast_structures(environment_spec.rewards, environment_spec.discounts)
         rewards = tree.map_structure(_broadcast_spec, rewards, discounts)
-        return specs.to_tensor_specs(specs.Transition(
-            environment_spec.observations, environment_spec.actions, rewards, discounts,
-            environment_spec.observations, extras_spec))
+        return specs.to_tensor_specs(
+            specs.Transition(
+                environment_spec.observations,
+                environment_spec.actions,
+                rewards,
+                discounts,
+                environment_spec.observations,
+                extras_spec,
+            )
+        )
 
     @staticmethod
     def _row_specs_from_signature(signature: Any) -> Dict[str, Any]:
@@ -100,8 +122,9 @@ def _n_step(rewards, discounts, gamma):
     if all(isinstance(x, np.generic) for x in (*rewards, *discounts)):
         return _n_step_scalars(rewards, discounts, gamma)
     total = np.array(discounts[0], copy=True)
-    n_step_return = np.array(np.broadcast_to(rewards[0], np.broadcast(rewards[0], total).shape),
-                             np.result_type(rewards[0], total))
+    n_step_return = np.array(
+        np.broadcast_to(rewards[0], np.broadcast(rewards[0], total).shape), np.result_type(rewards[0], total)
+    )
     for reward, discount in zip(rewards[1:], discounts[1:]):
         total = (total * gamma).astype(total.dtype, copy=False)
         n_step_return += reward * total
