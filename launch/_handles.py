@@ -43,11 +43,11 @@ class CourierHandle(Handle):
 
 class ReverbHandle(Handle):
     def dereference(self) -> Any:
-        # Imported here so that `import launch` does not import TensorFlow; replay first, as it imports
-        # TensorFlow without the CPU-only plugin noise.
-        import reverb
+        # Imported here so that `import launch` does not import TensorFlow.
+        import replay
 
-        import replay  # noqa: F401
+        replay.import_tensorflow()  # Before Reverb imports it: without TensorFlow's CPU-only plugin noise.
+        import reverb
 
         return reverb.Client(self._node.address)
 

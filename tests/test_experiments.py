@@ -160,6 +160,9 @@ def test_a_new_agent_runs_distributed(tmp_path, launch_type):
     _assert_data_flowed(result, str(tmp_path))
     assert result["parameter_version"] > 0
     assert {"actor_0.csv", "actor_1.csv", "evaluator.csv"} <= set(os.listdir(tmp_path / "logs"))
+    if launch_type == "local_mp":  # Every node imported TensorFlow (if at all) without its CPU-only plugin noise.
+        for log in (tmp_path / "node_logs").iterdir():
+            assert "Unable to register" not in log.read_text(), log.name
 
 
 def test_experiment_config_names_bad_budgets(tmp_path):

@@ -11,7 +11,10 @@ class StoppableIterator:
     """
 
     def __init__(self, make_iterator: Callable[[], Iterator[Any]], should_stop: Callable[[], bool]):
-        import tensorflow as tf  # pylint: disable=import-outside-toplevel  # Only learners, which have it.
+        import replay  # Only learners, which import TensorFlow anyway.
+
+        replay.import_tensorflow()  # Before TensorFlow's first import: without its CPU-only plugin noise.
+        import tensorflow as tf
 
         self._timeouts = (tf.errors.OutOfRangeError, tf.errors.DeadlineExceededError)
         self._make_iterator = make_iterator

@@ -52,7 +52,9 @@ class _RemoteSaveable(core.Saveable):
         try:
             self._last_state = self._client.futures.save().result(timeout=self._timeout)
         except Exception as error:  # pylint: disable=broad-except  # Any failure of the remote call.
-            logging.info("Counter state not refreshed for the checkpoint: %s", error)
+            # Expected at shutdown, when the counter may stop first; worth a warning while the program runs.
+            log = logging.debug if lp.stop_event().is_set() else logging.warning
+            log("Counter state not refreshed for the checkpoint (%s: %s)", type(error).__name__, error)
         return self._last_state
 
     def restore(self, state) -> None:
@@ -130,7 +132,7 @@ class LearnerNode:
                 try:
                     self._priority_updater.close()
                 except RuntimeError as error:  # Replay may already be gone at shutdown.
-                    logging.info("Last priority updates not sent: %s", error)
+                    logging.debug("Last priority updates not sent: %s", error)
 
     def _final_checkpoint(self) -> None:
         with self._final_lock:

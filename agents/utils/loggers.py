@@ -100,7 +100,10 @@ class TensorBoardLogger(Logger):
     """
 
     def __init__(self, directory: str, label: str, steps_key: Optional[str] = None):
-        import tensorflow as tf  # Imported here so that other loggers stay TF-free.
+        import replay  # Here, so that other loggers stay TF-free.
+
+        replay.import_tensorflow()  # Before TensorFlow's first import: without its CPU-only plugin noise.
+        import tensorflow as tf
 
         self._tf = tf
         self._writer = tf.summary.create_file_writer(os.path.join(directory, label))
