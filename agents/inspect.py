@@ -18,6 +18,11 @@ _ADDRESS_HELP = "host:port of a Reverb server, or a run directory whose program.
 def resolve_address(target: str) -> str:
     """host:port for an ADDRESS argument: the replay address a run directory records, or `target` itself."""
     if os.path.isdir(target):
+        if os.path.exists(os.path.join(target, "result.json")):
+            raise inspect.InspectError(
+                f"the run in {target} has finished (it wrote result.json), so its replay server is gone: continue "
+                f"it with `python -m agents.run --resume {target}` and inspect it while it runs"
+            )
         try:
             return run_files.replay_address(target)
         except ValueError as e:

@@ -2,7 +2,10 @@
 
 from typing import Any, Optional, Sequence, Union
 
+import tree
+
 from launch import _controller, _flags, _program
+from launch._handles import Handle
 from launch._launch_types import LAUNCH_TYPES, LaunchType
 
 # Launchpad's local terminals: all mean "this terminal, plus log files" here.
@@ -40,6 +43,7 @@ def launch(
     if terminal not in _TERMINALS:
         raise ValueError(f"Unknown terminal {terminal!r}; use one of {_TERMINALS}.")
     program = _merge(programs)
+    _check_handles(program)
     kind = _launch_type(launch_type)
     notice = _flags.termination_notice_secs() if termination_notice_secs is None else termination_notice_secs
     if kind is LaunchType.LOCAL_MULTI_PROCESSING:
@@ -81,3 +85,17 @@ def _merge(programs: Union[_program.Program, Sequence[_program.Program]]) -> _pr
                 raise ValueError(f"Programs launched together share the label {label!r}; rename one.")
             merged.groups[label] = nodes
     return merged
+
+
+def _check_handles(program: _program.Program) -> None:
+    """Every handle a node receives must be of a node of the same program (or it would have no address)."""
+    nodes = program.get_all_nodes()
+    known = {id(inner) for node in nodes for inner in (node, *getattr(node, "nodes", ()))}
+    for node in nodes:
+        for value in tree.flatten(vars(node)):
+            if isinstance(value, Handle) and id(value._node) not in known:
+                raise ValueError(
+                    f"Node {node.name} receives a handle of node {value._node.name}, which is not part of program "
+                    f"{program.name!r}: add that node to this program, or launch both programs together "
+                    "(lp.launch([program_a, program_b]))."
+                )

@@ -155,16 +155,34 @@ class _LauncherControl:
         self.controller.stop()
 
 
+def _pickle(program: _program.Program) -> bytes:
+    """The program as node processes receive it; an argument that cannot be sent is named with its node."""
+    try:
+        return cloudpickle.dumps(program)
+    except Exception as error:  # Pickling raises whatever the offending object's reduction raises.
+        for node in program.get_all_nodes():
+            try:
+                cloudpickle.dumps(node)
+            except Exception as node_error:  # The same, for the node that holds it.
+                raise ValueError(
+                    f"Node {node.name}: its arguments cannot be sent to its process under local_mp "
+                    f"({type(node_error).__name__}: {node_error}). Pass picklable values and create locks, open "
+                    "files, sockets and clients inside the node (or use a threads launch type)."
+                ) from None
+        raise ValueError(f"Program {program.name!r} cannot be sent to its node processes: {error}") from None
+
+
 def launch(program: _program.Program, termination_notice_secs: float, log_dir: Optional[str]) -> _controller.Controller:
     """Starts one process per node of `program` and returns its controller."""
     _ports.assign_addresses(program)
+    job = _pickle(program)
     token = secrets.token_hex(16)
     work_dir = tempfile.mkdtemp(prefix=f"encore-{program.name}-")  # Mode 0700.
     log_dir = log_dir or tempfile.mkdtemp(prefix=f"encore-logs-{program.name}-")
     os.makedirs(log_dir, exist_ok=True)
     job_file = os.path.join(work_dir, "job.pkl")
     with open(os.open(job_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb") as f:
-        cloudpickle.dump(program, f)
+        f.write(job)
 
     control = _LauncherControl()
     control_server = _courier.CourierServer({"stop": control.stop}, port=0, token=token)

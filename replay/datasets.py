@@ -32,7 +32,7 @@ def make_dataset(
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1 (got {batch_size}).")
-    _check_table(server_address, table, get_signature_timeout_secs)
+    _check_table(server_address, table, batch_size, get_signature_timeout_secs)
     dataset = reverb.TrajectoryDataset.from_table_signature(
         server_address=server_address,
         table=table,
@@ -54,9 +54,15 @@ def make_numpy_iterator(server_address: str, table: str, batch_size: int, **kwar
     return make_dataset(server_address, table, batch_size, **kwargs).as_numpy_iterator()
 
 
-def _check_table(server_address: str, table: str, timeout_secs: float) -> None:
+def _check_table(server_address: str, table: str, batch_size: int, timeout_secs: float) -> None:
     info = server_info(reverb.Client(server_address), timeout_secs)
     check_tables(info, [table], server_address)
+    if info[table].max_times_sampled == 1 and info[table].max_size < batch_size:
+        raise ValueError(
+            f"table {table!r} holds at most {info[table].max_size} items, each sampled once, so a batch of "
+            f"{batch_size} would wait for ever: make the table's max_size at least the batch size (better, a "
+            "few batches), or sample smaller batches."
+        )
     if info[table].signature is None:
         raise ValueError(
             f"table {table!r} has no signature, so a dataset cannot know its dtypes and shapes: "

@@ -1,7 +1,9 @@
 """A Reverb server with an optional checkpoint directory that it restores from on start."""
 
 import replay._quiet_tensorflow  # noqa: F401, I001  First: TensorFlow without its CPU-only plugin noise.
+import errno
 import shutil
+import socket
 import tempfile
 from typing import Optional, Sequence
 
@@ -21,6 +23,8 @@ class ReplayServer:
         names = [table.name for table in tables]
         if not names:
             raise ValueError("ReplayServer needs at least one table (see replay.tables).")
+        if port is not None and not _port_is_free(port):
+            raise ValueError(f"port {port} is in use: pass another port, or none to have a free one picked.")
         self._owned_dir = None if checkpoint_dir else tempfile.mkdtemp(prefix="encore-replay-")
         checkpointer = reverb.checkpointers.DefaultCheckpointer(checkpoint_dir or self._owned_dir)
         try:
@@ -74,3 +78,14 @@ class ReplayServer:
     def __del__(self):
         if hasattr(self, "_stopped"):
             self.stop()
+
+
+def _port_is_free(port: int) -> bool:
+    """Whether a server can listen on `port` on every interface (as Reverb's does)."""
+    family, host = (socket.AF_INET6, "::") if socket.has_ipv6 else (socket.AF_INET, "0.0.0.0")
+    try:
+        with socket.socket(family, socket.SOCK_STREAM) as probe:
+            probe.bind((host, port))
+    except OSError as error:
+        return error.errno != errno.EADDRINUSE  # Another failure (e.g. no IPv6 here) is Reverb's to report.
+    return True

@@ -317,6 +317,10 @@ def test_bad_addresses_get_one_clear_error(capsys, tmp_path):
     (tmp_path / "program.json").write_text("{not json")
     code, _, err = _run(capsys, "info", str(tmp_path), cli=agents.inspect.main)
     assert code == 1 and "cannot read" in err and err.count("\n") == 1
+    (tmp_path / "result.json").write_text("{}")
+    code, _, err = _run(capsys, "info", str(tmp_path), cli=agents.inspect.main)
+    assert code == 1 and err.count("\n") == 1
+    assert "has finished" in err and f"python -m agents.run --resume {tmp_path}" in err
 
 
 def test_top_rates_are_deltas_between_snapshots(server):

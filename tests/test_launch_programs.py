@@ -2,6 +2,7 @@
 to `import launch as lp` and run under every launch type: real threads, processes and gRPC."""
 
 import os
+import threading
 import time
 
 import numpy as np
@@ -246,6 +247,13 @@ def test_bad_programs_get_clear_errors():
     handle = program.add_node(lp.CourierNode(Producer), label="producer")
     with pytest.raises(AttributeError, match="not a client"):
         handle.work(1)
+    elsewhere = lp.Program("elsewhere")
+    elsewhere.add_node(lp.PyNode(print, handle), label="user")
+    with pytest.raises(ValueError, match="Node user/0 receives a handle of node producer/0, which is not part of"):
+        lp.launch(elsewhere, launch_type="test_mt")
+    unpicklable = lp.make_program(lp.PyNode(print, threading.Lock()))
+    with pytest.raises(ValueError, match="Node node/0: its arguments cannot be sent .*cannot pickle '_thread.lock'"):
+        lp.launch(unpicklable, launch_type="local_mp")
 
 
 # ReverbNode -------------------------------------------------------------------------------------

@@ -212,3 +212,21 @@ def test_adder_close_unblocks_an_insert_waiting_on_the_rate_limiter():
         # Blocked in Reverb's flush (its own error), or between two adds (ours): either way the writes ended.
         assert len(errors) == 1
         assert isinstance(errors[0], replay.AdderClosedError) or "Close has been called" in str(errors[0])
+
+
+def test_a_port_in_use_is_refused_naming_the_port():
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with pytest.raises(ValueError, match=f"port {port} is in use: pass another port"):
+            replay.ReplayServer([replay.tables.queue("q", 10)], port=port)
+
+
+def test_a_queue_smaller_than_a_batch_is_refused_naming_the_fix():
+    table = replay.tables.queue("q", 10, signature=SIGNATURE)
+    with replay.ReplayServer([table]) as server:
+        with pytest.raises(ValueError, match="holds at most 10 items, each sampled once, so a batch of 16"):
+            replay.make_dataset(server.address, "q", batch_size=16)
