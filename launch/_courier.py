@@ -30,6 +30,9 @@ _CLIENT_OPTIONS = CHANNEL_OPTIONS + (
     ("grpc.max_reconnect_backoff_ms", 500),
 )
 DEFAULT_CONNECT_TIMEOUT_SECS = 120.0
+# A call to a node that died or stopped fails, naming the node, after this long; call_timeout=None waits for ever
+# (for methods that legitimately block longer).
+DEFAULT_CALL_TIMEOUT_SECS = 60.0
 _MIN_SERVER_THREADS = 16
 
 
@@ -176,7 +179,8 @@ class CourierClient:
     """Client of a CourierNode: `client.method(...)` calls it, `client.futures.method(...)` too.
 
     A call made before the server is up waits for it up to `connect_timeout` seconds, then
-    fails naming the node. `call_timeout` (None: no limit) bounds each call once connected.
+    fails naming the node. `call_timeout` bounds each call once connected (TimeoutError naming the node);
+    pass None explicitly for methods that may block longer than the default.
     """
 
     def __init__(
@@ -186,7 +190,7 @@ class CourierClient:
         label: Optional[str] = None,
         token: Optional[str] = None,
         connect_timeout: float = DEFAULT_CONNECT_TIMEOUT_SECS,
-        call_timeout: Optional[float] = None,
+        call_timeout: Optional[float] = DEFAULT_CALL_TIMEOUT_SECS,
     ):
         if token is None:
             runtime = _context.current_or_none()

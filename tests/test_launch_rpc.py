@@ -153,6 +153,23 @@ def test_close_fails_calls_still_waiting_for_the_server():
         waiting.result(20)
 
 
+def test_a_call_to_a_stopped_node_fails_within_its_deadline_naming_the_node():
+    assert lp.CourierClient.__init__.__kwdefaults__["call_timeout"] == _courier.DEFAULT_CALL_TIMEOUT_SECS
+    instance = Service()
+    server = _courier.CourierServer(_courier.exposed_methods(instance), port=0, token=TOKEN)
+    server.start()
+    client = lp.CourierClient(server.address, label="gone/0", token=TOKEN, connect_timeout=10, call_timeout=1.0)
+    try:
+        assert client.echo(1) == 1
+        server.stop()
+        with pytest.raises((TimeoutError, ConnectionError), match="node 'gone/0'"):
+            client.echo(2)
+        with pytest.raises((TimeoutError, ConnectionError), match="node 'gone/0'"):
+            client.futures.echo(3).result(20)
+    finally:
+        client.close()
+
+
 def _free_port():
     import socket
 
