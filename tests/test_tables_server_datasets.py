@@ -3,6 +3,7 @@
 import os
 import tempfile
 import threading
+import time
 
 import dm_env
 import numpy as np
@@ -230,3 +231,69 @@ def test_a_queue_smaller_than_a_batch_is_refused_naming_the_fix():
     with replay.ReplayServer([table]) as server:
         with pytest.raises(ValueError, match="holds at most 10 items, each sampled once, so a batch of 16"):
             replay.make_dataset(server.address, "q", batch_size=16)
+
+
+_SERVER_PROCESS = """
+import sys
+import replay
+from test_tables_server_datasets import SIGNATURE
+server = replay.ReplayServer([replay.tables.queue("priority_table", 100_000, signature=SIGNATURE)])
+print(server.port, flush=True)
+server.wait()
+"""
+
+
+def test_an_adder_whose_server_died_raises_naming_the_address():
+    import subprocess
+    import sys
+
+    tests = os.path.dirname(os.path.abspath(__file__))
+    server = subprocess.Popen(
+        [sys.executable, "-c", _SERVER_PROCESS],
+        stdout=subprocess.PIPE,
+        text=True,
+        env=dict(os.environ, PYTHONPATH=os.pathsep.join([tests, os.path.dirname(tests)])),
+    )
+    try:
+        port = int(server.stdout.readline())
+        adder = replay.NStepTransitionAdder(reverb.Client(f"localhost:{port}"), 1, 1.0, timeout_ms=500)
+        step = dm_env.transition(np.float32(0), np.zeros(4, np.float32), np.float32(1))
+        adder.add_first(dm_env.restart(np.zeros(4, np.float32)))
+        adder.add(np.int32(0), step)
+        adder.flush(timeout_ms=30_000)
+    finally:
+        server.kill()
+        server.communicate(timeout=30)
+    with pytest.raises(ConnectionError, match=f"no Reverb server answered at localhost:{port}"):
+        for _ in range(100):  # The first writes may still fit in the in-flight window.
+            adder.add(np.int32(0), step)
+
+
+def test_an_adder_held_by_the_rate_limiter_waits_past_its_timeout_while_the_server_answers():
+    table = replay.tables.uniform("u", 100, samples_per_insert=1.0, min_size=2, tolerance=1.0, signature=SIGNATURE)
+    with replay.ReplayServer([table]) as server:
+        client = server.client()
+        adder = replay.NStepTransitionAdder(
+            client, n_step=1, discount=1.0, priority_fns={"u": None}, max_in_flight_items=1, timeout_ms=100
+        )
+        samples = replay.make_numpy_iterator(server.address, "u", 1, rate_limiter_timeout_ms=1000)
+        errors = []
+
+        def write():
+            try:
+                adder.add_first(dm_env.restart(np.zeros(4, np.float32)))
+                for _ in range(12):
+                    adder.add(np.int32(0), dm_env.transition(np.float32(0), np.zeros(4, np.float32), np.float32(1)))
+                adder.flush(timeout_ms=30_000)
+            except Exception as error:  # Reported by the assertion below.
+                errors.append(error)
+
+        writer = threading.Thread(target=write, daemon=True)
+        writer.start()
+        wait_until(lambda: client.server_info(timeout=5)["u"].current_size >= 2, "the first inserts")
+        deadline = time.monotonic() + 60
+        while writer.is_alive() and time.monotonic() < deadline:  # Each sample lets one more insert through.
+            next(samples)
+            writer.join(timeout=0.2)
+        assert not writer.is_alive() and not errors, errors
+        assert client.server_info(timeout=5)["u"].num_episodes == 1

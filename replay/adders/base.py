@@ -15,6 +15,8 @@ from replay import specs
 from replay._server_info import check_tables, server_info
 
 DEFAULT_PRIORITY_TABLE = "priority_table"
+# How long a write waits before checking that the Reverb server is still there.
+DEFAULT_TIMEOUT_MS = 10_000
 
 PriorityFn = Callable[[Any], float]
 PriorityFnMapping = Mapping[str, Optional[PriorityFn]]
@@ -57,10 +59,14 @@ class ReverbAdder(Adder):
         max_in_flight_items: int,
         priority_fns: Optional[PriorityFnMapping] = None,
         validate_items: bool = True,
+        timeout_ms: int = DEFAULT_TIMEOUT_MS,
     ):
         if max_in_flight_items < 1:
             raise ValueError(f"max_in_flight_items must be >= 1 (got {max_in_flight_items}).")
+        if timeout_ms < 1:
+            raise ValueError(f"timeout_ms must be >= 1 (got {timeout_ms}).")
         self._client = client
+        self._timeout_ms = timeout_ms
         self._priority_fns: Dict[str, Optional[PriorityFn]] = (
             dict(priority_fns) if priority_fns else {DEFAULT_PRIORITY_TABLE: None}
         )
@@ -171,7 +177,19 @@ class ReverbAdder(Adder):
                 pass
 
     def _end_episode(self, timeout_ms: Optional[int]) -> None:
+        self._wait_for_items(0)
         self._writer.end_episode(clear_buffers=True, timeout_ms=timeout_ms)
+
+    def _wait_for_items(self, max_in_flight: int) -> None:
+        """Waits until at most `max_in_flight` items are unconfirmed, checking every `timeout_ms` that the server
+        still answers: a gone server raises ConnectionError naming its address, a rate limiter holding the
+        items back (the server answers) is waited for."""
+        while True:
+            try:
+                self._writer.flush(max_in_flight, timeout_ms=self._timeout_ms)
+                return
+            except reverb.errors.DeadlineExceededError:
+                server_info(self._client, self._timeout_ms / 1000)
 
     def _observation_row(self, observation: Any, first: bool) -> Dict[str, Any]:
         """The data that opens a row."""
@@ -187,7 +205,7 @@ class ReverbAdder(Adder):
         for table, priority_fn in self._priority_fns.items():
             priority = 1.0 if priority_fn is None else float(priority_fn(values))
             self._writer.create_item(table, priority, trajectory)
-        self._writer.flush(self._max_in_flight_items)
+        self._wait_for_items(self._max_in_flight_items)
 
     @abc.abstractmethod
     def _write(self) -> None:

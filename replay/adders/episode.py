@@ -28,6 +28,7 @@ class EpisodeAdder(base.StepsAdder):
         priority_fns: Optional[base.PriorityFnMapping] = None,
         max_in_flight_items: int = 1,
         validate_items: bool = True,
+        timeout_ms: int = base.DEFAULT_TIMEOUT_MS,
     ):
         if not isinstance(max_sequence_length, (int, np.integer)) or max_sequence_length < 2:
             raise ValueError(
@@ -40,6 +41,7 @@ class EpisodeAdder(base.StepsAdder):
             max_in_flight_items=max_in_flight_items,
             priority_fns=priority_fns,
             validate_items=validate_items,
+            timeout_ms=timeout_ms,
         )
         self._padding_fn = padding_fn
 

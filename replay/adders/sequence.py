@@ -42,6 +42,7 @@ class SequenceAdder(base.StepsAdder):
         priority_fns: Optional[base.PriorityFnMapping] = None,
         max_in_flight_items: int = 4,
         validate_items: bool = True,
+        timeout_ms: int = base.DEFAULT_TIMEOUT_MS,
     ):
         for name, value in (("sequence_length", sequence_length), ("period", period)):
             if not isinstance(value, (int, np.integer)) or value < 1:
@@ -52,6 +53,7 @@ class SequenceAdder(base.StepsAdder):
             max_in_flight_items=max_in_flight_items,
             priority_fns=priority_fns,
             validate_items=validate_items,
+            timeout_ms=timeout_ms,
         )
         self._sequence_length = int(sequence_length)
         self._period = int(period)

@@ -31,6 +31,7 @@ class NStepTransitionAdder(base.ReverbAdder):
         priority_fns: Optional[base.PriorityFnMapping] = None,
         max_in_flight_items: int = 16,
         validate_items: bool = True,
+        timeout_ms: int = base.DEFAULT_TIMEOUT_MS,
     ):
         if not isinstance(n_step, (int, np.integer)) or n_step < 1:
             raise ValueError(f"n_step must be an integer >= 1 (got {n_step!r}); 1 gives one-step transitions.")
@@ -40,6 +41,7 @@ class NStepTransitionAdder(base.ReverbAdder):
             max_in_flight_items=max_in_flight_items,
             priority_fns=priority_fns,
             validate_items=validate_items,
+            timeout_ms=timeout_ms,
         )
         self.n_step = int(n_step)
         self._discount = np.float32(discount)
