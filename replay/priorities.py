@@ -10,6 +10,9 @@ import reverb
 from replay._server_info import check_tables, server_info
 
 
+DEFAULT_CLOSE_TIMEOUT_SECS = 30.0
+
+
 class PriorityUpdater:
     """Collects (key, priority) updates and sends them to `table` with `mutate_priorities`.
 
@@ -54,14 +57,21 @@ class PriorityUpdater:
                 raise TimeoutError(f"priority updates for table {self._table!r} not sent within {timeout}s.")
             self._raise_error()
 
-    def close(self) -> None:
-        """Sends what is pending, then stops the background thread."""
+    def close(self, timeout: Optional[float] = DEFAULT_CLOSE_TIMEOUT_SECS) -> None:
+        """Sends what is pending, then stops the background thread; raises TimeoutError if that takes longer
+        than `timeout` seconds (Reverb's mutate_priorities has no deadline of its own, and a server that stopped
+        answering can hold it), leaving the thread to end on its own."""
         with self._lock:
             if self._closed:
                 return
             self._closed = True
             self._lock.notify_all()
-        self._thread.join()
+        self._thread.join(timeout)
+        if self._thread.is_alive():
+            raise TimeoutError(
+                f"priority updates for table {self._table!r} at {self._client.server_address} not sent within "
+                f"{timeout}s of close(): the server did not answer; they are dropped."
+            )
         self._raise_error()
 
     def __enter__(self) -> "PriorityUpdater":

@@ -1,6 +1,9 @@
 """Tables, rate limiters, ReplayServer checkpoints, datasets and PriorityUpdater on real Reverb servers."""
 
 import os
+import signal
+import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -243,10 +246,8 @@ server.wait()
 """
 
 
-def test_an_adder_whose_server_died_raises_naming_the_address():
-    import subprocess
-    import sys
-
+def _server_process():
+    """A Reverb server in its own process (a queue table "priority_table"), and its port."""
     tests = os.path.dirname(os.path.abspath(__file__))
     server = subprocess.Popen(
         [sys.executable, "-c", _SERVER_PROCESS],
@@ -254,8 +255,12 @@ def test_an_adder_whose_server_died_raises_naming_the_address():
         text=True,
         env=dict(os.environ, PYTHONPATH=os.pathsep.join([tests, os.path.dirname(tests)])),
     )
+    return server, int(server.stdout.readline())
+
+
+def test_an_adder_whose_server_died_raises_naming_the_address():
+    server, port = _server_process()
     try:
-        port = int(server.stdout.readline())
         adder = replay.NStepTransitionAdder(reverb.Client(f"localhost:{port}"), 1, 1.0, timeout_ms=500)
         step = dm_env.transition(np.float32(0), np.zeros(4, np.float32), np.float32(1))
         adder.add_first(dm_env.restart(np.zeros(4, np.float32)))
@@ -297,3 +302,18 @@ def test_an_adder_held_by_the_rate_limiter_waits_past_its_timeout_while_the_serv
             writer.join(timeout=0.2)
         assert not writer.is_alive() and not errors, errors
         assert client.server_info(timeout=5)["u"].num_episodes == 1
+
+
+def test_priority_updater_close_has_a_deadline_when_the_server_stops_answering():
+    server, port = _server_process()
+    try:
+        updater = replay.PriorityUpdater(reverb.Client(f"localhost:{port}"), "priority_table")
+        updater.update([1], [2.0])
+        updater.flush(timeout=30)
+        server.send_signal(signal.SIGSTOP)  # Alive but silent: mutate_priorities waits on it for ever.
+        updater.update([1], [3.0])
+        with pytest.raises(TimeoutError, match=f"at localhost:{port} not sent within 1.0s of close"):
+            updater.close(timeout=1.0)
+    finally:
+        server.kill()  # The updater's thread then fails its call and ends.
+        server.communicate(timeout=30)

@@ -19,6 +19,7 @@ from agents.experiments.evaluation import screen_then_evaluate
 _PROGRESS_SECONDS = 5.0
 _IDLE_SECONDS = 0.05
 _SAMPLE_TIMEOUT_MS = 1000  # The learner re-checks for stop this often while replay is starved.
+_CLOSE_TIMEOUT_SECS = 2.0  # For the last priority updates at stop: well inside the termination notice.
 
 
 class _NonBlockingPublisher:
@@ -65,11 +66,14 @@ def table_status(client: Any) -> Dict[str, Any]:
     """Items in all tables and how long their workers waited (ms).
 
     `waiting_for_inserts_ms`: samples held back for lack of inserts (learner starved);
-    `waiting_for_sampling_ms`: inserts held back until a learner sampled (actors throttled).
+    `waiting_for_sampling_ms`: inserts held back until a learner sampled (actors throttled);
+    `inserts` / `samples`: the completed insert and sample calls the server counts (since it started).
     """
     info = client.server_info(timeout=5)
     return {
         "replay_size": sum(int(table.current_size) for table in info.values()),
+        "inserts": sum(int(t.rate_limiter_info.insert_stats.completed) for t in info.values()),
+        "samples": sum(int(t.rate_limiter_info.sample_stats.completed) for t in info.values()),
         "waiting_for_inserts_ms": sum(int(t.table_worker_time.waiting_for_inserts_ms) for t in info.values()),
         "waiting_for_sampling_ms": sum(int(t.table_worker_time.waiting_for_sampling_ms) for t in info.values()),
     }
@@ -130,8 +134,8 @@ class LearnerNode:
             self._final_checkpoint()
             if self._priority_updater is not None:
                 try:
-                    self._priority_updater.close()
-                except RuntimeError as error:  # Replay may already be gone at shutdown.
+                    self._priority_updater.close(timeout=_CLOSE_TIMEOUT_SECS)
+                except (RuntimeError, TimeoutError) as error:  # Replay may already be gone at shutdown.
                     logging.debug("Last priority updates not sent: %s", error)
 
     def _final_checkpoint(self) -> None:
@@ -298,6 +302,8 @@ class EvaluatorNode:
                 "replay_size": status["replay_size"],
                 "replay_waiting_for_inserts_ms": status.get("waiting_for_inserts_ms"),
                 "replay_waiting_for_sampling_ms": status.get("waiting_for_sampling_ms"),
+                "replay_inserts": status.get("inserts"),
+                "replay_samples": status.get("samples"),
                 "resumed_from": status.get("resumed_from"),
                 "parameter_version": self._variable_client.version,
             },
