@@ -7,6 +7,7 @@ from agents import core
 
 AGENTS: Dict[str, str] = {
     "dqn": "agents.dqn.builder:DQNBuilder",
+    "impala": "agents.impala.builder:IMPALABuilder",
 }
 
 

@@ -1,0 +1,80 @@
+"""IMPALA actors: they sample from the policy in numpy (no TensorFlow) and record its logits."""
+
+from typing import TYPE_CHECKING, Any, Dict, Optional, Sequence, Tuple
+
+import dm_env
+import numpy as np
+
+from agents import core
+
+if TYPE_CHECKING:
+    from replay import Adder
+
+
+def numpy_policy_and_value(params: Sequence[np.ndarray], observation: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+    """ActorCriticNetwork's forward pass in numpy, for one observation or a batch: (logits, value)."""
+    hidden = np.asarray(observation, np.float32)
+    num_torso = len(params) // 2 - 2
+    for i in range(num_torso):
+        hidden = np.maximum(hidden @ params[2 * i] + params[2 * i + 1], 0.0)
+    policy_w, policy_b, value_w, value_b = params[-4:]
+    return hidden @ policy_w + policy_b, (hidden @ value_w + value_b)[..., 0]
+
+
+def extras_spec(num_actions: int) -> Dict[str, Any]:
+    """What an actor stores with each step: the behaviour policy's logits, and `valid` (True on every step the
+    actor writes; the rows the adder adds itself at an episode's end, its closing row and the zero padding, hold
+    False, so the learner can tell them from real steps)."""
+    from dm_env import specs  # pylint: disable=import-outside-toplevel
+
+    return {
+        "logits": specs.Array((num_actions,), np.float32, name="logits"),
+        "valid": specs.Array((), np.bool_, name="valid"),
+    }
+
+
+class IMPALAActor(core.Actor):
+    """Samples actions from softmax(logits) computed in numpy from the variable client's parameters (argmax when
+    `greedy`), and hands the logits it sampled from to `adder` as extras.
+
+    Before the first parameters arrive it acts uniformly at random, and records zero logits (that policy).
+    """
+
+    def __init__(
+        self,
+        num_actions: int,
+        variable_client: core.VariableClientLike,
+        adder: Optional["Adder"] = None,
+        greedy: bool = False,
+        seed: Optional[int] = None,
+    ):
+        self._num_actions = num_actions
+        self._variable_client = variable_client
+        self._adder = adder
+        self._greedy = greedy
+        self._rng = np.random.default_rng(seed)
+        self._logits = np.zeros(num_actions, np.float32)
+        self.num_steps = 0
+
+    def select_action(self, observation: np.ndarray) -> np.int64:
+        self.num_steps += 1
+        params = self._variable_client.params
+        if params is None:
+            self._logits = np.zeros(self._num_actions, np.float32)
+        else:
+            self._logits = numpy_policy_and_value(params, observation)[0].astype(np.float32)
+        if self._greedy:
+            return np.int64(np.argmax(self._logits))
+        # Gumbel-max: argmax(logits + Gumbel noise) is a sample of softmax(logits).
+        return np.int64(np.argmax(self._logits - np.log(-np.log(self._rng.random(self._num_actions)))))
+
+    def observe_first(self, timestep: dm_env.TimeStep) -> None:
+        if self._adder is not None:
+            self._adder.add_first(timestep)
+
+    def observe(self, action: Any, next_timestep: dm_env.TimeStep) -> None:
+        if self._adder is not None:
+            self._adder.add(action, next_timestep, extras={"logits": self._logits, "valid": np.bool_(True)})
+
+    def update(self, wait: bool = False) -> None:
+        self._variable_client.update(wait)

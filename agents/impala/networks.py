@@ -1,0 +1,92 @@
+"""The actor-critic network as a tf.Module; acting.numpy_policy_and_value is its numpy twin."""
+
+from replay import import_tensorflow  # noqa: F401, I001  First: TensorFlow without its CPU-only plugin noise.
+from typing import List, Optional, Sequence, Tuple
+
+import numpy as np
+import tensorflow as tf
+
+from replay import EnvironmentSpec
+
+
+class ActorCriticNetwork(tf.Module):
+    """A shared MLP torso (ReLU) feeding a policy head (one logit per action) and a value head.
+
+    `parameters` lists the variables in the order `acting.numpy_policy_and_value` understands: (w, b) per torso
+    layer, then the policy head's (w, b), then the value head's (w, b), so actors act from published numpy
+    copies. The policy head starts small (near-uniform policy), the value head at zero.
+    """
+
+    def __init__(
+        self,
+        observation_size: int,
+        num_actions: int,
+        hidden_sizes: Sequence[int] = (64, 64),
+        seed: Optional[int] = None,
+        name: str = "actor_critic",
+    ):
+        super().__init__(name=name)
+        self.observation_size = observation_size
+        self.num_actions = num_actions
+        self.hidden_sizes = tuple(hidden_sizes)
+        rng = np.random.default_rng(seed)
+        sizes = [observation_size, *self.hidden_sizes]
+        with self.name_scope:
+            self._parameters = []
+            for i, (fan_in, fan_out) in enumerate(zip(sizes[:-1], sizes[1:])):
+                limit = np.sqrt(6.0 / (fan_in + fan_out))  # Glorot uniform.
+                self._add(f"w{i}", rng.uniform(-limit, limit, (fan_in, fan_out)))
+                self._add(f"b{i}", np.zeros(fan_out))
+            limit = 0.01 * np.sqrt(6.0 / (sizes[-1] + num_actions))
+            self._add("policy_w", rng.uniform(-limit, limit, (sizes[-1], num_actions)))
+            self._add("policy_b", np.zeros(num_actions))
+            self._add("value_w", np.zeros((sizes[-1], 1)))
+            self._add("value_b", np.zeros(1))
+
+    def _add(self, name: str, value: np.ndarray) -> None:
+        self._parameters.append(tf.Variable(value.astype(np.float32), name=name))
+
+    @property
+    def parameters(self) -> List[tf.Variable]:
+        """The variables in `numpy_policy_and_value` order."""
+        return list(self._parameters)
+
+    def numpy_parameters(self) -> List[np.ndarray]:
+        return [p.numpy() for p in self._parameters]
+
+    def set_parameters(self, values: Sequence[np.ndarray]) -> None:
+        if len(values) != len(self._parameters):
+            raise ValueError(
+                f"{self.name} has {len(self._parameters)} parameter arrays, got {len(values)}: "
+                "restore parameters saved from a network of the same hidden_sizes."
+            )
+        for variable, value in zip(self._parameters, values):
+            variable.assign(value)
+
+    def __call__(self, observations: tf.Tensor) -> Tuple[tf.Tensor, tf.Tensor]:
+        """(logits [N, num_actions], values [N]) for observations of any leading shape, flattened to N."""
+        hidden = tf.reshape(tf.cast(observations, tf.float32), [-1, self.observation_size])
+        params = self._parameters
+        for i in range(len(self.hidden_sizes)):
+            hidden = tf.nn.relu(tf.matmul(hidden, params[2 * i]) + params[2 * i + 1])
+        policy_w, policy_b, value_w, value_b = params[-4:]
+        logits = tf.matmul(hidden, policy_w) + policy_b
+        values = tf.squeeze(tf.matmul(hidden, value_w) + value_b, axis=-1)
+        return logits, values
+
+
+def make_actor_critic_network(
+    environment_spec: EnvironmentSpec,
+    hidden_sizes: Sequence[int] = (64, 64),
+    seed: Optional[int] = None,
+    name: str = "actor_critic",
+) -> ActorCriticNetwork:
+    """An ActorCriticNetwork sized for a flat observation and a discrete action spec."""
+    actions = environment_spec.actions
+    if not hasattr(actions, "num_values"):
+        raise ValueError(
+            f"IMPALA needs a discrete action spec (dm_env DiscreteArray), got {actions}; "
+            "pick an environment with a Discrete action space such as CartPole-v1."
+        )
+    observation_size = int(np.prod(environment_spec.observations.shape))
+    return ActorCriticNetwork(observation_size, actions.num_values, hidden_sizes, seed, name)
