@@ -146,8 +146,8 @@ class EnvironmentLoop(Worker):
         self,
         environment: dm_env.Environment,
         actor: Actor,
-        counter: Optional[Any] = None,
-        logger: Optional[Any] = None,
+        counter: Optional[Counting] = None,
+        logger: Optional["Logger"] = None,
         should_update: bool = True,
     ):
         self._environment = environment

@@ -63,7 +63,7 @@ class VariableClient:
     fetches synchronously. `source` is a VariableServer or a client of one.
     """
 
-    def __init__(self, source: Any, update_period: int = 1):
+    def __init__(self, source: core.ParameterSource, update_period: int = 1):
         if update_period < 1:
             raise ValueError(f"update_period must be >= 1, got {update_period}.")
         self._source = source
