@@ -7,7 +7,7 @@ import sys
 import threading
 import time
 import traceback
-from typing import Callable, List, Optional, Sequence
+from typing import Callable, Dict, List, Optional, Sequence
 
 from launch import _nodes
 
@@ -32,6 +32,11 @@ class Worker:
 
     def start(self) -> None:
         raise NotImplementedError
+
+    @property
+    def pid(self) -> Optional[int]:
+        """The OS process running the node now (a new one after a restart); None before it starts."""
+        return os.getpid()  # Threads launch types: the launching process.
 
     def poll(self) -> Optional[str]:
         """None while running; '' once ended cleanly; the failure detail once failed."""
@@ -96,6 +101,11 @@ class Controller:
 
     def done(self) -> bool:
         return self._done.is_set()
+
+    def node_pids(self) -> Dict[str, Optional[int]]:
+        """{node name: pid of the process running it now}; a restarted node has a new pid (local_mp), so callers
+        can find and signal one node."""
+        return {worker.node.name: worker.pid for worker in self._workers}
 
     def wait(self, timeout: Optional[float] = None) -> bool:
         """Blocks until the program ends: True then, False if `timeout` passed first.

@@ -2,7 +2,6 @@
 
 import os
 import secrets
-import shutil
 import signal
 import sys
 import tempfile
@@ -18,7 +17,10 @@ _print_lock = threading.Lock()
 
 
 class _NodeProcess:
-    """A node's OS process, with its stdout and stderr as pipes and stdin from /dev/null.
+    """A node's OS process, with its stdout and stderr as pipes and `job` on its stdin.
+
+    The job goes through a pipe rather than a file so that nothing is left on disk when the launcher is
+    killed (a file in a temporary directory would outlive a SIGKILL).
 
     What `subprocess.Popen(..., process_group=0)` gives on Python 3.11, on 3.9 and 3.10 too: a
     process group of its own, so Ctrl-C in the terminal reaches only the launcher, which stops the
@@ -26,10 +28,10 @@ class _NodeProcess:
     forks, and gRPC's fork handlers then abort the child while the launcher's gRPC threads are busy.
     """
 
-    def __init__(self, command: List[str], env: dict):
+    def __init__(self, command: List[str], env: dict, job: bytes):
+        job_read, job_write = os.pipe()
         out_read, out_write = os.pipe()
         err_read, err_write = os.pipe()
-        devnull = os.open(os.devnull, os.O_RDONLY)
         try:
             self.pid = os.posix_spawn(
                 command[0],
@@ -38,18 +40,20 @@ class _NodeProcess:
                 setpgroup=0,
                 setsigdef=(signal.SIGPIPE, signal.SIGXFSZ),  # As Popen(restore_signals=True).
                 file_actions=[
-                    (os.POSIX_SPAWN_DUP2, devnull, 0),
+                    (os.POSIX_SPAWN_DUP2, job_read, 0),
                     (os.POSIX_SPAWN_DUP2, out_write, 1),
                     (os.POSIX_SPAWN_DUP2, err_write, 2),
                 ],
             )
         except BaseException:
-            os.close(out_read)
-            os.close(err_read)
+            for fd in (job_write, out_read, err_read):
+                os.close(fd)
             raise
         finally:
-            for fd in (out_write, err_write, devnull):
+            for fd in (job_read, out_write, err_write):
                 os.close(fd)
+        # Written from a thread: a job larger than the pipe's buffer blocks until the node reads it.
+        threading.Thread(target=_send, args=(job_write, job), name=f"job:{self.pid}", daemon=True).start()
         self.stdout = open(out_read, "rb")
         self.stderr = open(err_read, "rb")
         self.returncode: Optional[int] = None  # As Popen's: -N when killed by signal N.
@@ -72,12 +76,21 @@ class _NodeProcess:
             os.kill(self.pid, signum)
 
 
+def _send(fd: int, data: bytes) -> None:
+    with open(fd, "wb") as pipe:
+        try:
+            pipe.write(data)
+        except BrokenPipeError:
+            pass  # The node died before reading its job; poll() reports how.
+
+
 class _ProcessWorker(_controller.Worker):
-    def __init__(self, node: _nodes.Node, job_file: str, work_dir: str, log_dir: str, env: dict):
+    def __init__(self, node: _nodes.Node, job: bytes, log_dir: str, env: dict):
         super().__init__(node)
         slug = node.name.replace("/", "_")
-        self._job_file = job_file
-        self._error_file = os.path.join(work_dir, f"{slug}.error")
+        self._job = job
+        # Next to the node's log, not in a temporary directory: nothing is left behind when the launcher is killed.
+        self._error_file = os.path.join(log_dir, f"{slug}.error")
         self._log_path = os.path.join(log_dir, f"{slug}.log")
         self._env = env
         self._process: Optional[_NodeProcess] = None
@@ -86,9 +99,9 @@ class _ProcessWorker(_controller.Worker):
     def start(self) -> None:
         if os.path.exists(self._error_file):
             os.remove(self._error_file)
-        command = [sys.executable, "-m", "launch._process_entry", self._job_file, self.node.name, self._error_file]
+        command = [sys.executable, "-m", "launch._process_entry", self.node.name, self._error_file]
         # Nodes die with the launcher, even when it is killed: see launch._process_entry.
-        self._process = _NodeProcess(command, self._env)
+        self._process = _NodeProcess(command, self._env, self._job)
         self._readers = [
             threading.Thread(
                 target=_copy_lines,
@@ -103,6 +116,10 @@ class _ProcessWorker(_controller.Worker):
         ]
         for reader in self._readers:
             reader.start()
+
+    @property
+    def pid(self) -> Optional[int]:
+        return None if self._process is None else self._process.pid
 
     def poll(self) -> Optional[str]:
         code = self._process.poll()
@@ -177,22 +194,17 @@ def launch(program: _program.Program, termination_notice_secs: float, log_dir: O
     _ports.assign_addresses(program)
     job = _pickle(program)
     token = secrets.token_hex(16)
-    work_dir = tempfile.mkdtemp(prefix=f"encore-{program.name}-")  # Mode 0700.
     log_dir = log_dir or tempfile.mkdtemp(prefix=f"encore-logs-{program.name}-")
     os.makedirs(log_dir, exist_ok=True)
-    job_file = os.path.join(work_dir, "job.pkl")
-    with open(os.open(job_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb") as f:
-        f.write(job)
 
     control = _LauncherControl()
     control_server = _courier.CourierServer({"stop": control.stop}, port=0, token=token)
     control_server.start()
     env = _child_env(token, control_server.address)
-    workers = [_ProcessWorker(node, job_file, work_dir, log_dir, env) for node in program.get_all_nodes()]
+    workers = [_ProcessWorker(node, job, log_dir, env) for node in program.get_all_nodes()]
 
     def on_end() -> None:
         control_server.stop(grace=0)
-        shutil.rmtree(work_dir, ignore_errors=True)
 
     # The launching process is a client of its program too: handle.dereference() works there.
     runtime = _context.Runtime(token, request_stop=lambda: controller.stop())

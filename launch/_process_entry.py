@@ -1,4 +1,5 @@
-"""Entry point of one local_mp node process: `python -m launch._process_entry JOB NODE`."""
+"""Entry point of one local_mp node process: `python -m launch._process_entry NODE ERROR_FILE`, the pickled
+program on stdin."""
 
 import ctypes
 import os
@@ -52,7 +53,7 @@ def _request_stop(control_address: str, token: str, runtime: _context.Runtime) -
         client.close()
 
 
-def _run_node(job_file: str, node_name: str, error_file: str) -> int:
+def _run_node(node_name: str, error_file: str) -> int:
     launcher_pid = int(os.environ["ENCORE_LAUNCHER_PID"])
     threading.Thread(target=_watch_launcher, args=(launcher_pid,), daemon=True).start()
     token = os.environ.pop("ENCORE_LAUNCH_TOKEN")
@@ -68,8 +69,7 @@ def _run_node(job_file: str, node_name: str, error_file: str) -> int:
 
     def main() -> None:
         try:
-            with open(job_file, "rb") as f:  # Written by our launcher, readable by this user only.
-                program = cloudpickle.load(f)
+            program = cloudpickle.loads(sys.stdin.buffer.read())  # Our launcher writes it, then closes the pipe.
             node = next(n for n in program.get_all_nodes() if n.name == node_name)
             node.run()
         except BaseException:
@@ -90,8 +90,8 @@ def _run_node(job_file: str, node_name: str, error_file: str) -> int:
 
 
 def _main(argv) -> None:
-    job_file, node_name, error_file = argv[1:4]
-    code = _run_node(job_file, node_name, error_file)
+    node_name, error_file = argv[1:3]
+    code = _run_node(node_name, error_file)
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(code)  # Threads the node left behind must not keep the process alive.
@@ -100,5 +100,5 @@ def _main(argv) -> None:
 if __name__ == "__main__":
     # Parses the launcher's absl flags (those known here) like Launchpad's process entry.
     launcher_flags = os.environ.get("ENCORE_LAUNCH_FLAGS", "").split("\n")
-    argv = [sys.argv[0], *sys.argv[1:4]] + [f for f in launcher_flags if f]
+    argv = [sys.argv[0], *sys.argv[1:3]] + [f for f in launcher_flags if f]
     app.run(_main, argv=argv, flags_parser=lambda a: flags.FLAGS(a, known_only=True))
