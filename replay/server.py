@@ -2,9 +2,11 @@
 
 import replay._quiet_tensorflow  # noqa: F401, I001  First: TensorFlow without its CPU-only plugin noise.
 import errno
+import os
 import shutil
 import socket
 import tempfile
+import uuid
 from typing import Optional, Sequence
 
 import reverb
@@ -14,7 +16,8 @@ class ReplayServer:
     """Serves Reverb tables on `port` (picked when None).
 
     With `checkpoint_dir`, `checkpoint()` writes there and a new server on the same directory starts from
-    the latest checkpoint. Without it, checkpoints go to a private temporary directory removed on `stop()`.
+    the latest checkpoint. Without it, checkpoints go to a private temporary directory removed on `stop()`; that
+    directory only exists once a checkpoint is written, so a server killed before (e.g. by SIGKILL) leaves none.
     """
 
     def __init__(
@@ -25,7 +28,10 @@ class ReplayServer:
             raise ValueError("ReplayServer needs at least one table (see replay.tables).")
         if port is not None and not _port_is_free(port):
             raise ValueError(f"port {port} is in use: pass another port, or none to have a free one picked.")
-        self._owned_dir = None if checkpoint_dir else tempfile.mkdtemp(prefix="encore-replay-")
+        # A path only: Reverb creates the directory when it writes the first checkpoint.
+        self._owned_dir = (
+            None if checkpoint_dir else os.path.join(tempfile.gettempdir(), f"encore-replay-{uuid.uuid4().hex}")
+        )
         checkpointer = reverb.checkpointers.DefaultCheckpointer(checkpoint_dir or self._owned_dir)
         try:
             self._server = reverb.Server(list(tables), port=port, checkpointer=checkpointer)
@@ -81,10 +87,15 @@ class ReplayServer:
 
 
 def _port_is_free(port: int) -> bool:
-    """Whether a server can listen on `port` on every interface (as Reverb's does)."""
+    """Whether a server can listen on `port` on every interface (as Reverb's does).
+
+    SO_REUSEADDR, as gRPC sets it: connections of a killed server that linger in TIME_WAIT do not make the port
+    busy for its restart on the same address, while a server still listening there does.
+    """
     family, host = (socket.AF_INET6, "::") if socket.has_ipv6 else (socket.AF_INET, "0.0.0.0")
     try:
         with socket.socket(family, socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             probe.bind((host, port))
     except OSError as error:
         return error.errno != errno.EADDRINUSE  # Another failure (e.g. no IPv6 here) is Reverb's to report.
