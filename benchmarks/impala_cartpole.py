@@ -67,11 +67,13 @@ def queue_and_frames(measurement: Dict) -> Dict[str, Optional[float]]:
 def learner_trace_and_capacity(num_steps: int = 200) -> Dict[str, float]:
     """Seconds of the learner's first step (tf.function trace) and its frames/s on batches in memory."""
     sys.path.insert(0, REPO)
+    import replay  # pylint: disable=import-outside-toplevel
+
+    replay.import_tensorflow()  # First: TensorFlow without its CPU-only plugin noise.
     import numpy as np  # pylint: disable=import-outside-toplevel
     import reverb  # pylint: disable=import-outside-toplevel
     import tensorflow as tf  # pylint: disable=import-outside-toplevel
 
-    import replay  # pylint: disable=import-outside-toplevel
     from agents import envs  # pylint: disable=import-outside-toplevel
     from agents.impala import IMPALABuilder, extras_spec  # pylint: disable=import-outside-toplevel
 
