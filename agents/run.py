@@ -14,6 +14,7 @@ _START_TIME = time.time()  # Before the heavy imports: wall time counts them.
 import argparse  # noqa: E402
 import dataclasses  # noqa: E402
 import os  # noqa: E402
+import signal  # noqa: E402
 import sys  # noqa: E402
 from typing import Any, Dict, List, Optional  # noqa: E402
 
@@ -36,6 +37,7 @@ _RUN_FLAGS = (
     "max_actor_steps",
     "eval_episodes",
     "checkpoint_seconds",
+    "max_restarts",
     "verbose",
 )
 _DEFAULTS = {
@@ -49,6 +51,7 @@ _DEFAULTS = {
     "max_actor_steps": None,
     "eval_episodes": 10,
     "checkpoint_seconds": 60.0,
+    "max_restarts": 3,
     "verbose": False,
 }
 
@@ -74,6 +77,11 @@ def make_parser(prog: str = "python -m agents.run") -> argparse.ArgumentParser:
     parser.add_argument("--eval_episodes", type=int, help="greedy episodes per evaluation (default 10)")
     parser.add_argument(
         "--checkpoint_seconds", type=float, help="learner, counter and replay checkpoint period (default 60)"
+    )
+    parser.add_argument(
+        "--max_restarts",
+        type=int,
+        help="times each node is restarted after it fails or is killed, from its last checkpoint (default 3)",
     )
     parser.add_argument(
         "--config",
@@ -118,6 +126,7 @@ def prepare(argv: Optional[List[str]] = None, config: Any = None, start_time: Op
             max_actor_steps=flags["max_actor_steps"],
             eval_episodes=flags["eval_episodes"],
             checkpoint_seconds=flags["checkpoint_seconds"],
+            max_restarts=flags["max_restarts"],
             start_time=_START_TIME if start_time is None else start_time,
             verbose=flags["verbose"],
         )
@@ -147,7 +156,7 @@ def main(argv: Optional[List[str]] = None, config: Any = None, start_time: Optio
         launch_type=flags["launch_type"],
         single_process=flags["single_process"],
     )
-    status = "solved" if result["solved"] else "not solved"
+    status = {"solved": "solved", "user": "stopped"}.get(result.get("stopped_by"), "not solved")
     eval_return = result["eval_return"]
     resumed = f" (resumed from {result['resumed_from']})" if result.get("resumed_from") else ""
     print(
@@ -156,6 +165,8 @@ def main(argv: Optional[List[str]] = None, config: Any = None, start_time: Optio
         f"{result['actor_steps']:,} actor steps, {result['learner_steps']:,} learner steps. "
         f"Plot: {os.path.join(run_dir, 'learning_curve.png')}"
     )
+    if result.get("stopped_by") == "user":
+        print(f"Continue it with: python -m agents.run --resume {run_dir}")
     return result
 
 
@@ -195,4 +206,10 @@ def _or_usage_error(fn, *args):
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    try:
+        stopped_by = main(sys.argv[1:]).get("stopped_by")
+    except KeyboardInterrupt:  # Ctrl-C before the program's nodes started (or in a single-process run).
+        print("interrupted", file=sys.stderr)
+        stopped_by = "user"
+    if stopped_by == "user":
+        raise SystemExit(128 + signal.SIGINT)  # As a shell reports a command ended by Ctrl-C.

@@ -20,6 +20,7 @@ _EXPORTS = {
     "make_numpy_iterator": "datasets",
     "PriorityUpdater": "priorities",
     "ReplayServer": "server",
+    "server_info": "_server_info",
     "import_tensorflow": "_quiet_tensorflow",
     "EnvironmentSpec": "specs",
     "Step": "specs",

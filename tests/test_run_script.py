@@ -15,6 +15,7 @@ from conftest import wait_until
 
 from agents import run, utils
 from agents.dqn import DQNConfig
+from agents.experiments.distributed import counter_checkpoint_path
 from agents.experiments.overrides import parse_overrides
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -71,19 +72,20 @@ def test_bad_runs_are_refused_in_one_line_before_anything_starts(capsys, tmp_pat
 
 
 def _checkpoint(run_dir):
-    """(path, learner steps, counts, online network parameters) of the run's latest learner checkpoint."""
+    """(path, learner steps, counts, online network parameters) of the run's latest learner checkpoint; the counts
+    come from the counter node's own checkpoint in a distributed run, from the learner's in a single process."""
     path = tf.train.latest_checkpoint(os.path.join(run_dir, "checkpoints"))
     if path is None:
         return None
     reader = tf.train.load_checkpoint(path)
-    state = reader.get_tensor("counter/state/.ATTRIBUTES/VARIABLE_VALUE")
+    counter_path = counter_checkpoint_path(run_dir)
+    if os.path.exists(counter_path):
+        counts = utils.read_json(counter_path)["counts"]
+    else:
+        state = reader.get_tensor("counter/state/.ATTRIBUTES/VARIABLE_VALUE")
+        counts = json.loads(state)["counts"] if state else {}
     parameters = [reader.get_tensor(f"network/_parameters/{i}/.ATTRIBUTES/VARIABLE_VALUE") for i in range(6)]
-    return (
-        path,
-        int(reader.get_tensor("num_steps/.ATTRIBUTES/VARIABLE_VALUE")),
-        json.loads(state)["counts"] if state else {},
-        parameters,
-    )
+    return path, int(reader.get_tensor("num_steps/.ATTRIBUTES/VARIABLE_VALUE")), counts, parameters
 
 
 @pytest.mark.timeout(240)

@@ -20,6 +20,8 @@ class ExperimentConfig:
     the values `agents.envs` knows for `env_name`. Budgets: `max_seconds` counts from `start_time`,
     `max_actor_steps` counts every actor step of the run (a resumed run continues the count).
     `checkpoint_seconds` is the period of the learner, counter and replay checkpoints: what a crash loses.
+    `max_restarts`: how many times each node of the distributed program is started again after it fails or is
+    killed (it keeps its address and restores its latest checkpoint).
     """
 
     builder: core.Builder
@@ -33,6 +35,7 @@ class ExperimentConfig:
     solved_return: Optional[float] = None
     max_return: Optional[float] = None
     checkpoint_seconds: float = 60.0
+    max_restarts: int = 3
     start_time: float = dataclasses.field(default_factory=time.time)
     verbose: bool = False
 
@@ -50,6 +53,8 @@ class ExperimentConfig:
             problems.append(f"eval_episodes must be >= 1 (got {self.eval_episodes})")
         if not self.checkpoint_seconds > 0:
             problems.append(f"checkpoint_seconds must be > 0 (got {self.checkpoint_seconds})")
+        if self.max_restarts < 0:
+            problems.append(f"max_restarts must be >= 0 (got {self.max_restarts})")
         if problems:
             raise ValueError("ExperimentConfig: " + "; ".join(problems) + ".")
 

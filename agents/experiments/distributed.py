@@ -8,10 +8,12 @@ import launch as lp
 import replay
 from agents import utils
 from agents.experiments.config import ExperimentConfig
-from agents.experiments.nodes import ActorNode, EvaluatorNode, LearnerNode
+from agents.experiments.nodes import ActorNode, CounterNode, EvaluatorNode, LearnerNode
 
 # Calls to a node that has stopped fail after this long instead of waiting for it forever.
 _CALL_TIMEOUT = {"call_timeout": 3.0}
+# How soon program.json shows the pid of a restarted node.
+_PIDS_POLL_SECONDS = 0.2
 
 
 def _replay_tables(experiment: ExperimentConfig) -> List[Any]:
@@ -26,13 +28,15 @@ def _replay_checkpoint_dir(experiment: ExperimentConfig) -> str:
 def make_distributed_program(experiment: ExperimentConfig, num_actors: int) -> lp.Program:
     """An lp.Program with nodes replay, counter, variable_server, learner, actor (xN), evaluator.
 
-    Replay restores its latest checkpoint in run_dir/replay and the learner (with the counter) its latest in
-    run_dir/checkpoints, so a program made for a run directory that holds them continues that run.
+    Replay restores its latest checkpoint in run_dir/replay, the learner its latest in run_dir/checkpoints and
+    the counter run_dir/checkpoints/counter.json, so a program made for a run directory that holds them continues
+    that run, and a node restarted after a crash (each node gets `experiment.max_restarts`) continues from them.
     """
     if num_actors < 1:
         raise ValueError(f"num_actors must be >= 1 (got {num_actors}).")
     program = lp.Program(experiment.builder.name)
-    replay_handle = program.add_node(
+    add = functools.partial(program.add_node, max_restarts=experiment.max_restarts)
+    replay_handle = add(
         lp.ReverbNode(
             functools.partial(_replay_tables, experiment),
             checkpoint_ctor=functools.partial(_replay_checkpoint_dir, experiment),
@@ -40,44 +44,80 @@ def make_distributed_program(experiment: ExperimentConfig, num_actors: int) -> l
         ),
         label="replay",
     )
-    counter = program.add_node(lp.CourierNode(utils.Counter, courier_client_kwargs=_CALL_TIMEOUT), label="counter")
-    variable_server = program.add_node(
+    counter = add(
+        lp.CourierNode(
+            CounterNode,
+            counter_checkpoint_path(experiment.run_dir),
+            experiment.checkpoint_seconds,
+            courier_client_kwargs=_CALL_TIMEOUT,
+        ),
+        label="counter",
+    )
+    variable_server = add(
         lp.CourierNode(utils.VariableServer, courier_client_kwargs=_CALL_TIMEOUT), label="variable_server"
     )
-    learner = program.add_node(
+    learner = add(
         lp.CourierNode(
             LearnerNode, experiment, replay_handle, variable_server, counter, courier_client_kwargs=_CALL_TIMEOUT
         ),
         label="learner",
     )
-    with program.group("actor"):
-        for actor_id in range(num_actors):
-            program.add_node(
-                lp.CourierNode(ActorNode, experiment, actor_id, num_actors, replay_handle, variable_server, counter)
-            )
-    program.add_node(lp.CourierNode(EvaluatorNode, experiment, variable_server, counter, learner), label="evaluator")
+    for actor_id in range(num_actors):
+        add(
+            lp.CourierNode(ActorNode, experiment, actor_id, num_actors, replay_handle, variable_server, counter),
+            label="actor",
+        )
+    add(lp.CourierNode(EvaluatorNode, experiment, variable_server, counter, learner), label="evaluator")
     return program
 
 
+def counter_checkpoint_path(run_dir: str) -> str:
+    """Where the counter node of a run keeps its counts."""
+    return os.path.join(run_dir, "checkpoints", "counter.json")
+
+
 def run_distributed(experiment: ExperimentConfig, num_actors: int = 2, launch_type: str = "local_mp") -> Dict[str, Any]:
-    """Launches the program, waits for it to stop itself, and returns result.json's contents."""
+    """Launches the program, waits for it to stop itself, and returns result.json's contents.
+
+    run_dir/program.json lists every node with the pid of its process, rewritten when a node is restarted.
+    """
     if launch_type != "local_mp":
         # Nodes are threads of this process: import TensorFlow once here rather than from several node
         # threads at the same time, which can deadlock.
         replay.import_tensorflow()
     program = make_distributed_program(experiment, num_actors)
     log_dir = os.path.join(experiment.run_dir, "node_logs")
+    os.makedirs(os.path.dirname(counter_checkpoint_path(experiment.run_dir)), exist_ok=True)
     controller = lp.launch(program, launch_type=launch_type, log_dir=log_dir, termination_notice_secs=5)
-    utils.write_program_json(
-        experiment.run_dir,
-        program.name,
-        launch_type,
-        program.groups["replay"][0].address,
-        [(node.label, node.index, node.address) for node in program.get_all_nodes()],
-        node_logs=log_dir,
-    )
-    controller.wait()
+    nodes = {node.name: node for node in program.get_all_nodes()}
+    written_pids = None
+    try:
+        while True:
+            pids = controller.node_pids()
+            if pids != written_pids:
+                utils.write_program_json(
+                    experiment.run_dir,
+                    program.name,
+                    launch_type,
+                    program.groups["replay"][0].address,
+                    [(node.label, node.index, node.address, pids[name]) for name, node in nodes.items()],
+                    node_logs=log_dir,
+                )
+                written_pids = pids
+            if controller.wait(timeout=_PIDS_POLL_SECONDS):
+                break
+    except lp.NodeError as error:
+        _record_failure(experiment.run_dir, error)
+        raise
     result_path = os.path.join(experiment.run_dir, "result.json")
     if not os.path.exists(result_path):
         raise RuntimeError(f"The program ended without writing {result_path}; see the node logs in {log_dir}.")
     return utils.read_json(result_path)
+
+
+def _record_failure(run_dir: str, error: lp.NodeError) -> None:
+    """A node failed for good (restarts spent): result.json, if the evaluator wrote one at the stop that followed,
+    says so instead of "user"."""
+    result_path = os.path.join(run_dir, "result.json")
+    if os.path.exists(result_path):
+        utils.write_json(result_path, {**utils.read_json(result_path), "stopped_by": f"failure of {error.node_name}"})

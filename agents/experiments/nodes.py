@@ -4,11 +4,12 @@ Every node process unpickles the whole program, so this module imports only ligh
 Reverb are imported by the nodes (and builder methods) that need them.
 """
 
+import concurrent.futures
 import logging
 import os
 import threading
 import time
-from typing import Any, Dict, Mapping, Optional
+from typing import Any, Callable, Dict, Optional
 
 import launch as lp
 import replay
@@ -20,46 +21,59 @@ _PROGRESS_SECONDS = 5.0
 _IDLE_SECONDS = 0.05
 _SAMPLE_TIMEOUT_MS = 1000  # The learner re-checks for stop this often while replay is starved.
 _CLOSE_TIMEOUT_SECS = 2.0  # For the last priority updates at stop: well inside the termination notice.
+_RETRY_SECONDS = 0.5  # Between calls to a node that did not answer.
+_FINAL_CALL_SECONDS = 1.0  # For the last counts and learner status once the program is stopping.
+
+
+# What a call to a node that is down or restarting raises (courier clients rebuild remote errors with their type).
+_NODE_DOWN_ERRORS = (ConnectionError, TimeoutError, lp.RemoteError)
 
 
 class _NonBlockingPublisher:
-    """Publishes to a remote VariableServer with at most one call in flight; skips while busy."""
+    """Publishes to a remote VariableServer with at most one call in flight; skips while busy.
+
+    A failed publication is logged (once until one succeeds again) and the learner goes on: the variable server
+    may be restarting, or, after the learner itself restarted from a checkpoint, still hold a newer version than
+    the restored step count (refused until the learner passes it).
+    """
 
     def __init__(self, variable_server: Any):
         self._variable_server = variable_server
         self._in_flight = None
+        self._failing = False
 
     def publish(self, params: Any, version: int) -> None:
         if self._in_flight is not None:
             if not self._in_flight.done():
                 return  # A newer publication follows soon; never wait on the network.
-            self._in_flight.result()  # Surfaces a failed publication.
+            error = self._in_flight.exception()
+            if error is not None and not self._failing:
+                # The first line says why; the rest is the remote traceback of an expected refusal.
+                reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+                logging.warning("Publishing parameters failed (retrying with the next ones): %s", reason)
+            elif error is None and self._failing:
+                logging.warning("Publishing parameters works again.")
+            self._failing = error is not None
         self._in_flight = self._variable_server.futures.publish(params, version)
 
 
-class _RemoteSaveable(core.Saveable):
-    """Checkpoints a remote Saveable (the counter node) through its RPCs.
+class CounterNode(utils.Counter):
+    """The program's counter, checkpointed to `path` (JSON) every `period_seconds`, at stop, and restored from it
+    when the node starts, so a restarted counter node continues from its last checkpoint and a resumed run from
+    where it stopped."""
 
-    If the node does not answer within `timeout` seconds (it may have stopped first at shutdown), the last
-    state it did return is saved (None if none).
-    """
+    def __init__(self, path: str, period_seconds: float):
+        super().__init__()
+        self._path = path
+        self._period_seconds = period_seconds
+        if os.path.exists(path):
+            self.restore(utils.read_json(path))
 
-    def __init__(self, client: Any, timeout: float = 1.0):
-        self._client = client
-        self._timeout = timeout
-        self._last_state = None
-
-    def save(self):
-        try:
-            self._last_state = self._client.futures.save().result(timeout=self._timeout)
-        except Exception as error:  # pylint: disable=broad-except  # Any failure of the remote call.
-            # Expected at shutdown, when the counter may stop first; worth a warning while the program runs.
-            log = logging.debug if lp.stop_event().is_set() else logging.warning
-            log("Counter state not refreshed for the checkpoint (%s: %s)", type(error).__name__, error)
-        return self._last_state
-
-    def restore(self, state) -> None:
-        self._client.restore(state)
+    def run(self) -> None:
+        stop = lp.stop_event()
+        while not stop.wait(self._period_seconds):
+            utils.write_json(self._path, self.save())
+        utils.write_json(self._path, self.save())
 
 
 def table_status(client: Any) -> Dict[str, Any]:
@@ -69,7 +83,7 @@ def table_status(client: Any) -> Dict[str, Any]:
     `waiting_for_sampling_ms`: inserts held back until a learner sampled (actors throttled);
     `inserts` / `samples`: the completed insert and sample calls the server counts (since it started).
     """
-    info = client.server_info(timeout=5)
+    info = replay.server_info(client, timeout_secs=5)  # ConnectionError naming the address if replay is down.
     return {
         "replay_size": sum(int(table.current_size) for table in info.values()),
         "inserts": sum(int(t.rate_limiter_info.insert_stats.completed) for t in info.values()),
@@ -80,7 +94,7 @@ def table_status(client: Any) -> Dict[str, Any]:
 
 
 class LearnerNode:
-    """Runs the builder's learner until the program stops; checkpoints it and the counter."""
+    """Runs the builder's learner until the program stops; checkpoints it (the counter node checkpoints itself)."""
 
     def __init__(self, experiment: ExperimentConfig, replay_client: Any, variable_server: Any, counter: Any):
         builder = experiment.builder
@@ -106,7 +120,7 @@ class LearnerNode:
             ),
         )
         self._checkpointer = utils.Checkpointer(
-            {**self._learner.checkpoint_objects, "counter": _RemoteSaveable(counter)},
+            self._learner.checkpoint_objects,
             os.path.join(experiment.run_dir, "checkpoints"),
             time_delta_minutes=experiment.checkpoint_seconds / 60,
         )
@@ -172,8 +186,37 @@ class _WithFields(utils.Logger):
         self._logger.close()
 
 
+class _RenewableAdder:
+    """The builder's adder, replaceable by a new one (`renew()`) when replay stopped answering."""
+
+    def __init__(self, make_adder: Callable[[], Any]):
+        self._make_adder = make_adder
+        self._adder = make_adder()
+
+    def add_first(self, *args, **kwargs) -> None:
+        self._adder.add_first(*args, **kwargs)
+
+    def add(self, *args, **kwargs) -> None:
+        self._adder.add(*args, **kwargs)
+
+    def reset(self, *args, **kwargs) -> None:
+        self._adder.reset(*args, **kwargs)
+
+    def renew(self) -> None:
+        """Drops the current adder (and what it had not sent) for a new one; the next write starts an episode."""
+        old, self._adder = self._adder, self._make_adder()
+        old.close()
+
+    def close(self) -> None:
+        self._adder.close()
+
+
 class ActorNode:
-    """One of `num_actors` actors the builder makes, writing to replay through the builder's adder."""
+    """One of `num_actors` actors the builder makes, writing to replay through the builder's adder.
+
+    If replay stops answering (killed, restarting), the adder raises ConnectionError after its timeout: the
+    actor drops the episode in progress and starts a new one with a new adder.
+    """
 
     def __init__(
         self,
@@ -188,7 +231,7 @@ class ActorNode:
         self._environment = experiment.make_environment(experiment.seed + 1000 * (actor_id + 1))
         spec = replay.make_environment_spec(self._environment)
         self._variable_client = utils.VariableClient(variable_server, builder.variable_update_period())
-        self._adder = builder.make_adder(replay_client)
+        self._adder = _RenewableAdder(lambda: builder.make_adder(replay_client))
         settings = core.ActorSettings(actor_id=actor_id, num_actors=num_actors, seed=experiment.seed + actor_id)
         self._actor = builder.make_actor(spec, self._variable_client, self._adder, settings)
         self._counter = utils.Counter(counter, prefix="actor", time_delta=0.25)
@@ -207,10 +250,17 @@ class ActorNode:
         lp.register_stop_handler(self._adder.close)
         loop = core.EnvironmentLoop(self._environment, self._actor, self._counter, self._logger)
         try:
-            loop.run(should_stop=stop.is_set)
-        except RuntimeError:
-            if not stop.is_set():
-                raise  # Writes fail once the adder is closed at stop; anything else is a real error.
+            while not stop.is_set():
+                try:
+                    loop.run(should_stop=stop.is_set)
+                except ConnectionError as error:
+                    if stop.is_set():
+                        break
+                    logging.warning("Replay did not answer; starting a new episode with a new adder: %s", error)
+                    self._adder.renew()
+                except RuntimeError:
+                    if not stop.is_set():
+                        raise  # Writes fail once the adder is closed at stop; anything else is a real error.
         finally:
             self._variable_client.close()
             self._logger.close()
@@ -219,7 +269,9 @@ class ActorNode:
 class EvaluatorNode:
     """Evaluates each new parameter version greedily; stops the program when solved or out of budget.
 
-    Writes run_dir/result.json and prints the progress line every few seconds.
+    Writes run_dir/result.json, with `stopped_by` "solved", "budget" or "user" (the program was stopped from
+    outside, e.g. by Ctrl-C), and prints the progress line every few seconds. A node it calls that is down (e.g.
+    restarting) is retried rather than fatal.
     """
 
     def __init__(self, experiment: ExperimentConfig, variable_server: Any, counter: Any, learner: Any):
@@ -237,64 +289,93 @@ class EvaluatorNode:
         )
         self._progress = utils.ProgressLine(experiment.start_time)
         self._eval_return: Optional[float] = None
+        self._evaluated_version = -1
+        self._last_progress = time.monotonic()
+        # The latest answers of the counter and the learner, for result.json when they no longer answer.
+        self._counts: Dict[str, Any] = {}
+        self._status: Dict[str, Any] = {"learner_steps": 0, "replay_size": None}
 
     def run(self) -> None:
         stop = lp.stop_event()
-        evaluated_version = -1
-        last_progress = time.monotonic()
-        status: Dict[str, Any] = {"learner_steps": 0, "replay_size": None}
-        experiment = self._experiment
+        stopped_by = None
+        failing = False
         try:
-            while not stop.is_set():
-                self._variable_client.update(wait=True)
-                counts = self._counter.get_counts()
-                version = self._variable_client.version
-                solved = False
-                if version > max(evaluated_version, 0):
-                    evaluated_version = version
-                    screen_return, mean_return, solved = screen_then_evaluate(
-                        self._environment,
-                        self._actor,
-                        experiment.eval_episodes,
-                        experiment.solved_return,
-                        experiment.max_return,
-                    )
-                    if mean_return is not None:
-                        self._eval_return = mean_return
-                    self._logger.write(
-                        {
-                            "actor_steps": counts.get("actor_steps", 0),
-                            "learner_steps": counts.get("learner_steps", 0),
-                            "parameter_version": version,
-                            "screen_return": screen_return,
-                            "eval_return": float("nan") if mean_return is None else mean_return,
-                        }
-                    )
+            while stopped_by is None and not stop.is_set():
+                try:
+                    stopped_by = self._round()
+                except _NODE_DOWN_ERRORS as error:
+                    if not failing:
+                        logging.warning("A node did not answer the evaluator (retrying): %s", error)
+                    failing = True
+                    stop.wait(_RETRY_SECONDS)
                 else:
-                    stop.wait(_IDLE_SECONDS)
-                if time.monotonic() - last_progress >= _PROGRESS_SECONDS or solved:
-                    last_progress = time.monotonic()
-                    status = self._learner.status()
-                    self._progress.show(
-                        counts.get("actor_steps", 0), status["learner_steps"], status["replay_size"], self._eval_return
-                    )
-                if solved or experiment.out_of_budget(counts.get("actor_steps", 0)):
-                    self._finish(solved, status)
-                    return
+                    failing = False
+            self._finish(stopped_by or "user")
         finally:
             self._variable_client.close()
             self._logger.close()
 
-    def _finish(self, solved: bool, status: Mapping[str, Any]) -> None:
-        counts = self._counter.get_counts()
+    def _round(self) -> Optional[str]:
+        """Evaluates a new parameter version if there is one; returns "solved" or "budget" when the run ends."""
+        experiment = self._experiment
+        self._variable_client.update(wait=True)
+        self._counts = self._counter.get_counts()
+        version = self._variable_client.version
+        solved = False
+        if version > max(self._evaluated_version, 0):
+            self._evaluated_version = version
+            screen_return, mean_return, solved = screen_then_evaluate(
+                self._environment,
+                self._actor,
+                experiment.eval_episodes,
+                experiment.solved_return,
+                experiment.max_return,
+            )
+            if mean_return is not None:
+                self._eval_return = mean_return
+            self._logger.write(
+                {
+                    "actor_steps": self._counts.get("actor_steps", 0),
+                    "learner_steps": self._counts.get("learner_steps", 0),
+                    "parameter_version": version,
+                    "screen_return": screen_return,
+                    "eval_return": float("nan") if mean_return is None else mean_return,
+                }
+            )
+        else:
+            lp.stop_event().wait(_IDLE_SECONDS)
+        if time.monotonic() - self._last_progress >= _PROGRESS_SECONDS or solved:
+            self._last_progress = time.monotonic()
+            self._status = self._learner.status()
+            self._progress.show(
+                self._counts.get("actor_steps", 0),
+                self._status["learner_steps"],
+                self._status["replay_size"],
+                self._eval_return,
+            )
+        if solved:
+            return "solved"
+        return "budget" if experiment.out_of_budget(self._counts.get("actor_steps", 0)) else None
+
+    def _finish(self, stopped_by: str) -> None:
+        stopping = lp.stop_event().is_set()
+        # When the program is stopping, the counter and learner answer only for a moment (if at all).
+        timeout = _FINAL_CALL_SECONDS if stopping else None
         try:
-            status = self._learner.status()
-        except (TimeoutError, ConnectionError, lp.RemoteError) as error:
-            logging.warning("Learner status unavailable at the end; keeping the last one: %s", error)
+            self._counts = self._counter.futures.get_counts().result(timeout=timeout)
+            self._status = self._learner.futures.status().result(timeout=timeout)
+        except (*_NODE_DOWN_ERRORS, concurrent.futures.TimeoutError) as error:
+            logging.warning(
+                "Counts or learner status unavailable at the end; keeping the last ones (%s: %s)",
+                type(error).__name__,
+                error,
+            )
+        counts, status = self._counts, self._status
         utils.write_json(
             os.path.join(self._experiment.run_dir, "result.json"),
             {
-                "solved": solved,
+                "solved": stopped_by == "solved",
+                "stopped_by": stopped_by,
                 "wall_seconds": time.time() - self._experiment.start_time,
                 "eval_return": self._eval_return,
                 "actor_steps": counts.get("actor_steps", 0),
@@ -308,4 +389,5 @@ class EvaluatorNode:
                 "parameter_version": self._variable_client.version,
             },
         )
-        lp.stop()
+        if not stopping:
+            lp.stop()

@@ -69,7 +69,11 @@ def run_single_process(experiment: ExperimentConfig, print_fn: Callable[[str], N
     )
     client = server.client()
     utils.write_program_json(
-        run_dir, f"{builder.name}_single_process", "single_process", server.address, [("replay", 0, server.address)]
+        run_dir,
+        f"{builder.name}_single_process",
+        "single_process",
+        server.address,
+        [("replay", 0, server.address, os.getpid())],
     )
     variable_server = utils.VariableServer()
     counter = utils.Counter()
@@ -157,6 +161,7 @@ def run_single_process(experiment: ExperimentConfig, print_fn: Callable[[str], N
 
     result = {
         "solved": solved,
+        "stopped_by": "solved" if solved else "budget",
         "wall_seconds": wall_seconds,
         "eval_return": eval_return,
         "actor_steps": actor_steps,

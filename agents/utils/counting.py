@@ -1,5 +1,6 @@
 """A hierarchical step counter."""
 
+import logging
 import threading
 import time
 from typing import Dict, Mapping, Optional, Union
@@ -14,7 +15,8 @@ class Counter(core.Saveable):
 
     A child with prefix "actor" reports `steps` to its parent as `actor_steps`.
     Pushes to the parent happen at most every `time_delta` seconds; the parent
-    may be a local Counter or a remote client of one.
+    may be a local Counter or a remote client of one. A push that does not reach a
+    remote parent (stopped, or restarting) keeps its counts for the next push.
     """
 
     def __init__(
@@ -32,6 +34,7 @@ class Counter(core.Saveable):
         self._unpushed: Dict[str, Number] = {}
         self._cache: Dict[str, Number] = {}
         self._last_push = -float("inf")
+        self._parent_failing = False
         self._lock = threading.Lock()
 
     def increment(self, **counts: Number) -> Dict[str, Number]:
@@ -49,8 +52,20 @@ class Counter(core.Saveable):
             with self._lock:
                 unpushed, self._unpushed = self._unpushed, {}
             prefixed = {self._prefixed(k): v for k, v in unpushed.items()}
-            self._cache = dict(self._parent.increment(**prefixed))
             self._last_push = now
+            try:
+                self._cache = dict(self._parent.increment(**prefixed))
+            except (ConnectionError, TimeoutError) as error:  # What a call to a remote parent that is down raises.
+                with self._lock:
+                    for key, value in unpushed.items():
+                        self._unpushed[key] = self._unpushed.get(key, 0) + value
+                if not self._parent_failing:
+                    logging.warning("Counts not pushed to the parent counter (kept for the next push): %s", error)
+                self._parent_failing = True
+            else:
+                if self._parent_failing:
+                    logging.warning("Counts reach the parent counter again.")
+                self._parent_failing = False
         with self._lock:
             counts = {self._prefixed(k): v for k, v in self._counts.items()}
         counts.update(self._cache)  # The parent's totals include ours.

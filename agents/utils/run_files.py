@@ -33,18 +33,20 @@ def write_program_json(
     name: str,
     launch_type: str,
     replay_address: str,
-    nodes: Sequence[Tuple[str, int, Optional[str]]],
+    nodes: Sequence[Tuple[str, int, Optional[str], Optional[int]]],
     **extra: Any,
 ) -> str:
     """Writes run_dir/program.json: the replay address (read by `encore-inspect RUN_DIR`) and every
-    node as {label, index, address}."""
+    node as {label, index, address, pid} (pid: the process running it now, to find and signal one node)."""
     return write_json(
         os.path.join(run_dir, "program.json"),
         {
             "name": name,
             "launch_type": launch_type,
             "replay_address": replay_address,
-            "nodes": [{"label": label, "index": index, "address": address} for label, index, address in nodes],
+            "nodes": [
+                {"label": label, "index": index, "address": address, "pid": pid} for label, index, address, pid in nodes
+            ],
             **extra,
         },
     )
