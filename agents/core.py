@@ -103,6 +103,46 @@ class Saveable(abc.ABC, Generic[T]):
         """Restores the object's state."""
 
 
+class LearnerReports:
+    """What a learner does after each step besides learning: publishes its parameters every `publish_period`
+    steps (versioned by step), counts its updates on `counter`, and logs at most one row a second."""
+
+    def __init__(
+        self,
+        parameters_fn: Callable[[], Any],
+        publisher: Optional[ParameterPublisher] = None,
+        publish_period: int = 1,
+        counter: Optional[Counting] = None,
+        logger: Optional["Logger"] = None,
+    ):
+        if publish_period < 1:
+            raise ValueError(f"publish_period must be >= 1 (got {publish_period}).")
+        self._parameters_fn = parameters_fn
+        self._publisher = publisher
+        self._publish_period = publish_period
+        self._counter = counter
+        self._logger = logger
+        self._published_version = -1
+        self._last_log = -float("inf")
+
+    def publish(self, steps: int) -> None:
+        """Publishes the current parameters as version `steps`, unless that version is out already."""
+        if self._publisher is not None and steps > self._published_version:
+            self._publisher.publish(self._parameters_fn(), steps)
+            self._published_version = steps
+
+    def after_step(self, steps: int, updates: int, metrics_fn: Callable[[], Mapping[str, float]]) -> None:
+        """After a step that brought the learner to `steps` with `updates` gradient updates; `metrics_fn` is only
+        called for a row that is logged."""
+        if steps // self._publish_period > self._published_version // self._publish_period:
+            self.publish(steps)
+        counts = self._counter.increment(steps=updates) if self._counter is not None else {}
+        now = time.monotonic()
+        if self._logger is not None and now - self._last_log >= 1.0:
+            self._last_log = now
+            self._logger.write({**counts, "learner_steps": steps, **metrics_fn()})
+
+
 class Learner(VariableSource, Worker, Saveable):
     """Consumes replayed data and updates parameters."""
 

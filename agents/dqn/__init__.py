@@ -4,7 +4,7 @@ Names are imported on first use, so nodes that only act or evaluate (numpy)
 never import TensorFlow.
 """
 
-import importlib
+from agents._lazy import lazy_exports
 
 _EXPORTS = {
     "DQNActor": "acting",
@@ -21,13 +21,4 @@ _EXPORTS = {
 }
 
 __all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name):
-    if name not in _EXPORTS:
-        raise AttributeError(f"module 'agents.dqn' has no attribute {name!r}")
-    return getattr(importlib.import_module(f"agents.dqn.{_EXPORTS[name]}"), name)
-
-
-def __dir__():
-    return __all__
+__getattr__, __dir__ = lazy_exports("agents.dqn", _EXPORTS)

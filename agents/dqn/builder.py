@@ -6,7 +6,7 @@ TensorFlow and Reverb are imported by the methods that need them, so nodes that 
 
 from typing import TYPE_CHECKING, Iterator, List, Optional, Tuple
 
-from agents import core
+from agents import core, envs
 from agents.dqn.acting import DQNActor, apex_epsilons, linear_epsilon
 from agents.dqn.config import DQNConfig
 
@@ -129,13 +129,24 @@ class DQNBuilder(core.Builder):
         else:
             epsilon = apex_epsilons(settings.num_actors)[settings.actor_id]
         return DQNActor(
-            _num_actions(environment_spec), c.dueling, variable_client, epsilon=epsilon, adder=adder, seed=settings.seed
+            envs.num_discrete_actions(environment_spec, "DQN"),
+            c.dueling,
+            variable_client,
+            epsilon=epsilon,
+            adder=adder,
+            seed=settings.seed,
         )
 
     def make_evaluation_actor(
         self, environment_spec: "replay.EnvironmentSpec", variable_client: core.VariableClientLike, seed: int
     ) -> DQNActor:
-        return DQNActor(_num_actions(environment_spec), self.config.dueling, variable_client, epsilon=0.0, seed=seed)
+        return DQNActor(
+            envs.num_discrete_actions(environment_spec, "DQN"),
+            self.config.dueling,
+            variable_client,
+            epsilon=0.0,
+            seed=seed,
+        )
 
     def variable_update_period(self) -> int:
         return self.config.variable_update_period
@@ -149,14 +160,4 @@ class DQNBuilder(core.Builder):
         return self.config.min_replay_size
 
     def check_environment(self, environment_spec: "replay.EnvironmentSpec") -> None:
-        _num_actions(environment_spec)
-
-
-def _num_actions(environment_spec: "replay.EnvironmentSpec") -> int:
-    actions = environment_spec.actions
-    if not hasattr(actions, "num_values"):
-        raise ValueError(
-            f"DQN needs discrete actions (a dm_env DiscreteArray), but the environment's action spec "
-            f"is {actions}; pick an environment with a Discrete action space such as CartPole-v1."
-        )
-    return int(actions.num_values)
+        envs.num_discrete_actions(environment_spec, "DQN")

@@ -3,6 +3,8 @@
 import dataclasses
 from typing import Tuple
 
+from agents.config_checks import check_ranges
+
 
 @dataclasses.dataclass
 class DQNConfig:
@@ -49,40 +51,26 @@ class DQNConfig:
 
     def __post_init__(self):
         self.hidden_sizes = tuple(self.hidden_sizes)
-        at_least_one = (
-            "n_step",
-            "batch_size",
-            "num_sgd_steps_per_step",
-            "target_update_period",
-            "max_replay_size",
-            "prefetch_size",
-            "epsilon_decay_steps",
-            "variable_update_period",
-            "publish_period",
-        )
-        problems = [
-            f"{name} must be >= 1 (got {getattr(self, name)})" for name in at_least_one if getattr(self, name) < 1
-        ]
-        problems += [
-            f"{name} must be > 0 (got {getattr(self, name)})"
-            for name in ("learning_rate", "samples_per_insert", "huber_delta")
-            if not getattr(self, name) > 0
-        ]
-        problems += [
-            f"{name} must be in [0, 1] (got {getattr(self, name)})"
-            for name in ("discount", "importance_sampling_exponent", "epsilon_start", "epsilon_end")
-            if not 0.0 <= getattr(self, name) <= 1.0
-        ]
-        problems += [
-            f"{name} must be >= 0 (got {getattr(self, name)})"
-            for name in ("min_replay_size", "samples_per_insert_tolerance", "priority_exponent")
-            if getattr(self, name) < 0
-        ]
+        more = []
         if any(size < 1 for size in self.hidden_sizes):
-            problems.append(f"hidden_sizes must all be >= 1 (got {self.hidden_sizes})")
+            more.append(f"hidden_sizes must all be >= 1 (got {self.hidden_sizes})")
         if self.min_replay_size > self.max_replay_size:
-            problems.append(
-                f"min_replay_size ({self.min_replay_size}) must be <= max_replay_size ({self.max_replay_size})"
-            )
-        if problems:
-            raise ValueError("DQNConfig: " + "; ".join(problems) + ".")
+            more.append(f"min_replay_size ({self.min_replay_size}) must be <= max_replay_size ({self.max_replay_size})")
+        check_ranges(
+            self,
+            at_least_one=(
+                "n_step",
+                "batch_size",
+                "num_sgd_steps_per_step",
+                "target_update_period",
+                "max_replay_size",
+                "prefetch_size",
+                "epsilon_decay_steps",
+                "variable_update_period",
+                "publish_period",
+            ),
+            positive=("learning_rate", "samples_per_insert", "huber_delta"),
+            unit_interval=("discount", "importance_sampling_exponent", "epsilon_start", "epsilon_end"),
+            non_negative=("min_replay_size", "samples_per_insert_tolerance", "priority_exponent"),
+            more=more,
+        )

@@ -1,7 +1,6 @@
 """Double DQN learner on prioritized n-step transitions."""
 
 from replay import import_tensorflow  # noqa: F401, I001  First: TensorFlow without its CPU-only plugin noise.
-import time
 from typing import Any, Dict, Iterator, List, Optional, Sequence
 
 import numpy as np
@@ -80,21 +79,16 @@ class DQNLearner(core.Learner):
         self._huber_delta = float(huber_delta)
         self._max_gradient_norm = max_gradient_norm
         self._priority_updater = priority_updater
-        self._publisher = publisher
-        self._publish_period = int(publish_period)
+        self._reports = core.LearnerReports(network.numpy_parameters, publisher, int(publish_period), counter, logger)
         if num_sgd_steps_per_step < 1:
             raise ValueError(f"num_sgd_steps_per_step must be >= 1 (got {num_sgd_steps_per_step}).")
         self._num_sgd_steps_per_step = int(num_sgd_steps_per_step)
-        self._counter = counter
-        self._logger = logger
         self._optimizer = tf.keras.optimizers.Adam(learning_rate)
         self._optimizer.build(network.parameters)
         self._num_steps = tf.Variable(0, dtype=tf.int64, trainable=False, name="num_steps")
         target_network.set_parameters(network.numpy_parameters())
         # Plain graph code (autograph off) cuts the first trace by over a second.
         self._sgd_step_fn = tf.function(self._sgd_steps, autograph=False)
-        self._last_log = -float("inf")
-        self._published_version = -1
         self.publish()
 
     @property
@@ -166,26 +160,11 @@ class DQNLearner(core.Learner):
         keys, priorities, loss, steps = self._sgd_step_fn(next(self._iterator))
         if self._priority_updater is not None:
             self._priority_updater.update(keys.numpy(), priorities.numpy().astype(np.float64))
-        steps = int(steps)
-        if (
-            self._publisher is not None
-            and steps // self._publish_period > self._published_version // self._publish_period
-        ):
-            self.publish()
-        counts = self._counter.increment(steps=self._num_sgd_steps_per_step) if self._counter is not None else {}
-        now = time.monotonic()
-        if self._logger is not None and now - self._last_log >= 1.0:
-            self._last_log = now
-            self._logger.write({**counts, "learner_steps": steps, "loss": float(loss)})
+        self._reports.after_step(int(steps), self._num_sgd_steps_per_step, lambda: {"loss": float(loss)})
 
     def publish(self) -> None:
         """Sends the current parameters to the publisher, versioned by learner step."""
-        if self._publisher is None:
-            return
-        steps = self.num_steps
-        if steps > self._published_version:
-            self._publisher.publish(self._network.numpy_parameters(), steps)
-            self._published_version = steps
+        self._reports.publish(self.num_steps)
 
     def get_variables(self, names: Sequence[str] = ()) -> List[Any]:
         return [self._network.numpy_parameters()]

@@ -1,15 +1,16 @@
 """Q-networks (MLP and dueling) as tf.Modules; acting.numpy_q_values is their numpy twin."""
 
 from replay import import_tensorflow  # noqa: F401, I001  First: TensorFlow without its CPU-only plugin noise.
-from typing import List, Optional, Sequence
+from typing import Optional, Sequence
 
 import numpy as np
 import tensorflow as tf
 
+from agents.networks import ParameterModule
 from replay import EnvironmentSpec
 
 
-class QNetwork(tf.Module):
+class QNetwork(ParameterModule):
     """An MLP from flat observations to one Q-value per action.
 
     With `dueling`, the torso feeds a value head V and an advantage head A and
@@ -36,29 +37,10 @@ class QNetwork(tf.Module):
         heads = [1, num_actions] if dueling else [num_actions]
         shapes = list(zip(sizes[:-1], sizes[1:])) + [(sizes[-1], out) for out in heads]
         with self.name_scope:
-            self._parameters = []
             for i, (fan_in, fan_out) in enumerate(shapes):
                 limit = np.sqrt(6.0 / (fan_in + fan_out))  # Glorot uniform.
-                weights = rng.uniform(-limit, limit, (fan_in, fan_out)).astype(np.float32)
-                self._parameters.append(tf.Variable(weights, name=f"w{i}"))
-                self._parameters.append(tf.Variable(np.zeros(fan_out, np.float32), name=f"b{i}"))
-
-    @property
-    def parameters(self) -> List[tf.Variable]:
-        """The variables in `numpy_q_values` order: (w, b) per layer, then per head."""
-        return list(self._parameters)
-
-    def numpy_parameters(self) -> List[np.ndarray]:
-        return [p.numpy() for p in self._parameters]
-
-    def set_parameters(self, values: Sequence[np.ndarray]) -> None:
-        if len(values) != len(self._parameters):
-            raise ValueError(
-                f"{self.name} has {len(self._parameters)} parameter arrays, got {len(values)}: "
-                "restore parameters saved from a network of the same hidden_sizes and dueling."
-            )
-        for variable, value in zip(self._parameters, values):
-            variable.assign(value)
+                self._add_parameter(f"w{i}", rng.uniform(-limit, limit, (fan_in, fan_out)))
+                self._add_parameter(f"b{i}", np.zeros(fan_out))
 
     def __call__(self, observations: tf.Tensor) -> tf.Tensor:
         hidden = tf.reshape(tf.cast(observations, tf.float32), [-1, self.observation_size])

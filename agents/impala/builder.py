@@ -6,7 +6,7 @@ TensorFlow and Reverb are imported by the methods that need them, so nodes that 
 
 from typing import TYPE_CHECKING, Iterator, List, Optional
 
-from agents import core
+from agents import core, envs
 from agents.impala.acting import IMPALAActor, extras_spec
 from agents.impala.config import IMPALAConfig, check_queue_size
 
@@ -44,7 +44,9 @@ class IMPALABuilder(core.Builder):
                 c.replay_table_name,
                 max_size=c.max_queue_size if rate_limited else max(c.max_queue_size, _SINGLE_PROCESS_QUEUE_SIZE),
                 signature=replay.SequenceAdder.signature(
-                    environment_spec, extras_spec(_num_actions(environment_spec)), c.sequence_length
+                    environment_spec,
+                    extras_spec(envs.num_discrete_actions(environment_spec, "IMPALA")),
+                    c.sequence_length,
                 ),
             )
         ]
@@ -128,12 +130,16 @@ class IMPALABuilder(core.Builder):
         settings: core.ActorSettings,
     ) -> IMPALAActor:
         """Every actor samples from the policy (no exploration schedule: the entropy bonus keeps it stochastic)."""
-        return IMPALAActor(_num_actions(environment_spec), variable_client, adder, seed=settings.seed)
+        return IMPALAActor(
+            envs.num_discrete_actions(environment_spec, "IMPALA"), variable_client, adder, seed=settings.seed
+        )
 
     def make_evaluation_actor(
         self, environment_spec: "replay.EnvironmentSpec", variable_client: core.VariableClientLike, seed: int
     ) -> IMPALAActor:
-        return IMPALAActor(_num_actions(environment_spec), variable_client, greedy=True, seed=seed)
+        return IMPALAActor(
+            envs.num_discrete_actions(environment_spec, "IMPALA"), variable_client, greedy=True, seed=seed
+        )
 
     def variable_update_period(self) -> int:
         return self.config.variable_update_period
@@ -152,14 +158,4 @@ class IMPALABuilder(core.Builder):
         return c.sequence_length + c.sequence_period
 
     def check_environment(self, environment_spec: "replay.EnvironmentSpec") -> None:
-        _num_actions(environment_spec)
-
-
-def _num_actions(environment_spec: "replay.EnvironmentSpec") -> int:
-    actions = environment_spec.actions
-    if not hasattr(actions, "num_values"):
-        raise ValueError(
-            f"IMPALA needs discrete actions (a dm_env DiscreteArray), but the environment's action spec "
-            f"is {actions}; pick an environment with a Discrete action space such as CartPole-v1."
-        )
-    return int(actions.num_values)
+        envs.num_discrete_actions(environment_spec, "IMPALA")

@@ -3,6 +3,8 @@
 import dataclasses
 from typing import Tuple
 
+from agents.config_checks import check_ranges
+
 
 @dataclasses.dataclass
 class IMPALAConfig:
@@ -45,49 +47,37 @@ class IMPALAConfig:
 
     def __post_init__(self):
         self.hidden_sizes = tuple(self.hidden_sizes)
-        at_least_one = (
-            "batch_size",
-            "max_queue_size",
-            "prefetch_size",
-            "sequence_period",
-            "variable_update_period",
-            "publish_period",
-        )
-        problems = [
-            f"{name} must be >= 1 (got {getattr(self, name)})" for name in at_least_one if getattr(self, name) < 1
-        ]
+        more = []
         if self.sequence_length < 2:
-            problems.append(f"sequence_length must be >= 2 (got {self.sequence_length}): the last step only bootstraps")
-        problems += [
-            f"{name} must be > 0 (got {getattr(self, name)})"
-            for name in (
+            more.append(f"sequence_length must be >= 2 (got {self.sequence_length}): the last step only bootstraps")
+        if any(size < 1 for size in self.hidden_sizes):
+            more.append(f"hidden_sizes must all be >= 1 (got {self.hidden_sizes})")
+        if self.sequence_period > self.sequence_length:
+            more.append(
+                f"sequence_period ({self.sequence_period}) must be <= sequence_length ({self.sequence_length}), "
+                "or steps between sequences are never learned from"
+            )
+        check_ranges(
+            self,
+            at_least_one=(
+                "batch_size",
+                "max_queue_size",
+                "prefetch_size",
+                "sequence_period",
+                "variable_update_period",
+                "publish_period",
+            ),
+            positive=(
                 "learning_rate",
                 "max_gradient_norm",
                 "clip_rho_threshold",
                 "clip_pg_rho_threshold",
                 "clip_c_threshold",
-            )
-            if not getattr(self, name) > 0
-        ]
-        problems += [
-            f"{name} must be in [0, 1] (got {getattr(self, name)})"
-            for name in ("discount", "vtrace_lambda")
-            if not 0.0 <= getattr(self, name) <= 1.0
-        ]
-        problems += [
-            f"{name} must be >= 0 (got {getattr(self, name)})"
-            for name in ("baseline_cost", "entropy_cost")
-            if getattr(self, name) < 0
-        ]
-        if any(size < 1 for size in self.hidden_sizes):
-            problems.append(f"hidden_sizes must all be >= 1 (got {self.hidden_sizes})")
-        if self.sequence_period > self.sequence_length:
-            problems.append(
-                f"sequence_period ({self.sequence_period}) must be <= sequence_length ({self.sequence_length}), "
-                "or steps between sequences are never learned from"
-            )
-        if problems:
-            raise ValueError("IMPALAConfig: " + "; ".join(problems) + ".")
+            ),
+            unit_interval=("discount", "vtrace_lambda"),
+            non_negative=("baseline_cost", "entropy_cost"),
+            more=more,
+        )
         # One error on its own: the queue's size is the setting most likely to be mistaken for a memory knob.
         check_queue_size(self.max_queue_size, self.batch_size)
 

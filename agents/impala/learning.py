@@ -1,7 +1,6 @@
 """V-trace and the IMPALA learner."""
 
 from replay import import_tensorflow  # noqa: F401, I001  First: TensorFlow without its CPU-only plugin noise.
-import time
 from typing import Any, Dict, Iterator, List, NamedTuple, Optional, Sequence
 
 import reverb
@@ -97,17 +96,12 @@ class IMPALALearner(core.Learner):
             clip_pg_rho_threshold=float(clip_pg_rho_threshold),
             clip_c_threshold=float(clip_c_threshold),
         )
-        self._publisher = publisher
-        self._publish_period = int(publish_period)
-        self._counter = counter
-        self._logger = logger
+        self._reports = core.LearnerReports(network.numpy_parameters, publisher, int(publish_period), counter, logger)
         self._optimizer = tf.keras.optimizers.Adam(learning_rate)
         self._optimizer.build(network.parameters)
         self._num_steps = tf.Variable(0, dtype=tf.int64, trainable=False, name="num_steps")
         # Plain graph code (autograph off): a faster first trace; the V-trace loop is unrolled over static T.
         self._step_fn = tf.function(self._sgd_step, autograph=False)
-        self._last_log = -float("inf")
-        self._published_version = -1
         self.publish()
 
     @property
@@ -168,27 +162,13 @@ class IMPALALearner(core.Learner):
     def step(self) -> None:
         """One gradient step on one sampled batch, then publishing and logs."""
         metrics = self._step_fn(next(self._iterator))
-        steps = int(metrics["num_steps"])
-        if (
-            self._publisher is not None
-            and steps // self._publish_period > self._published_version // self._publish_period
-        ):
-            self.publish()
-        counts = self._counter.increment(steps=1) if self._counter is not None else {}
-        now = time.monotonic()
-        if self._logger is not None and now - self._last_log >= 1.0:
-            self._last_log = now
-            values = {k: float(v) for k, v in metrics.items() if k != "num_steps"}
-            self._logger.write({**counts, "learner_steps": steps, **values})
+        self._reports.after_step(
+            int(metrics["num_steps"]), 1, lambda: {k: float(v) for k, v in metrics.items() if k != "num_steps"}
+        )
 
     def publish(self) -> None:
         """Sends the current parameters to the publisher, versioned by learner step."""
-        if self._publisher is None:
-            return
-        steps = self.num_steps
-        if steps > self._published_version:
-            self._publisher.publish(self._network.numpy_parameters(), steps)
-            self._published_version = steps
+        self._reports.publish(self.num_steps)
 
     def get_variables(self, names: Sequence[str] = ()) -> List[Any]:
         return [self._network.numpy_parameters()]

@@ -1,15 +1,16 @@
 """The actor-critic network as a tf.Module; acting.numpy_policy_and_value is its numpy twin."""
 
 from replay import import_tensorflow  # noqa: F401, I001  First: TensorFlow without its CPU-only plugin noise.
-from typing import List, Optional, Sequence, Tuple
+from typing import Optional, Sequence, Tuple
 
 import numpy as np
 import tensorflow as tf
 
+from agents.networks import ParameterModule
 from replay import EnvironmentSpec
 
 
-class ActorCriticNetwork(tf.Module):
+class ActorCriticNetwork(ParameterModule):
     """A shared MLP torso (ReLU) feeding a policy head (one logit per action) and a value head.
 
     `parameters` lists the variables in the order `acting.numpy_policy_and_value` understands: (w, b) per torso
@@ -32,36 +33,15 @@ class ActorCriticNetwork(tf.Module):
         rng = np.random.default_rng(seed)
         sizes = [observation_size, *self.hidden_sizes]
         with self.name_scope:
-            self._parameters = []
             for i, (fan_in, fan_out) in enumerate(zip(sizes[:-1], sizes[1:])):
                 limit = np.sqrt(6.0 / (fan_in + fan_out))  # Glorot uniform.
-                self._add(f"w{i}", rng.uniform(-limit, limit, (fan_in, fan_out)))
-                self._add(f"b{i}", np.zeros(fan_out))
+                self._add_parameter(f"w{i}", rng.uniform(-limit, limit, (fan_in, fan_out)))
+                self._add_parameter(f"b{i}", np.zeros(fan_out))
             limit = 0.01 * np.sqrt(6.0 / (sizes[-1] + num_actions))
-            self._add("policy_w", rng.uniform(-limit, limit, (sizes[-1], num_actions)))
-            self._add("policy_b", np.zeros(num_actions))
-            self._add("value_w", np.zeros((sizes[-1], 1)))
-            self._add("value_b", np.zeros(1))
-
-    def _add(self, name: str, value: np.ndarray) -> None:
-        self._parameters.append(tf.Variable(value.astype(np.float32), name=name))
-
-    @property
-    def parameters(self) -> List[tf.Variable]:
-        """The variables in `numpy_policy_and_value` order."""
-        return list(self._parameters)
-
-    def numpy_parameters(self) -> List[np.ndarray]:
-        return [p.numpy() for p in self._parameters]
-
-    def set_parameters(self, values: Sequence[np.ndarray]) -> None:
-        if len(values) != len(self._parameters):
-            raise ValueError(
-                f"{self.name} has {len(self._parameters)} parameter arrays, got {len(values)}: "
-                "restore parameters saved from a network of the same hidden_sizes."
-            )
-        for variable, value in zip(self._parameters, values):
-            variable.assign(value)
+            self._add_parameter("policy_w", rng.uniform(-limit, limit, (sizes[-1], num_actions)))
+            self._add_parameter("policy_b", np.zeros(num_actions))
+            self._add_parameter("value_w", np.zeros((sizes[-1], 1)))
+            self._add_parameter("value_b", np.zeros(1))
 
     def __call__(self, observations: tf.Tensor) -> Tuple[tf.Tensor, tf.Tensor]:
         """(logits [N, num_actions], values [N]) for observations of any leading shape, flattened to N."""
