@@ -16,7 +16,6 @@ distributed_seconds / single_process_seconds / sb3_seconds (null if unsolved or 
 
 import argparse
 import os
-import subprocess
 import sys
 import time
 from typing import Dict, Optional
@@ -91,71 +90,27 @@ def actor_throughput(num_steps: int) -> Dict[str, float]:
     }
 
 
-def tf_import_seconds() -> float:
-    start = time.time()
-    subprocess.run(
-        [sys.executable, "-c", "import tensorflow, reverb"],
-        env=time_to_solve.subprocess_env(),
-        check=True,
-        capture_output=True,
-        timeout=300,
-    )
-    return time.time() - start
-
-
 def first_trace_seconds() -> Dict[str, float]:
     """Seconds of the learner's first step (tf.function trace) vs a later gradient step, on batches in memory."""
     sys.path.insert(0, REPO)
-    import numpy as np
-    import reverb
-    import tensorflow as tf
-
     import replay
     from agents import envs
     from agents.dqn import DQNBuilder, DQNConfig
 
     config = DQNConfig()
-    builder = DQNBuilder(config)
     spec = replay.make_environment_spec(envs.make_environment("CartPole-v1"))
-    signature = replay.NStepTransitionAdder.signature(spec)
-    batch = config.batch_size * config.num_sgd_steps_per_step
-    data = tf.nest.map_structure(lambda s: tf.zeros((batch, *s.shape), s.dtype), signature)
-    info = reverb.SampleInfo(
-        key=tf.zeros([batch], tf.uint64),
-        probability=tf.fill([batch], 0.01),
-        table_size=tf.fill([batch], np.int64(1000)),
-        priority=tf.ones([batch], tf.float64),
-        times_sampled=tf.zeros([batch], tf.int32),
+    first, later = time_to_solve.learner_step_seconds(
+        DQNBuilder(config),
+        replay.NStepTransitionAdder.signature(spec),
+        config.batch_size * config.num_sgd_steps_per_step,
     )
-    iterator = iter(tf.data.Dataset.from_tensors(reverb.ReplaySample(info, data)).repeat())
-    learner = builder.make_learner(builder.make_networks(spec), iterator)
-    start = time.perf_counter()
-    learner.step()
-    first = time.perf_counter() - start
-    start = time.perf_counter()
-    learner.run(num_steps=200)
-    return {
-        "first_learner_step_seconds": first,
-        "later_sgd_step_ms": 1e3 * (time.perf_counter() - start) / (200 * config.num_sgd_steps_per_step),
-    }
+    return {"first_learner_step_seconds": first, "later_sgd_step_ms": 1e3 * later / config.num_sgd_steps_per_step}
 
 
 def where_time_goes(measurement: Dict, quick: bool) -> Dict[str, float]:
-    """Medians over the distributed (and single-process) runs' logs, plus this process's DQN measurements."""
-    details, median = measurement["details"], time_to_solve.median_or_none
-    distributed, single = details["distributed"]["runs"], details["single_process"]["runs"]
+    """Medians over the runs' logs, plus this process's DQN measurements."""
     return {
-        "interpreter_start_seconds": median([r.get("interpreter_start_seconds") for r in distributed]),
-        "distributed_first_episode_seconds": median([r.get("first_episode_seconds") for r in distributed]),
-        "single_first_episode_seconds": median([r.get("first_episode_seconds") for r in single]),
-        "replay_waiting_for_inserts_ms": median(
-            [r.get("result", {}).get("replay_waiting_for_inserts_ms") for r in distributed]
-        ),
-        "replay_waiting_for_sampling_ms": median(
-            [r.get("result", {}).get("replay_waiting_for_sampling_ms") for r in distributed]
-        ),
-        "median_parameter_staleness_learner_steps": median([r.get("median_parameter_staleness") for r in distributed]),
-        "tf_reverb_import_seconds": tf_import_seconds(),
+        **time_to_solve.where_time_goes(measurement),
         **first_trace_seconds(),
         **actor_throughput(5_000 if quick else 20_000),
     }

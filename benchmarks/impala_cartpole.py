@@ -18,11 +18,9 @@ installed), "queue_and_frames" and "where_time_goes".
 import argparse
 import os
 import sys
-import time
 from typing import Any, Dict, Optional
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import dqn_cartpole  # noqa: E402  pylint: disable=wrong-import-position
 import time_to_solve  # noqa: E402  pylint: disable=wrong-import-position
 
 REPO = time_to_solve.REPO
@@ -64,64 +62,27 @@ def queue_and_frames(measurement: Dict) -> Dict[str, Optional[float]]:
     }
 
 
-def learner_trace_and_capacity(num_steps: int = 200) -> Dict[str, float]:
+def learner_trace_and_capacity() -> Dict[str, float]:
     """Seconds of the learner's first step (tf.function trace) and its frames/s on batches in memory."""
     sys.path.insert(0, REPO)
-    import replay  # pylint: disable=import-outside-toplevel
-
-    replay.import_tensorflow()  # First: TensorFlow without its CPU-only plugin noise.
-    import numpy as np  # pylint: disable=import-outside-toplevel
-    import reverb  # pylint: disable=import-outside-toplevel
-    import tensorflow as tf  # pylint: disable=import-outside-toplevel
-
-    from agents import envs  # pylint: disable=import-outside-toplevel
-    from agents.impala import IMPALABuilder, extras_spec  # pylint: disable=import-outside-toplevel
+    import replay
+    from agents import envs
+    from agents.impala import IMPALABuilder, extras_spec
 
     config = _config()
-    builder = IMPALABuilder(config)
     spec = replay.make_environment_spec(envs.make_environment("CartPole-v1"))
     signature = replay.SequenceAdder.signature(spec, extras_spec(2), config.sequence_length)
-    batch = config.batch_size
-    data = tf.nest.map_structure(lambda s: tf.zeros((batch, *s.shape), s.dtype), signature)
-    info = reverb.SampleInfo(
-        key=tf.zeros([batch], tf.uint64),
-        probability=tf.ones([batch], tf.float64),
-        table_size=tf.fill([batch], np.int64(1)),
-        priority=tf.ones([batch], tf.float64),
-        times_sampled=tf.zeros([batch], tf.int32),
-    )
-    iterator = iter(tf.data.Dataset.from_tensors(reverb.ReplaySample(info, data)).repeat())
-    learner = builder.make_learner(builder.make_networks(spec), iterator)
-    start = time.perf_counter()
-    learner.step()
-    first = time.perf_counter() - start
-    start = time.perf_counter()
-    learner.run(num_steps=num_steps)
-    step_seconds = (time.perf_counter() - start) / num_steps
+    first, later = time_to_solve.learner_step_seconds(IMPALABuilder(config), signature, config.batch_size)
     return {
         "first_learner_step_seconds": first,
-        "later_learner_step_ms": 1e3 * step_seconds,
-        "learner_capacity_frames_per_second": batch * (config.sequence_length - 1) / step_seconds,
+        "later_learner_step_ms": 1e3 * later,
+        "learner_capacity_frames_per_second": config.batch_size * (config.sequence_length - 1) / later,
     }
 
 
 def where_time_goes(measurement: Dict) -> Dict[str, Optional[float]]:
-    details, median = measurement["details"], time_to_solve.median_or_none
-    distributed, single = details["distributed"]["runs"], details["single_process"]["runs"]
-    return {
-        "interpreter_start_seconds": median([r.get("interpreter_start_seconds") for r in distributed]),
-        "distributed_first_episode_seconds": median([r.get("first_episode_seconds") for r in distributed]),
-        "single_first_episode_seconds": median([r.get("first_episode_seconds") for r in single]),
-        "queue_waiting_for_inserts_ms": median(
-            [r.get("result", {}).get("replay_waiting_for_inserts_ms") for r in distributed]
-        ),
-        "queue_waiting_for_sampling_ms": median(
-            [r.get("result", {}).get("replay_waiting_for_sampling_ms") for r in distributed]
-        ),
-        "median_parameter_staleness_learner_steps": median([r.get("median_parameter_staleness") for r in distributed]),
-        "tf_reverb_import_seconds": dqn_cartpole.tf_import_seconds(),
-        **learner_trace_and_capacity(),
-    }
+    """Medians over the runs' logs (replay is the queue here), plus this process's learner measurements."""
+    return {**time_to_solve.where_time_goes(measurement), **learner_trace_and_capacity()}
 
 
 def _print_section(title: str, values: Dict[str, Optional[float]]) -> None:

@@ -667,6 +667,70 @@ def print_table(measurement: Dict[str, Any], print_fn: Callable[[str], None] = p
         print_fn("  ".join(v.ljust(w) for v, w in zip(row, widths)).rstrip())
 
 
+# ------------------------------------------------------------------------------- shared by the agents' aliases
+
+
+def where_time_goes(measurement: Dict[str, Any]) -> Dict[str, Optional[float]]:
+    """Medians over the Encore runs' logs: start-up, first episode, replay waits, parameter staleness."""
+    details, median = measurement["details"], median_or_none
+    distributed, single = details["distributed"]["runs"], details["single_process"]["runs"]
+    result = lambda key: [r.get("result", {}).get(key) for r in distributed]  # noqa: E731
+    return {
+        "interpreter_start_seconds": median([r.get("interpreter_start_seconds") for r in distributed]),
+        "distributed_first_episode_seconds": median([r.get("first_episode_seconds") for r in distributed]),
+        "single_first_episode_seconds": median([r.get("first_episode_seconds") for r in single]),
+        "replay_waiting_for_inserts_ms": median(result("replay_waiting_for_inserts_ms")),
+        "replay_waiting_for_sampling_ms": median(result("replay_waiting_for_sampling_ms")),
+        "median_parameter_staleness_learner_steps": median([r.get("median_parameter_staleness") for r in distributed]),
+        "tf_reverb_import_seconds": tf_import_seconds(),
+    }
+
+
+def tf_import_seconds() -> float:
+    """Seconds a fresh interpreter takes to import TensorFlow and Reverb."""
+    start = time.time()
+    subprocess.run(
+        [sys.executable, "-c", "import tensorflow, reverb"],
+        env=subprocess_env(),
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
+    return time.time() - start
+
+
+def learner_step_seconds(builder: Any, signature: Any, batch_size: int, num_steps: int = 200) -> Tuple[float, float]:
+    """(first step, later steps' mean) seconds of the builder's learner on one batch of zeros held in memory: the
+    tf.function trace, then the compute a learner step costs without waiting for replay."""
+    sys.path.insert(0, REPO)
+    import replay
+
+    replay.import_tensorflow()  # First: TensorFlow without its CPU-only plugin noise.
+    import numpy as np
+    import reverb
+    import tensorflow as tf
+
+    from agents import envs
+
+    spec = replay.make_environment_spec(envs.make_environment("CartPole-v1"))
+    data = tf.nest.map_structure(lambda s: tf.zeros((batch_size, *s.shape), s.dtype), signature)
+    info = reverb.SampleInfo(
+        key=tf.zeros([batch_size], tf.uint64),
+        probability=tf.fill([batch_size], 0.01),
+        table_size=tf.fill([batch_size], np.int64(1000)),
+        priority=tf.ones([batch_size], tf.float64),
+        times_sampled=tf.zeros([batch_size], tf.int32),
+    )
+    iterator = iter(tf.data.Dataset.from_tensors(reverb.ReplaySample(info, data)).repeat())
+    learner = builder.make_learner(builder.make_networks(spec, 0), iterator)
+    start = time.perf_counter()
+    learner.step()
+    first = time.perf_counter() - start
+    start = time.perf_counter()
+    learner.run(num_steps=num_steps)
+    return first, (time.perf_counter() - start) / num_steps
+
+
 def write_json(path: str, data: Dict[str, Any]) -> None:
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     with open(path, "w", encoding="utf-8") as f:

@@ -6,6 +6,7 @@ from typing import Optional, Sequence
 import numpy as np
 import tensorflow as tf
 
+from agents import envs
 from agents.networks import ParameterModule
 from replay import EnvironmentSpec
 
@@ -63,11 +64,6 @@ def make_q_network(
     name: str = "q_network",
 ) -> QNetwork:
     """A QNetwork sized for a flat observation and a discrete action spec."""
-    actions = environment_spec.actions
-    if not hasattr(actions, "num_values"):
-        raise ValueError(
-            f"DQN needs a discrete action spec (dm_env DiscreteArray), got {actions}; "
-            "pick an environment with a Discrete action space such as CartPole-v1."
-        )
     observation_size = int(np.prod(environment_spec.observations.shape))
-    return QNetwork(observation_size, actions.num_values, hidden_sizes, dueling, seed, name)
+    num_actions = envs.num_discrete_actions(environment_spec, "DQN")
+    return QNetwork(observation_size, num_actions, hidden_sizes, dueling, seed, name)

@@ -6,6 +6,7 @@ from typing import Optional, Sequence, Tuple
 import numpy as np
 import tensorflow as tf
 
+from agents import envs
 from agents.networks import ParameterModule
 from replay import EnvironmentSpec
 
@@ -62,11 +63,6 @@ def make_actor_critic_network(
     name: str = "actor_critic",
 ) -> ActorCriticNetwork:
     """An ActorCriticNetwork sized for a flat observation and a discrete action spec."""
-    actions = environment_spec.actions
-    if not hasattr(actions, "num_values"):
-        raise ValueError(
-            f"IMPALA needs a discrete action spec (dm_env DiscreteArray), got {actions}; "
-            "pick an environment with a Discrete action space such as CartPole-v1."
-        )
     observation_size = int(np.prod(environment_spec.observations.shape))
-    return ActorCriticNetwork(observation_size, actions.num_values, hidden_sizes, seed, name)
+    num_actions = envs.num_discrete_actions(environment_spec, "IMPALA")
+    return ActorCriticNetwork(observation_size, num_actions, hidden_sizes, seed, name)
