@@ -122,7 +122,6 @@ def _td_errors(learner_network, target_network, batch, gamma):
     return np.abs((targets - q_taken).numpy())
 
 
-@pytest.mark.timeout(120)
 def test_learner_lowers_td_error_on_fixed_batch_and_updates_priorities(server, builder):
     _fill(server, builder)
     batch = next(iter(builder.make_dataset_iterator(server.address, _TIMEOUT_MS)))
@@ -249,7 +248,6 @@ def test_builder_refuses_continuous_actions_naming_the_fix(builder):
         builder.check_environment(replay.make_environment_spec(envs.make_environment("Pendulum-v1")))
 
 
-@pytest.mark.timeout(180)
 def test_single_process_run_writes_run_files(tmp_path):
     from agents.dqn import run
 

@@ -142,7 +142,6 @@ def _assert_data_flowed(result, run_dir):
     assert utils.read_json(os.path.join(run_dir, "result.json")) == result
 
 
-@pytest.mark.timeout(120)
 def test_a_new_agent_runs_single_process(tmp_path):
     result = experiments.run_single_process(_experiment(tmp_path, max_actor_steps=600))
     _assert_data_flowed(result, str(tmp_path))
@@ -151,7 +150,6 @@ def test_a_new_agent_runs_single_process(tmp_path):
     assert result["learner_steps"] == pytest.approx((result["actor_steps"] - _BATCH) / _BATCH, abs=2)
 
 
-@pytest.mark.timeout(240)
 @pytest.mark.parametrize("launch_type", ["test_mt", "local_mp"])
 def test_a_new_agent_runs_distributed(tmp_path, launch_type):
     # Actors block on the full queue unless the learner consumes it, so 3,000 actor steps mean data flowed.

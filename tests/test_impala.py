@@ -242,7 +242,6 @@ def test_a_single_process_never_outruns_the_queue():
 # ------------------------------------------------------------------------------------------------ end to end
 
 
-@pytest.mark.timeout(240)
 def test_impala_runs_distributed_and_data_flows(tmp_path):
     # Actors wait on the full queue unless the learner consumes it: reaching the step budget means data flowed.
     experiment = experiments.ExperimentConfig(

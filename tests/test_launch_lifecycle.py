@@ -12,7 +12,6 @@ from conftest import wait_until
 
 import launch as lp
 
-pytestmark = pytest.mark.timeout(90)
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 # A launcher script in the style of a Launchpad program: absl app, flags, no explicit wait.

@@ -13,7 +13,6 @@ from conftest import wait_until
 import launch as lp
 
 LAUNCH_TYPES = lp.LAUNCH_TYPES
-pytestmark = pytest.mark.timeout(90)
 
 
 def record(path, line):

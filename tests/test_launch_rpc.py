@@ -13,8 +13,6 @@ import pytest
 import launch as lp
 from launch import _courier
 
-pytestmark = pytest.mark.timeout(60)
-
 TOKEN = "test-token"
 
 

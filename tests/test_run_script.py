@@ -88,7 +88,6 @@ def _checkpoint(run_dir):
     return path, int(reader.get_tensor("num_steps/.ATTRIBUTES/VARIABLE_VALUE")), counts, parameters
 
 
-@pytest.mark.timeout(240)
 def test_resume_after_a_clean_stop_restores_parameters_counts_and_replay(tmp_path):
     run_dir = str(tmp_path / "run")
     first = run.main(["--single_process", "--max_actor_steps", "600", "--run_dir", run_dir, *_FAST])
@@ -134,7 +133,6 @@ def _run_script(*argv):
     )
 
 
-@pytest.mark.timeout(300)
 def test_resume_after_kill_9_of_the_launcher_continues_from_the_last_periodic_checkpoint(tmp_path):
     run_dir = str(tmp_path / "run")
     launcher = _run_script(
