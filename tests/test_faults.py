@@ -156,6 +156,10 @@ def test_a_killed_replay_restarts_on_its_address_with_its_latest_checkpoint(make
     # A checkpoint written after `size` was read holds at least that many items (the table is far from full).
     checkpoints = run.replay_checkpoints()
     wait_until(lambda: run.replay_checkpoints() != checkpoints, "a new replay checkpoint")
+    # Frozen first, longer than an adder waits for it (10 s + 10 s): the actor gives up on its adder and episode.
+    os.kill(run.pids()["replay/0"], signal.SIGSTOP)
+    wait_until(lambda: "starting a new episode with a new adder" in run.output(), "the actor renewing its adder", 60)
+    others = {name: pid for name, pid in run.pids().items() if name != "replay/0"}
     run.kill_node("replay/0")
     assert run_files.replay_address(run.run_dir) == address
     answers = []
@@ -163,6 +167,8 @@ def test_a_killed_replay_restarts_on_its_address_with_its_latest_checkpoint(make
     assert answers[-1] >= size  # Its first answer: what it restored (and perhaps a few new inserts).
     result = run.finish()
     assert result["stopped_by"] == "budget" and result["actor_steps"] >= _BUDGET
+    # The actor's adder and the learner's dataset and priority updates recovered without restarting their nodes.
+    assert {name: pid for name, pid in run.pids().items() if name != "replay/0"} == others, run.output()[-4000:]
 
 
 def _replay_size_or_none(address):

@@ -57,6 +57,22 @@ class _NonBlockingPublisher:
         self._in_flight = self._variable_server.futures.publish(params, version)
 
 
+class _TolerantPriorityUpdater:
+    """A replay.PriorityUpdater whose failed sends are logged and dropped instead of failing the learner step: replay
+    killed under a send resets the connection, and a restarted replay holds its items' checkpointed priorities,
+    refreshed as they are sampled again."""
+
+    def __init__(self, updater: Any):
+        self._updater = updater
+
+    def update(self, keys: Any, priorities: Any) -> None:
+        try:
+            self._updater.update(keys, priorities)
+        except RuntimeError as error:  # An earlier send failed; raising it cleared it.
+            logging.warning("Priority updates dropped: %s", error)
+            self._updater.update(keys, priorities)  # Still raises if the updater was closed.
+
+
 class CounterNode(utils.Counter):
     """The program's counter, checkpointed to `path` (JSON) every `period_seconds`, at stop, and restored from it
     when the node starts, so a restarted counter node continues from its last checkpoint and a resumed run from
@@ -113,7 +129,9 @@ class LearnerNode:
             builder.make_networks(spec, experiment.seed),
             iterator,
             publisher=_NonBlockingPublisher(variable_server),
-            priority_updater=self._priority_updater,
+            priority_updater=None
+            if self._priority_updater is None
+            else _TolerantPriorityUpdater(self._priority_updater),
             counter=utils.Counter(counter, prefix="learner"),
             logger=utils.make_logger(
                 "learner", experiment.run_dir, terminal=experiment.verbose, steps_key="learner_steps"
