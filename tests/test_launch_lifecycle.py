@@ -157,6 +157,7 @@ def test_restartable_node_is_restarted_and_its_handle_keeps_working(tmp_path, ca
     assert controller.wait(60)  # One failure is within max_restarts: no error.
     first, second = map(int, path.read_text().split())
     assert first != second
+    assert controller.node_pids()["flaky/0"] == second  # The controller tracks the restarted process.
     assert "Node 'flaky/0' failed; restarting it (1/1)" in capfd.readouterr().err
 
 
