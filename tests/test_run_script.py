@@ -181,3 +181,24 @@ def test_resume_after_kill_9_of_the_launcher_continues_from_the_last_periodic_ch
     assert result["learner_steps"] >= steps
     assert result["actor_steps"] >= counts["actor_steps"] + 200
     assert result["replay_size"] > 0
+
+
+def test_ctrl_c_stops_a_single_process_run_with_a_final_checkpoint_and_a_result(tmp_path):
+    run_dir = str(tmp_path / "run")
+    process = _run_script(
+        "--single_process", "--max_actor_steps", "100000000", "--checkpoint_seconds", "60", "--run_dir", run_dir, *_FAST
+    )
+    try:
+        learner_log = os.path.join(run_dir, "logs", "learner.csv")
+        wait_until(lambda: os.path.exists(learner_log) and len(open(learner_log).readlines()) > 2, "learning", 150)
+        process.send_signal(signal.SIGINT)
+        output, _ = process.communicate(timeout=120)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate(timeout=30)
+    assert process.returncode == 128 + signal.SIGINT and "Traceback" not in output, output[-3000:]
+    result = utils.read_json(os.path.join(run_dir, "result.json"))
+    assert result["stopped_by"] == "user" and result["learner_steps"] > 0 and result["actor_steps"] > 0
+    assert _checkpoint(run_dir)[1] == result["learner_steps"]  # The final checkpoint, taken at the Ctrl-C.
+    assert os.path.exists(os.path.join(run_dir, "learning_curve.png")) and f"--resume {run_dir}" in output

@@ -111,42 +111,47 @@ def run_single_process(experiment: ExperimentConfig, print_fn: Callable[[str], N
     last_screen = 0
     last_progress = time.monotonic()
     progress = utils.ProgressLine(experiment.start_time, print_fn)
+    stopped_by = None
     try:
-        while not solved and not experiment.out_of_budget(actor_steps):
-            episode = loop.run_episode()
-            actor_steps = episode["actor_steps"]
-            actor_logger.write(
-                {
-                    "actor_steps": actor_steps,
-                    "actor_episodes": episode["actor_episodes"],
-                    "learner_steps": learner.num_steps,
-                    "episode_return": episode["episode_return"],
-                }
-            )
-            if learner.num_steps > 0 and actor_steps - last_screen >= _SCREEN_PERIOD:
-                last_screen = actor_steps
-                eval_actor.update(wait=True)
-                screen_return, mean_return, solved = screen_then_evaluate(
-                    eval_environment,
-                    eval_actor,
-                    experiment.eval_episodes,
-                    experiment.solved_return,
-                    experiment.max_return,
-                )
-                eval_return = eval_return if mean_return is None else mean_return
-                eval_logger.write(
+        try:
+            while not solved and not experiment.out_of_budget(actor_steps):
+                episode = loop.run_episode()
+                actor_steps = episode["actor_steps"]
+                actor_logger.write(
                     {
                         "actor_steps": actor_steps,
+                        "actor_episodes": episode["actor_episodes"],
                         "learner_steps": learner.num_steps,
-                        "screen_return": screen_return,
-                        "eval_return": float("nan") if mean_return is None else mean_return,
+                        "episode_return": episode["episode_return"],
                     }
                 )
-            if checkpointer.save() is not None:
-                server.checkpoint()
-            if time.monotonic() - last_progress >= _PROGRESS_SECONDS:
-                last_progress = time.monotonic()
-                progress.show(actor_steps, learner.num_steps, _replay_size(client), eval_return)
+                if learner.num_steps > 0 and actor_steps - last_screen >= _SCREEN_PERIOD:
+                    last_screen = actor_steps
+                    eval_actor.update(wait=True)
+                    screen_return, mean_return, solved = screen_then_evaluate(
+                        eval_environment,
+                        eval_actor,
+                        experiment.eval_episodes,
+                        experiment.solved_return,
+                        experiment.max_return,
+                    )
+                    eval_return = eval_return if mean_return is None else mean_return
+                    eval_logger.write(
+                        {
+                            "actor_steps": actor_steps,
+                            "learner_steps": learner.num_steps,
+                            "screen_return": screen_return,
+                            "eval_return": float("nan") if mean_return is None else mean_return,
+                        }
+                    )
+                if checkpointer.save() is not None:
+                    server.checkpoint()
+                if time.monotonic() - last_progress >= _PROGRESS_SECONDS:
+                    last_progress = time.monotonic()
+                    progress.show(actor_steps, learner.num_steps, _replay_size(client), eval_return)
+        except KeyboardInterrupt:  # Ctrl-C: stop here, with the final checkpoint and result.json below.
+            stopped_by = "user"
+            actor_steps = counter.get_counts().get("actor_steps", actor_steps)
         checkpointer.save(force=True)
         server.checkpoint()
         replay_size = _replay_size(client)
@@ -161,7 +166,7 @@ def run_single_process(experiment: ExperimentConfig, print_fn: Callable[[str], N
 
     result = {
         "solved": solved,
-        "stopped_by": "solved" if solved else "budget",
+        "stopped_by": stopped_by or ("solved" if solved else "budget"),
         "wall_seconds": wall_seconds,
         "eval_return": eval_return,
         "actor_steps": actor_steps,
