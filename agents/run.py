@@ -9,7 +9,7 @@ Writes run_dir/{config,program,result}.json, logs/*.csv, tb/, checkpoints/, repl
 
 import time
 
-_START_TIME = time.time()  # Before the heavy imports: wall time counts them.
+_START_TIME = time.time()  # Before the heavy imports: a script's wall time counts them.
 
 import argparse  # noqa: E402
 import dataclasses  # noqa: E402
@@ -127,7 +127,7 @@ def prepare(argv: Optional[List[str]] = None, config: Any = None, start_time: Op
             eval_episodes=flags["eval_episodes"],
             checkpoint_seconds=flags["checkpoint_seconds"],
             max_restarts=flags["max_restarts"],
-            start_time=_START_TIME if start_time is None else start_time,
+            start_time=time.time() if start_time is None else start_time,
             verbose=flags["verbose"],
         )
     )
@@ -138,7 +138,8 @@ def prepare(argv: Optional[List[str]] = None, config: Any = None, start_time: Op
 
 
 def main(argv: Optional[List[str]] = None, config: Any = None, start_time: Optional[float] = None) -> Dict[str, Any]:
-    """Runs one experiment and returns the contents of result.json. `config` replaces the agent config."""
+    """Runs one experiment and returns the contents of result.json. `config` replaces the agent config;
+    `start_time` is when the wall-clock budget started (default: now)."""
     try:
         experiment, flags = prepare(argv, config, start_time)
     except UsageError as error:
@@ -205,11 +206,16 @@ def _or_usage_error(fn, *args):
         raise UsageError(str(error)) from None
 
 
-if __name__ == "__main__":
+def run_script(argv: List[str], start_time: float) -> None:
+    """The command line: `main`, then the exit status a shell expects of a run stopped with Ctrl-C."""
     try:
-        stopped_by = main(sys.argv[1:]).get("stopped_by")
-    except KeyboardInterrupt:  # Ctrl-C before the program's nodes started (or in a single-process run).
+        stopped_by = main(argv, start_time=start_time).get("stopped_by")
+    except KeyboardInterrupt:  # Ctrl-C before the program's nodes started.
         print("interrupted", file=sys.stderr)
         stopped_by = "user"
     if stopped_by == "user":
-        raise SystemExit(128 + signal.SIGINT)  # As a shell reports a command ended by Ctrl-C.
+        raise SystemExit(128 + signal.SIGINT)
+
+
+if __name__ == "__main__":
+    run_script(sys.argv[1:], _START_TIME)

@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 
 import numpy as np
 import psutil
@@ -69,6 +70,12 @@ def test_bad_runs_are_refused_in_one_line_before_anything_starts(capsys, tmp_pat
     (used / "config.json").write_text("{}")
     assert f"--resume {used}" in _usage_error(capsys, ["--run_dir", str(used)])
     assert "not a run directory" in _usage_error(capsys, ["--resume", str(tmp_path / "nothing")])
+
+
+def test_an_in_process_run_counts_its_budget_from_the_call(tmp_path):
+    before = time.time()  # agents.run was imported long before: its budget must not start then.
+    experiment, flags = run.prepare(["--run_dir", str(tmp_path / "run"), "--max_seconds", "30"])
+    assert experiment.start_time >= before and not experiment.out_of_budget(0) and flags["max_seconds"] == 30
 
 
 def _checkpoint(run_dir):

@@ -1,10 +1,14 @@
 """`python -m agents.dqn.run ...` is `python -m agents.run --agent dqn ...`."""
 
-import sys
-from typing import Any, Dict, List, Optional
+import time
 
-from agents import run
-from agents.dqn.config import DQNConfig
+_START_TIME = time.time()  # Before the imports: a script's wall time counts them.
+
+import sys  # noqa: E402
+from typing import Any, Dict, List, Optional  # noqa: E402
+
+from agents import run  # noqa: E402
+from agents.dqn.config import DQNConfig  # noqa: E402
 
 
 def main(
@@ -14,4 +18,4 @@ def main(
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    run.run_script(["--agent", "dqn", *sys.argv[1:]], _START_TIME)
