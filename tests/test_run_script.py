@@ -20,7 +20,9 @@ from agents.experiments.distributed import counter_checkpoint_path
 from agents.experiments.overrides import parse_overrides
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-_FAST = ["--config", "min_replay_size=200", "--config", "samples_per_insert=4"]
+# Small and quick to start learning; a learning rate too small to solve CartPole, so that runs end on their budgets
+# (or a Ctrl-C), never by solving first.
+_FAST = ["--config", "min_replay_size=200", "--config", "samples_per_insert=4", "--config", "learning_rate=1e-6"]
 
 
 def _usage_error(capsys, argv):
@@ -193,11 +195,25 @@ def test_resume_after_kill_9_of_the_launcher_continues_from_the_last_periodic_ch
 def test_ctrl_c_stops_a_single_process_run_with_a_final_checkpoint_and_a_result(tmp_path):
     run_dir = str(tmp_path / "run")
     process = _run_script(
-        "--single_process", "--max_actor_steps", "100000000", "--checkpoint_seconds", "60", "--run_dir", run_dir, *_FAST
+        "--single_process",
+        "--max_actor_steps",
+        "100000000",
+        "--checkpoint_seconds",
+        "60",
+        "--run_dir",
+        run_dir,
+        *_FAST,
     )
     try:
         learner_log = os.path.join(run_dir, "logs", "learner.csv")
-        wait_until(lambda: os.path.exists(learner_log) and len(open(learner_log).readlines()) > 2, "learning", 150)
+        wait_until(
+            lambda: (
+                process.poll() is not None or (os.path.exists(learner_log) and len(open(learner_log).readlines()) > 2)
+            ),
+            "learning",
+            150,
+        )
+        assert process.poll() is None, process.communicate()[0][-3000:]
         process.send_signal(signal.SIGINT)
         output, _ = process.communicate(timeout=120)
     finally:
