@@ -10,6 +10,7 @@ import time
 
 import dm_env
 import numpy as np
+import psutil
 import pytest
 import reverb
 import tensorflow as tf
@@ -311,6 +312,8 @@ def test_priority_updater_close_has_a_deadline_when_the_server_stops_answering()
         updater.update([1], [2.0])
         updater.flush(timeout=30)
         server.send_signal(signal.SIGSTOP)  # Alive but silent: mutate_priorities waits on it for ever.
+        stopped = psutil.Process(server.pid)
+        wait_until(lambda: stopped.status() == psutil.STATUS_STOPPED, "the server process to stop")
         updater.update([1], [3.0])
         with pytest.raises(TimeoutError, match=f"at localhost:{port} not sent within 1.0s of close"):
             updater.close(timeout=1.0)
