@@ -71,23 +71,22 @@ class UsageError(ValueError):
 
 # rl-baselines3-zoo hyperparameters (hyperparams/<algo>.yml). "lin_X" is the zoo's linear schedule from X to 0
 # over n_timesteps. Environments without an entry here use SB3's defaults.
+_ZOO_DQN_CARTPOLE: Dict[str, Any] = dict(  # QR-DQN's zoo entry is the same but for n_quantiles.
+    n_timesteps=50_000,
+    learning_rate=2.3e-3,
+    batch_size=64,
+    buffer_size=100_000,
+    learning_starts=1000,
+    gamma=0.99,
+    target_update_interval=10,
+    train_freq=256,
+    gradient_steps=128,
+    exploration_fraction=0.16,
+    exploration_final_eps=0.04,
+    policy_kwargs=dict(net_arch=[256, 256]),
+)
 ZOO_HYPERPARAMETERS: Dict[str, Dict[str, Dict[str, Any]]] = {
-    "sb3_dqn": {
-        "CartPole-v1": dict(
-            n_timesteps=50_000,
-            learning_rate=2.3e-3,
-            batch_size=64,
-            buffer_size=100_000,
-            learning_starts=1000,
-            gamma=0.99,
-            target_update_interval=10,
-            train_freq=256,
-            gradient_steps=128,
-            exploration_fraction=0.16,
-            exploration_final_eps=0.04,
-            policy_kwargs=dict(net_arch=[256, 256]),
-        )
-    },
+    "sb3_dqn": {"CartPole-v1": _ZOO_DQN_CARTPOLE},
     "sb3_ppo": {
         "CartPole-v1": dict(
             n_envs=8,
@@ -103,22 +102,7 @@ ZOO_HYPERPARAMETERS: Dict[str, Dict[str, Dict[str, Any]]] = {
         )
     },
     "sb3_a2c": {"CartPole-v1": dict(n_envs=8, n_timesteps=500_000, ent_coef=0.0)},
-    "sb3_qrdqn": {
-        "CartPole-v1": dict(
-            n_timesteps=50_000,
-            learning_rate=2.3e-3,
-            batch_size=64,
-            buffer_size=100_000,
-            learning_starts=1000,
-            gamma=0.99,
-            target_update_interval=10,
-            train_freq=256,
-            gradient_steps=128,
-            exploration_fraction=0.16,
-            exploration_final_eps=0.04,
-            policy_kwargs=dict(net_arch=[256, 256], n_quantiles=10),
-        )
-    },
+    "sb3_qrdqn": {"CartPole-v1": {**_ZOO_DQN_CARTPOLE, "policy_kwargs": dict(net_arch=[256, 256], n_quantiles=10)}},
     "sb3_trpo": {
         "CartPole-v1": dict(
             n_envs=2,
