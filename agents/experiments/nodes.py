@@ -29,6 +29,16 @@ _FINAL_CALL_SECONDS = 1.0  # For the last counts and learner status once the pro
 _NODE_DOWN_ERRORS = (ConnectionError, TimeoutError, lp.RemoteError)
 
 
+def _brief(error: BaseException) -> str:
+    """What a warning shows of an error: its first line (the cause) and, for an error raised in another node, which
+    node; that node's traceback, the rest of a remote error's text, would bury both in the log."""
+    lines = str(error).splitlines()
+    if not lines:
+        return type(error).__name__
+    where = next((line for line in lines if line.startswith("Raised remotely in ")), None)
+    return f"{lines[0]} ({where.rstrip(':')})" if where else lines[0]
+
+
 class _NonBlockingPublisher:
     """Publishes to a remote VariableServer with at most one call in flight; skips while busy.
 
@@ -48,9 +58,7 @@ class _NonBlockingPublisher:
                 return  # A newer publication follows soon; never wait on the network.
             error = self._in_flight.exception()
             if error is not None and not self._failing:
-                # The first line says why; the rest is the remote traceback of an expected refusal.
-                reason = str(error).splitlines()[0] if str(error) else type(error).__name__
-                logging.warning("Publishing parameters failed (retrying with the next ones): %s", reason)
+                logging.warning("Publishing parameters failed (retrying with the next ones): %s", _brief(error))
             elif error is None and self._failing:
                 logging.warning("Publishing parameters works again.")
             self._failing = error is not None
@@ -69,7 +77,7 @@ class _TolerantPriorityUpdater:
         try:
             self._updater.update(keys, priorities)
         except RuntimeError as error:  # An earlier send failed; raising it cleared it.
-            logging.warning("Priority updates dropped: %s", error)
+            logging.warning("Priority updates dropped: %s", _brief(error))
             self._updater.update(keys, priorities)  # Still raises if the updater was closed.
 
 
@@ -274,7 +282,7 @@ class ActorNode:
                 except ConnectionError as error:
                     if stop.is_set():
                         break
-                    logging.warning("Replay did not answer; starting a new episode with a new adder: %s", error)
+                    logging.warning("Replay did not answer; starting a new episode with a new adder: %s", _brief(error))
                     self._adder.renew()
                 except RuntimeError:
                     if not stop.is_set():
@@ -322,8 +330,9 @@ class EvaluatorNode:
                 try:
                     stopped_by = self._round()
                 except _NODE_DOWN_ERRORS as error:
-                    if not failing:
-                        logging.warning("A node did not answer the evaluator (retrying): %s", error)
+                    # While the program stops, nodes going down is expected, not worth a warning.
+                    if not failing and not stop.is_set():
+                        logging.warning("A node did not answer the evaluator (retrying): %s", _brief(error))
                     failing = True
                     stop.wait(_RETRY_SECONDS)
                 else:
@@ -384,9 +393,7 @@ class EvaluatorNode:
             self._status = self._learner.futures.status().result(timeout=timeout)
         except (*_NODE_DOWN_ERRORS, concurrent.futures.TimeoutError) as error:
             logging.warning(
-                "Counts or learner status unavailable at the end; keeping the last ones (%s: %s)",
-                type(error).__name__,
-                error,
+                "Counts or learner status unavailable at the end; keeping the last ones (%s)", _brief(error)
             )
         counts, status = self._counts, self._status
         utils.write_json(
