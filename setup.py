@@ -22,6 +22,7 @@ setuptools.setup(
         "absl-py>=1.0",
         "grpcio>=1.48",
         "matplotlib>=3.6",
+        "tensorboard>=2.15",  # Its event writer (TensorFlow's own dependency; loggers use it without TensorFlow).
     ],
     extras_require={
         "test": ["pytest>=7", "pytest-timeout>=2.1", "psutil>=5.9", "ruff==0.17.6"],

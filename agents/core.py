@@ -107,7 +107,8 @@ class Saveable(abc.ABC, Generic[T]):
 
 class LearnerReports:
     """What a learner does after each step besides learning: publishes its parameters every `publish_period`
-    steps (versioned by step), counts its updates on `counter`, and logs at most one row a second."""
+    steps (versioned by step), counts its updates on `counter`, and logs a row when the logger wants one (see
+    Logger.wants_row: the experiment layer's learner loggers take at most one a second)."""
 
     def __init__(
         self,
@@ -125,7 +126,6 @@ class LearnerReports:
         self._counter = counter
         self._logger = logger
         self._published_version = -1
-        self._last_log = -float("inf")
 
     def publish(self, steps: int) -> None:
         """Publishes the current parameters as version `steps`, unless that version is out already."""
@@ -139,9 +139,7 @@ class LearnerReports:
         if steps // self._publish_period > self._published_version // self._publish_period:
             self.publish(steps)
         counts = self._counter.increment(steps=updates) if self._counter is not None else {}
-        now = time.monotonic()
-        if self._logger is not None and now - self._last_log >= 1.0:
-            self._last_log = now
+        if self._logger is not None and self._logger.wants_row():
             self._logger.write({**counts, "learner_steps": steps, **metrics_fn()})
 
 
@@ -282,13 +280,16 @@ class Builder(abc.ABC):
 
     Subclasses set `config_class` (a dataclass of hyperparameters, the `--config` fields of agents.run)
     and `prioritized` (whether learners send priorities back, so the learner node makes a
-    replay.PriorityUpdater for `priority_table`).
+    replay.PriorityUpdater for `priority_table`). `repeatable_sampling`: whether the learner's batches depend
+    only on what actors wrote (a queue's order), not on Reverb's uniform or prioritized selectors, whose random
+    generator cannot be seeded; only then can a single-process run repeat exactly (`--deterministic`).
     """
 
     name: str = "agent"
     config_class: type
     prioritized: bool = False
     priority_table: str = ""
+    repeatable_sampling: bool = False
 
     def __init__(self, config: Any):
         self.config = config

@@ -36,6 +36,9 @@ _RUN_FLAGS = (
     "max_seconds",
     "max_actor_steps",
     "eval_episodes",
+    "eval_every",
+    "stop_when_solved",
+    "deterministic",
     "checkpoint_seconds",
     "max_restarts",
     "verbose",
@@ -50,6 +53,9 @@ _DEFAULTS = {
     "max_seconds": 300.0,
     "max_actor_steps": None,
     "eval_episodes": 10,
+    "eval_every": 5_000,
+    "stop_when_solved": True,
+    "deterministic": False,
     "checkpoint_seconds": 60.0,
     "max_restarts": 3,
     "verbose": False,
@@ -58,6 +64,14 @@ _DEFAULTS = {
 
 class UsageError(Exception):
     """A mistake in the command line or run directory, reported in one line without a traceback."""
+
+
+def _boolean(text: str) -> bool:
+    """A flag's true/false value."""
+    value = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}.get(text.lower())
+    if value is None:
+        raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
+    return value
 
 
 def make_parser(prog: str = "python -m agents.run") -> argparse.ArgumentParser:
@@ -75,6 +89,20 @@ def make_parser(prog: str = "python -m agents.run") -> argparse.ArgumentParser:
     parser.add_argument("--max_actor_steps", type=int, help="actor-step budget of the whole run")
     parser.add_argument("--seed", type=int, help="default 0")
     parser.add_argument("--eval_episodes", type=int, help="greedy episodes per evaluation (default 10)")
+    parser.add_argument(
+        "--eval_every", type=int, help="actor steps between full evaluations, the learning curve (default 5000)"
+    )
+    parser.add_argument(
+        "--stop_when_solved",
+        type=_boolean,
+        metavar="{true,false}",
+        help="end the run once an evaluation reaches the solve threshold (default true); false trains to the budget",
+    )
+    parser.add_argument(
+        "--deterministic",
+        action="store_true",
+        help="with --single_process: the same seed gives the same run (seeded generators, deterministic TF ops)",
+    )
     parser.add_argument(
         "--checkpoint_seconds", type=float, help="learner, counter and replay checkpoint period (default 60)"
     )
@@ -123,6 +151,13 @@ def prepare(argv: Optional[List[str]] = None, config: Any = None, start_time: Op
     builder = builder_class(config)
     if flags["num_actors"] < 1:
         raise UsageError(f"--num_actors must be >= 1 (got {flags['num_actors']}).")
+    if flags["deterministic"]:
+        if not flags["single_process"]:
+            raise UsageError(
+                "--deterministic needs --single_process: the nodes of a distributed run race (whose data the "
+                "learner samples first, when parameters reach the actors), so no seed can make two runs the same."
+            )
+        _or_usage_error(experiments.check_repeatable, builder)
     experiment = _or_usage_error(
         lambda: experiments.ExperimentConfig(
             builder=builder,
@@ -132,6 +167,9 @@ def prepare(argv: Optional[List[str]] = None, config: Any = None, start_time: Op
             max_seconds=flags["max_seconds"],
             max_actor_steps=flags["max_actor_steps"],
             eval_episodes=flags["eval_episodes"],
+            eval_every=flags["eval_every"],
+            stop_when_solved=flags["stop_when_solved"],
+            deterministic=flags["deterministic"],
             checkpoint_seconds=flags["checkpoint_seconds"],
             max_restarts=flags["max_restarts"],
             start_time=time.time() if start_time is None else start_time,
@@ -168,6 +206,8 @@ def main(argv: Optional[List[str]] = None, config: Any = None, start_time: Optio
         single_process=flags["single_process"],
     )
     status = {"solved": "solved", "user": "stopped"}.get(result.get("stopped_by"), "not solved")
+    if result.get("stopped_by") == "budget" and result.get("solved"):
+        status = f"trained to the budget (solved at {result['solved_at_actor_steps']:,} actor steps)"
     eval_return = result["eval_return"]
     resumed = f" (resumed from {result['resumed_from']})" if result.get("resumed_from") else ""
     print(

@@ -439,7 +439,7 @@ def baseline_worker(spec: Dict[str, Any]) -> None:
         return total
 
     def evaluate(model) -> bool:
-        """Encore's screen_then_evaluate: one screening episode, then the full evaluation, stopping early."""
+        """Encore's solve_check: one screening episode, then the full evaluation, stopping early."""
         state["evaluations"] += 1
         if episode_return(model, 0) < target:
             return False

@@ -5,14 +5,15 @@ Every replay module that needs TensorFlow or Reverb imports this module first; i
 
 import os
 import sys
-import tempfile
+
+from replay._stderr_filter import lines_hidden
 
 # Printed by every TF 2.15 import on machines without a GPU; harmless and not actionable.
 _NOISE = (
-    "Unable to register cuDNN factory",
-    "Unable to register cuFFT factory",
-    "Unable to register cuBLAS factory",
-    "TF-TRT Warning: Could not find TensorRT",
+    b"Unable to register cuDNN factory",
+    b"Unable to register cuFFT factory",
+    b"Unable to register cuBLAS factory",
+    b"TF-TRT Warning: Could not find TensorRT",
 )
 
 
@@ -21,20 +22,8 @@ def import_tensorflow() -> None:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     if "tensorflow" in sys.modules:
         return
-    sys.stderr.flush()
-    saved = os.dup(2)
-    with tempfile.TemporaryFile() as captured:
-        os.dup2(captured.fileno(), 2)
-        try:
-            import tensorflow  # noqa: F401
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
-            captured.seek(0)
-            for line in captured.read().decode(errors="replace").splitlines(keepends=True):
-                if not any(noise in line for noise in _NOISE):
-                    sys.stderr.write(line)
-            sys.stderr.flush()
+    with lines_hidden(_NOISE):
+        import tensorflow  # noqa: F401
 
 
 import_tensorflow()

@@ -11,6 +11,19 @@ from typing import Optional, Sequence
 
 import reverb
 
+from replay._stderr_filter import lines_hidden
+
+# What Reverb's C++ server prints at every start, checkpoint and stop, and the INFO line portpicker logs when a
+# server that was given its port gives it back: routine, not news, for the terminal of every run.
+_ROUTINE = (
+    b"Initializing TFRecordCheckpointer",
+    b"Loading latest checkpoint",
+    b"Started replay server",
+    b"Stored checkpoint",
+    b"Shutting down replay server",
+    b"Returning a port that wasn't given by portpicker",
+)
+
 
 class ReplayServer:
     """Serves Reverb tables on `port` (picked when None).
@@ -34,16 +47,18 @@ class ReplayServer:
         )
         checkpointer = reverb.checkpointers.DefaultCheckpointer(checkpoint_dir or self._owned_dir)
         try:
-            self._server = reverb.Server(list(tables), port=port, checkpointer=checkpointer)
+            with lines_hidden(_ROUTINE):
+                self._server = reverb.Server(list(tables), port=port, checkpointer=checkpointer)
         except Exception:
             self._remove_owned_dir()
             raise
+        self._port: int = self._server.port
         self._table_names = names
         self._stopped = False
 
     @property
     def port(self) -> int:
-        return self._server.port
+        return self._port
 
     @property
     def address(self) -> str:
@@ -58,16 +73,22 @@ class ReplayServer:
 
     def checkpoint(self) -> str:
         """Writes a checkpoint of every table and returns its path."""
-        return self.client().checkpoint()
+        with lines_hidden(_ROUTINE):
+            return self.client().checkpoint()
 
     def wait(self) -> None:
         """Blocks until the server is stopped."""
-        self._server.wait()
+        server = self._server
+        if server is not None:
+            server.wait()
 
     def stop(self) -> None:
         if not self._stopped:
             self._stopped = True
-            self._server.stop()
+            with lines_hidden(_ROUTINE):
+                self._server.stop()
+                # Reverb's Server gives its port back to portpicker when collected, with an INFO line: here.
+                self._server = None
             self._remove_owned_dir()
 
     def _remove_owned_dir(self) -> None:

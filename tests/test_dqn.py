@@ -298,16 +298,20 @@ class _FirstActionActor(agents.Actor):
         pass
 
 
-def test_evaluation_stops_once_the_solving_mean_is_out_of_reach():
+def test_a_solve_check_screens_then_stops_once_the_solving_mean_is_out_of_reach():
     returns = [500.0, 100.0] + [500.0] * 8
     environment = _ScriptedReturns(returns)
     assert experiments.evaluate(environment, _FirstActionActor(), 10) == pytest.approx(np.mean(returns))
     assert environment.episodes == 10
-    environment = _ScriptedReturns(returns)
-    # After 500 and 100, eight perfect episodes reach 4,600 < 10 * 475: no need to play them.
-    assert experiments.evaluate(environment, _FirstActionActor(), 10, target=475.0, max_return=500.0) == 300.0
-    assert environment.episodes == 2
+    # The screening 500 passes; after 500 and 100, eight perfect episodes reach 4,600 < 10 * 475: no need to play
+    # them, and the partial mean is no evaluation.
+    environment = _ScriptedReturns([500.0] + returns)
+    assert experiments.solve_check(environment, _FirstActionActor(), 10, 475.0, 500.0) == (500.0, None, False)
+    assert environment.episodes == 3
+    environment = _ScriptedReturns([100.0])
+    assert experiments.solve_check(environment, _FirstActionActor(), 10, 475.0, 500.0) == (100.0, None, False)
+    assert environment.episodes == 1
     environment = _ScriptedReturns([500.0] * 11)
-    assert experiments.screen_then_evaluate(environment, _FirstActionActor(), 10, 475.0, 500.0) == (500.0, 500.0, True)
+    assert experiments.solve_check(environment, _FirstActionActor(), 10, 475.0, 500.0) == (500.0, 500.0, True)
     assert environment.episodes == 11
     assert envs.max_return(ENV) == 500.0 and envs.max_return("NoSuchEnv-v0") is None

@@ -232,10 +232,10 @@ def test_kill_9_of_the_launcher_leaves_no_process_and_no_temp_file(make_run):
     nodes = [psutil.Process(pid) for pid in run.pids().values()]
     run.process.send_signal(signal.SIGKILL)
     run.process.wait()
+    # The nodes get the parent-death signal at once, but on a loaded machine their exit can take seconds.
     wait_until(
         lambda: not any(node.is_running() and node.status() != psutil.STATUS_ZOMBIE for node in nodes),
         "every node process gone",
-        5,
     )
     assert os.listdir(run.tmp_dir) == []
 

@@ -12,6 +12,10 @@ from agents import core
 from agents.dqn.networks import QNetwork
 from agents.utils import Logger
 
+# What each learner step logs, averaged over its gradient steps: the loss, the mean Q-value of the actions taken,
+# the mean absolute TD error and the gradient's global norm before clipping.
+_METRICS = ("loss", "mean_q", "td_error", "gradient_norm")
+
 
 def double_q_targets(
     rewards: tf.Tensor, discounts: tf.Tensor, gamma: float, q_next_online: tf.Tensor, q_next_target: tf.Tensor
@@ -109,20 +113,21 @@ class DQNLearner(core.Learner):
         count = self._num_sgd_steps_per_step
         minibatches = tf.nest.map_structure(lambda x: tf.reshape(x, [count, -1, *x.shape[1:]]), sample)
 
-        def body(i, priorities, losses):
-            td_errors, loss = self._sgd_step(tf.nest.map_structure(lambda x: x[i], minibatches))
-            return i + 1, priorities.write(i, tf.abs(td_errors)), losses.write(i, loss)
+        def body(i, priorities, sums):
+            td_errors, metrics = self._sgd_step(tf.nest.map_structure(lambda x: x[i], minibatches))
+            return i + 1, priorities.write(i, tf.abs(td_errors)), {k: sums[k] + metrics[k] for k in sums}
 
-        _, priorities, losses = tf.while_loop(
+        zeros = {key: tf.constant(0.0) for key in _METRICS}
+        _, priorities, sums = tf.while_loop(
             lambda i, *_: i < count,
             body,
-            (tf.constant(0), tf.TensorArray(tf.float32, count), tf.TensorArray(tf.float32, count)),
+            (tf.constant(0), tf.TensorArray(tf.float32, count), zeros),
             parallel_iterations=1,
         )
         return (
             sample.info.key,
             tf.reshape(priorities.stack(), [-1]),
-            tf.reduce_mean(losses.stack()),
+            {key: total / count for key, total in sums.items()},
             tf.identity(self._num_steps),
         )
 
@@ -145,22 +150,32 @@ class DQNLearner(core.Learner):
         variables = self._network.parameters
         gradients = tape.gradient(loss, variables)
         if self._max_gradient_norm is not None:
-            gradients, _ = tf.clip_by_global_norm(gradients, self._max_gradient_norm)
+            gradients, gradient_norm = tf.clip_by_global_norm(gradients, self._max_gradient_norm)
+        else:
+            gradient_norm = tf.linalg.global_norm(gradients)
         self._optimizer.apply_gradients(zip(gradients, variables))
+        metrics = {
+            "loss": loss,
+            "mean_q": tf.reduce_mean(q_taken),
+            "td_error": tf.reduce_mean(tf.abs(td_errors)),
+            "gradient_norm": gradient_norm,  # Before clipping.
+        }
         num_steps = self._num_steps.assign_add(1)
 
         def update_target():
             return tf.group([t.assign(o) for t, o in zip(self._target_network.parameters, variables)])
 
         with tf.control_dependencies([tf.cond(num_steps % self._target_update_period == 0, update_target, tf.no_op)]):
-            return tf.identity(td_errors), tf.identity(loss)
+            return tf.identity(td_errors), {key: tf.identity(value) for key, value in metrics.items()}
 
     def step(self) -> None:
         """num_sgd_steps_per_step gradient steps on one sampled batch, then priorities, publishing, logs."""
-        keys, priorities, loss, steps = self._sgd_step_fn(next(self._iterator))
+        keys, priorities, metrics, steps = self._sgd_step_fn(next(self._iterator))
         if self._priority_updater is not None:
             self._priority_updater.update(keys.numpy(), priorities.numpy().astype(np.float64))
-        self._reports.after_step(int(steps), self._num_sgd_steps_per_step, lambda: {"loss": float(loss)})
+        self._reports.after_step(
+            int(steps), self._num_sgd_steps_per_step, lambda: {key: float(value) for key, value in metrics.items()}
+        )
 
     def publish(self) -> None:
         """Sends the current parameters to the publisher, versioned by learner step."""

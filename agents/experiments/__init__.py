@@ -5,12 +5,14 @@ Nothing here imports TensorFlow: node processes that unpickle a program stay lig
 
 from agents.experiments.config import EnvironmentFactory, ExperimentConfig
 from agents.experiments.distributed import make_distributed_program, run_distributed, run_program
-from agents.experiments.evaluation import evaluate, screen_then_evaluate
+from agents.experiments.evaluation import Evaluations, evaluate, solve_check
 from agents.experiments.running import run_experiment
-from agents.experiments.single_process import run_single_process
+from agents.experiments.single_process import check_repeatable, run_single_process
 
 __all__ = [
+    "check_repeatable",
     "EnvironmentFactory",
+    "Evaluations",
     "ExperimentConfig",
     "evaluate",
     "make_distributed_program",
@@ -18,5 +20,5 @@ __all__ = [
     "run_experiment",
     "run_program",
     "run_single_process",
-    "screen_then_evaluate",
+    "solve_check",
 ]

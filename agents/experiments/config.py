@@ -20,7 +20,10 @@ class ExperimentConfig:
     `max_return` (an upper bound on one episode's return, to end hopeless evaluations early) default to
     the values `agents.envs` knows for `env_name`. Budgets: `max_seconds` counts from `start_time`,
     `max_actor_steps` counts every actor step of the run (a resumed run continues the count).
-    `checkpoint_seconds` is the period of the learner, counter and replay checkpoints: what a crash loses.
+    A full greedy evaluation of `eval_episodes` episodes runs every `eval_every` actor steps (the learning
+    curve); with `stop_when_solved` the run also checks cheaply for solving in between and ends once solved,
+    without it trains to its budget. `checkpoint_seconds` is the period of the learner, counter and replay
+    checkpoints: what a crash loses. `deterministic` (single process only): the same seed gives the same run.
     `max_restarts`: how many times each node of the distributed program is started again after it fails or is
     killed (it keeps its address and restores its latest checkpoint).
     """
@@ -33,6 +36,9 @@ class ExperimentConfig:
     max_seconds: Optional[float] = None
     max_actor_steps: Optional[int] = None
     eval_episodes: int = 10
+    eval_every: int = 5_000
+    stop_when_solved: bool = True
+    deterministic: bool = False
     solved_return: Optional[float] = None
     max_return: Optional[float] = None
     checkpoint_seconds: float = 60.0
@@ -52,6 +58,8 @@ class ExperimentConfig:
             problems.append(f"max_actor_steps must be >= 1 (got {self.max_actor_steps})")
         if self.eval_episodes < 1:
             problems.append(f"eval_episodes must be >= 1 (got {self.eval_episodes})")
+        if self.eval_every < 1:
+            problems.append(f"eval_every must be >= 1 actor step (got {self.eval_every})")
         if not self.checkpoint_seconds > 0:
             problems.append(f"checkpoint_seconds must be > 0 (got {self.checkpoint_seconds})")
         if self.max_restarts < 0:

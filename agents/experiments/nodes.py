@@ -15,9 +15,10 @@ import launch as lp
 import replay
 from agents import core, utils
 from agents.experiments.config import ExperimentConfig
-from agents.experiments.evaluation import screen_then_evaluate
+from agents.experiments.evaluation import Evaluations, make_evaluator_logger
 
 _PROGRESS_SECONDS = 5.0
+_LEARNER_LOG_SECONDS = 1.0  # At most one learner log row a second: hundreds of steps a second would flood it.
 _IDLE_SECONDS = 0.05
 _SAMPLE_TIMEOUT_MS = 1000  # The learner re-checks for stop this often while replay is starved.
 _CLOSE_TIMEOUT_SECS = 2.0  # For the last priority updates at stop: well inside the termination notice.
@@ -142,7 +143,11 @@ class LearnerNode:
             else _TolerantPriorityUpdater(self._priority_updater),
             counter=utils.Counter(counter, prefix="learner"),
             logger=utils.make_logger(
-                "learner", experiment.run_dir, terminal=experiment.verbose, steps_key="learner_steps"
+                "learner",
+                experiment.run_dir,
+                terminal=experiment.verbose,
+                time_delta=_LEARNER_LOG_SECONDS,
+                steps_key="learner_steps",
             ),
         )
         self._checkpointer = utils.Checkpointer(
@@ -293,7 +298,8 @@ class ActorNode:
 
 
 class EvaluatorNode:
-    """Evaluates each new parameter version greedily; stops the program when solved or out of budget.
+    """Evaluates the learner's parameters greedily (see `Evaluations`); stops the program when solved (unless
+    the run trains to its budget) or out of budget.
 
     Writes run_dir/result.json, with `stopped_by` "solved", "budget" or "user" (the program was stopped from
     outside, e.g. by Ctrl-C), and prints the progress line every few seconds. A node it calls that is down (e.g.
@@ -302,19 +308,16 @@ class EvaluatorNode:
 
     def __init__(self, experiment: ExperimentConfig, variable_server: Any, counter: Any, learner: Any):
         self._experiment = experiment
-        self._environment = experiment.make_environment(experiment.seed + 10_000)
         self._variable_client = utils.VariableClient(variable_server)
-        self._actor = experiment.builder.make_evaluation_actor(
-            replay.make_environment_spec(self._environment), self._variable_client, experiment.seed
+        environment = experiment.make_environment(experiment.seed + 10_000)
+        actor = experiment.builder.make_evaluation_actor(
+            replay.make_environment_spec(environment), self._variable_client, experiment.seed
         )
+        self._logger = make_evaluator_logger(experiment)
+        self._evaluations = Evaluations(experiment, environment, actor, self._logger)
         self._counter = counter
         self._learner = learner
-        # No TensorBoard here: its writer is TensorFlow's, which this numpy node would otherwise never import.
-        self._logger = utils.make_logger(
-            "evaluator", experiment.run_dir, terminal=experiment.verbose, tensorboard=False
-        )
         self._progress = utils.ProgressLine(experiment.start_time)
-        self._eval_return: Optional[float] = None
         self._evaluated_version = -1
         self._last_progress = time.monotonic()
         # The latest answers of the counter and the learner, for result.json when they no longer answer.
@@ -343,32 +346,16 @@ class EvaluatorNode:
             self._logger.close()
 
     def _round(self) -> Optional[str]:
-        """Evaluates a new parameter version if there is one; returns "solved" or "budget" when the run ends."""
-        experiment = self._experiment
+        """Evaluates a new parameter version if one is due; returns "solved" or "budget" when the run ends."""
         self._variable_client.update(wait=True)
         self._counts = self._counter.get_counts()
+        if self._evaluated_version < 0:  # The first round: a resumed run evaluates from where it stopped.
+            self._evaluations.resume(self._counts.get("actor_steps", 0))
         version = self._variable_client.version
         solved = False
         if version > max(self._evaluated_version, 0):
             self._evaluated_version = version
-            screen_return, mean_return, solved = screen_then_evaluate(
-                self._environment,
-                self._actor,
-                experiment.eval_episodes,
-                experiment.solved_return,
-                experiment.max_return,
-            )
-            if mean_return is not None:
-                self._eval_return = mean_return
-            self._logger.write(
-                {
-                    "actor_steps": self._counts.get("actor_steps", 0),
-                    "learner_steps": self._counts.get("learner_steps", 0),
-                    "parameter_version": version,
-                    "screen_return": screen_return,
-                    "eval_return": float("nan") if mean_return is None else mean_return,
-                }
-            )
+            solved = self._evaluations.run(self._counts, version)
         else:
             lp.stop_event().wait(_IDLE_SECONDS)
         if time.monotonic() - self._last_progress >= _PROGRESS_SECONDS or solved:
@@ -378,11 +365,16 @@ class EvaluatorNode:
                 self._counts.get("actor_steps", 0),
                 self._status["learner_steps"],
                 self._status["replay_size"],
-                self._eval_return,
+                self._evaluations.eval_return,
+                self._evaluations.eval_actor_steps,
             )
         if solved:
             return "solved"
-        return "budget" if experiment.out_of_budget(self._counts.get("actor_steps", 0)) else None
+        if self._experiment.out_of_budget(self._counts.get("actor_steps", 0)):
+            if self._variable_client.version > 0:  # Parameters to evaluate.
+                self._evaluations.final(self._counts, self._variable_client.version)
+            return "budget"
+        return None
 
     def _finish(self, stopped_by: str) -> None:
         stopping = lp.stop_event().is_set()
@@ -392,17 +384,14 @@ class EvaluatorNode:
             self._counts = self._counter.futures.get_counts().result(timeout=timeout)
             self._status = self._learner.futures.status().result(timeout=timeout)
         except (*_NODE_DOWN_ERRORS, concurrent.futures.TimeoutError) as error:
-            logging.warning(
-                "Counts or learner status unavailable at the end; keeping the last ones (%s)", _brief(error)
-            )
+            logging.warning("Counts or learner status unavailable at the end; keeping the last ones: %s", _brief(error))
         counts, status = self._counts, self._status
         utils.write_json(
             os.path.join(self._experiment.run_dir, "result.json"),
             {
-                "solved": stopped_by == "solved",
                 "stopped_by": stopped_by,
                 "wall_seconds": time.time() - self._experiment.start_time,
-                "eval_return": self._eval_return,
+                **self._evaluations.result_fields(),
                 "actor_steps": counts.get("actor_steps", 0),
                 "learner_steps": max(counts.get("learner_steps", 0), status["learner_steps"]),
                 "replay_size": status["replay_size"],

@@ -23,5 +23,10 @@ def run_experiment(
         result = run_single_process(experiment)
     else:
         result = run_distributed(experiment, num_actors=num_actors, launch_type=launch_type)
-    utils.plot_learning_curve(experiment.run_dir, start_time=experiment.start_time)
+    utils.plot_learning_curve(
+        experiment.run_dir,
+        start_time=experiment.start_time,
+        title=f"{experiment.builder.name} on {experiment.env_name}, seed {experiment.seed}",
+        threshold=experiment.solved_return,
+    )
     return result

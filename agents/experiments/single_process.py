@@ -1,15 +1,18 @@
 """Any builder with acting, learning and evaluation interleaved in one process (Acme's learning actor)."""
 
 import os
+import random
 import time
-from typing import Any, Callable, Dict, Optional
+from typing import Any, Callable, Dict
+
+import numpy as np
 
 import replay
 from agents import core, utils
 from agents.experiments.config import ExperimentConfig
-from agents.experiments.evaluation import screen_then_evaluate
+from agents.experiments.evaluation import Evaluations, make_evaluator_logger
 
-_SCREEN_PERIOD = 250  # Actor steps between evaluations (see screen_then_evaluate).
+_CHECK_PERIOD = 250  # Actor steps between evaluations that may be due (see Evaluations).
 _PROGRESS_SECONDS = 5.0
 
 
@@ -60,6 +63,8 @@ def run_single_process(experiment: ExperimentConfig, print_fn: Callable[[str], N
     """
     builder = experiment.builder
     run_dir = experiment.run_dir
+    if experiment.deterministic:
+        _make_repeatable(builder, experiment.seed)
     environment = experiment.make_environment(experiment.seed)
     eval_environment = experiment.make_environment(experiment.seed + 10_000)
     spec = replay.make_environment_spec(environment)
@@ -84,14 +89,23 @@ def run_single_process(experiment: ExperimentConfig, print_fn: Callable[[str], N
         publisher=variable_server,
         priority_updater=priority_updater,
         counter=utils.Counter(counter, prefix="learner", time_delta=0.0),
-        logger=utils.make_logger("learner", run_dir, terminal=experiment.verbose, steps_key="learner_steps"),
+        # At most one row a second, but every step in a repeatable run: a filter by time would not repeat.
+        logger=utils.make_logger(
+            "learner",
+            run_dir,
+            terminal=experiment.verbose,
+            time_delta=0.0 if experiment.deterministic else 1.0,
+            steps_key="learner_steps",
+        ),
     )
     checkpointer = utils.Checkpointer(
         {**learner.checkpoint_objects, "counter": counter},
         os.path.join(run_dir, "checkpoints"),
         time_delta_minutes=experiment.checkpoint_seconds / 60,
     )
-    actor_client = utils.VariableClient(variable_server, builder.variable_update_period())
+    actor_client = utils.VariableClient(
+        variable_server, builder.variable_update_period(), synchronous=experiment.deterministic
+    )
     actor = builder.make_actor(
         spec, actor_client, builder.make_adder(client), core.ActorSettings(seed=experiment.seed, single_process=True)
     )
@@ -101,14 +115,16 @@ def run_single_process(experiment: ExperimentConfig, print_fn: Callable[[str], N
         actor, learner, builder.learner_steps_per_actor_step(), builder.min_actor_steps_before_learning(), actor_steps
     )
     eval_client = utils.VariableClient(variable_server)
-    eval_actor = builder.make_evaluation_actor(spec, eval_client, experiment.seed + 1)
+    eval_logger = make_evaluator_logger(experiment)
+    evaluations = Evaluations(
+        experiment, eval_environment, builder.make_evaluation_actor(spec, eval_client, experiment.seed + 1), eval_logger
+    )
+    evaluations.resume(actor_steps)
     actor_logger = utils.make_logger("actor", run_dir, terminal=experiment.verbose, steps_key="actor_steps")
-    eval_logger = utils.make_logger("evaluator", run_dir, terminal=experiment.verbose, steps_key="actor_steps")
     loop = core.EnvironmentLoop(environment, learning_actor, actor_counter)
 
-    eval_return: Optional[float] = None
     solved = False
-    last_screen = 0
+    last_check = actor_steps
     last_progress = time.monotonic()
     progress = utils.ProgressLine(experiment.start_time, print_fn)
     stopped_by = None
@@ -125,30 +141,26 @@ def run_single_process(experiment: ExperimentConfig, print_fn: Callable[[str], N
                         "episode_return": episode["episode_return"],
                     }
                 )
-                if learner.num_steps > 0 and actor_steps - last_screen >= _SCREEN_PERIOD:
-                    last_screen = actor_steps
-                    eval_actor.update(wait=True)
-                    screen_return, mean_return, solved = screen_then_evaluate(
-                        eval_environment,
-                        eval_actor,
-                        experiment.eval_episodes,
-                        experiment.solved_return,
-                        experiment.max_return,
-                    )
-                    eval_return = eval_return if mean_return is None else mean_return
-                    eval_logger.write(
-                        {
-                            "actor_steps": actor_steps,
-                            "learner_steps": learner.num_steps,
-                            "screen_return": screen_return,
-                            "eval_return": float("nan") if mean_return is None else mean_return,
-                        }
+                if learner.num_steps > 0 and actor_steps - last_check >= _CHECK_PERIOD:
+                    last_check = actor_steps
+                    eval_client.update(wait=True)
+                    solved = evaluations.run(
+                        {"actor_steps": actor_steps, "learner_steps": learner.num_steps}, eval_client.version
                     )
                 if checkpointer.save() is not None:
                     server.checkpoint()
                 if time.monotonic() - last_progress >= _PROGRESS_SECONDS:
                     last_progress = time.monotonic()
-                    progress.show(actor_steps, learner.num_steps, _replay_size(client), eval_return)
+                    progress.show(
+                        actor_steps,
+                        learner.num_steps,
+                        _replay_size(client),
+                        evaluations.eval_return,
+                        evaluations.eval_actor_steps,
+                    )
+            if not solved and learner.num_steps > 0:
+                eval_client.update(wait=True)
+                evaluations.final({"actor_steps": actor_steps, "learner_steps": learner.num_steps}, eval_client.version)
         except KeyboardInterrupt:  # Ctrl-C: stop here, with the final checkpoint and result.json below.
             stopped_by = "user"
             actor_steps = counter.get_counts().get("actor_steps", actor_steps)
@@ -165,19 +177,41 @@ def run_single_process(experiment: ExperimentConfig, print_fn: Callable[[str], N
             server.stop()  # After the updater: a send still in flight to a stopping server can hang.
 
     result = {
-        "solved": solved,
         "stopped_by": stopped_by or ("solved" if solved else "budget"),
         "wall_seconds": wall_seconds,
-        "eval_return": eval_return,
+        **evaluations.result_fields(),
         "actor_steps": actor_steps,
         "learner_steps": learner.num_steps,
         "replay_size": replay_size,
         "resumed_from": checkpointer.restored_from,
     }
     utils.write_json(os.path.join(run_dir, "result.json"), result)
-    progress.show(actor_steps, learner.num_steps, None, eval_return)
+    progress.show(actor_steps, learner.num_steps, None, evaluations.eval_return, evaluations.eval_actor_steps)
     return result
 
 
 def _replay_size(client: Any) -> int:
     return sum(int(table.current_size) for table in client.server_info(timeout=5).values())
+
+
+def _make_repeatable(builder: core.Builder, seed: int) -> None:
+    """Seeds every generator a run draws from and makes TensorFlow's ops deterministic. Environments, networks
+    and actors are seeded from the experiment's seed already; parameter fetches become synchronous (above)."""
+    check_repeatable(builder)
+    replay.import_tensorflow()
+    import tensorflow as tf  # pylint: disable=import-outside-toplevel
+
+    random.seed(seed)
+    np.random.seed(seed)
+    tf.random.set_seed(seed)
+    tf.config.experimental.enable_op_determinism()
+
+
+def check_repeatable(builder: core.Builder) -> None:
+    """Raises ValueError, naming why, if single-process runs of `builder` cannot repeat exactly."""
+    if not builder.repeatable_sampling:
+        raise ValueError(
+            f"--deterministic: {builder.name} samples replay with Reverb's uniform or prioritized selector, whose "
+            "random generator cannot be seeded, so its runs cannot repeat exactly; agents whose replay is a queue "
+            "(e.g. impala) can. Drop --deterministic."
+        )

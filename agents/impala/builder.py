@@ -29,6 +29,7 @@ class IMPALABuilder(core.Builder):
     name = "impala"
     config_class = IMPALAConfig
     prioritized = False
+    repeatable_sampling = True  # A queue: each batch is the next sequences in the order they were written.
 
     def make_replay_tables(
         self, environment_spec: "replay.EnvironmentSpec", rate_limited: bool = True

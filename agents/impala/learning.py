@@ -144,6 +144,7 @@ class IMPALALearner(core.Learner):
             "policy_loss": policy_loss,
             "value_loss": value_loss,
             "entropy": entropy,
+            "mean_value": tf.reduce_sum(mask * values[:-1]) / count,
             "mean_rho": tf.reduce_sum(rhos) / count,
         }
 
@@ -153,8 +154,9 @@ class IMPALALearner(core.Learner):
             metrics = self.loss(sample.data)
         gradients = tape.gradient(metrics["loss"], variables)
         if self._max_gradient_norm is not None:
-            gradients, norm = tf.clip_by_global_norm(gradients, self._max_gradient_norm)
-            metrics["gradient_norm"] = norm
+            gradients, metrics["gradient_norm"] = tf.clip_by_global_norm(gradients, self._max_gradient_norm)
+        else:
+            metrics["gradient_norm"] = tf.linalg.global_norm(gradients)
         self._optimizer.apply_gradients(zip(gradients, variables))
         with tf.control_dependencies([self._num_steps.assign_add(1)]):
             return {**metrics, "num_steps": tf.identity(self._num_steps)}

@@ -24,6 +24,7 @@ from agents.utils.variables import VariableClient, VariableServer
 _LAZY = {
     "Checkpointer": "agents.utils.checkpointing",
     "plot_learning_curve": "agents.utils.plotting",
+    "plot_sweep_curves": "agents.utils.plotting",
     "read_csv_log": "agents.utils.plotting",
 }
 
@@ -45,6 +46,7 @@ __all__ = [
     "make_logger",
     "make_run_dir",
     "plot_learning_curve",
+    "plot_sweep_curves",
     "read_csv_log",
     "read_json",
     "run_files",

@@ -34,7 +34,7 @@ class Counter(core.Saveable):
         self._unpushed: Dict[str, Number] = {}
         self._cache: Dict[str, Number] = {}
         self._last_push = -float("inf")
-        self._parent_failing = False
+        self._failed_pushes = 0  # In a row.
         self._lock = threading.Lock()
 
     def increment(self, **counts: Number) -> Dict[str, Number]:
@@ -59,13 +59,15 @@ class Counter(core.Saveable):
                 with self._lock:
                     for key, value in unpushed.items():
                         self._unpushed[key] = self._unpushed.get(key, 0) + value
-                if not self._parent_failing:
+                self._failed_pushes += 1
+                # One failed push is usually the program stopping (the counter node goes first): only a second
+                # in a row is worth a warning.
+                if self._failed_pushes == 2:
                     logging.warning("Counts not pushed to the parent counter (kept for the next push): %s", error)
-                self._parent_failing = True
             else:
-                if self._parent_failing:
+                if self._failed_pushes >= 2:
                     logging.warning("Counts reach the parent counter again.")
-                self._parent_failing = False
+                self._failed_pushes = 0
         with self._lock:
             counts = {self._prefixed(k): v for k, v in self._counts.items()}
         counts.update(self._cache)  # The parent's totals include ours.

@@ -4,9 +4,10 @@ import csv
 import glob
 import math
 import os
-from typing import Dict, List, Optional
+from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
 import matplotlib
+import numpy as np
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top,wrong-import-position
@@ -31,8 +32,12 @@ def plot_learning_curve(
     output_path: Optional[str] = None,
     start_time: Optional[float] = None,
     return_keys=("eval_return", "episode_return"),
+    *,
+    title: Optional[str] = None,
+    threshold: Optional[float] = None,
 ) -> str:
-    """Plots returns vs wall time and vs actor steps from run_dir/logs/*.csv.
+    """Plots returns vs wall time and vs actor steps from run_dir/logs/*.csv, titled `title` (default: the run
+    directory's name), with `threshold` (the solve threshold) as a dashed line.
 
     Every log with a return column (the first of `return_keys` it has) and a
     `timestamp` column becomes one line (rows whose return is NaN are skipped). Wall time counts from `start_time`
@@ -69,10 +74,66 @@ def plot_learning_curve(
     for axis in (by_time, by_steps):
         axis.set_ylabel("return")
         axis.grid(alpha=0.3)
-    if curves:
-        by_time.legend(loc="best", fontsize="small")
-    figure.suptitle(os.path.basename(os.path.normpath(run_dir)))
-    figure.tight_layout()
+        if threshold is not None:
+            axis.axhline(threshold, color="black", linestyle="--", linewidth=1.0, label="solve threshold")
+    figure.suptitle(title or os.path.basename(os.path.normpath(run_dir)))
+    handles, labels = by_time.get_legend_handles_labels()
+    if handles:  # Below both plots, where it covers no data.
+        figure.legend(handles, labels, loc="lower center", ncol=min(len(labels), 5), fontsize="small", frameon=False)
+    figure.tight_layout(rect=(0, 0.1 if handles else 0, 1, 1))
     figure.savefig(output_path, dpi=100)
     plt.close(figure)
     return output_path
+
+
+def plot_sweep_curves(
+    curves: Mapping[str, Sequence[Tuple[np.ndarray, np.ndarray]]],
+    output_path: str,
+    *,
+    title: str = "",
+    threshold: Optional[float] = None,
+    points: int = 100,
+    resamples: int = 1000,
+) -> str:
+    """One line per setting: the mean over its seeds of the evaluation return against env steps, with a 95%
+    bootstrap band (seeds resampled with replacement). `curves[setting]` holds one (env steps, returns) pair per
+    seed. Between evaluations a seed's curve holds its latest value, and after its last one (a run that stopped
+    once solved, or at its budget) it keeps it; before its first it is absent from the mean. Returns the path."""
+    figure, axis = plt.subplots(figsize=(8, 4.5))
+    end = max((steps[-1] for runs in curves.values() for steps, _ in runs if len(steps)), default=1.0)
+    grid = np.linspace(0.0, end, points)
+    bootstrap = np.random.default_rng(0)  # A fixed seed: the same sweep gives the same plot.
+    for setting, runs in curves.items():
+        values = np.array([_latest_value(steps, returns, grid) for steps, returns in runs if len(steps)])
+        if values.size == 0:
+            continue
+        seen = ~np.isnan(values)
+        counts = seen.sum(axis=0)
+        shown = counts > 0
+        mean = np.nansum(values, axis=0)[shown] / counts[shown]
+        picks = bootstrap.integers(0, len(values), size=(resamples, len(values)))
+        resampled = values[picks]  # resamples × seeds × points
+        with np.errstate(invalid="ignore"):
+            means = np.nansum(resampled, axis=1) / (~np.isnan(resampled)).sum(axis=1)
+        low, high = np.nanpercentile(means[:, shown], [2.5, 97.5], axis=0)
+        (line,) = axis.plot(grid[shown], mean, label=f"{setting} ({len(values)} seeds)")
+        axis.fill_between(grid[shown], low, high, color=line.get_color(), alpha=0.2)
+    if threshold is not None:
+        axis.axhline(threshold, color="black", linestyle="--", linewidth=1.0, label="solve threshold")
+    axis.set_xlabel("env steps")
+    axis.set_ylabel("evaluation return")
+    axis.grid(alpha=0.3)
+    axis.set_title(title, fontsize="medium")
+    handles, labels = axis.get_legend_handles_labels()
+    if handles:  # Below the plot, where it covers no data.
+        figure.legend(handles, labels, loc="lower center", ncol=min(len(labels), 3), fontsize="small", frameon=False)
+    figure.tight_layout(rect=(0, 0.12 if handles else 0, 1, 1))
+    figure.savefig(output_path, dpi=100)
+    plt.close(figure)
+    return output_path
+
+
+def _latest_value(steps: np.ndarray, returns: np.ndarray, grid: np.ndarray) -> np.ndarray:
+    """At each grid point, the return of the latest evaluation at or before it (NaN before the first)."""
+    index = np.searchsorted(steps, grid, side="right") - 1
+    return np.where(index >= 0, returns[np.maximum(index, 0)], np.nan)

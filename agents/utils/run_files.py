@@ -100,8 +100,14 @@ class ProgressLine:
         self._last = (time.time(), 0, 0)
 
     def show(
-        self, actor_steps: int, learner_steps: int, replay_size: Optional[int], eval_return: Optional[float]
+        self,
+        actor_steps: int,
+        learner_steps: int,
+        replay_size: Optional[int],
+        eval_return: Optional[float],
+        eval_actor_steps: Optional[int] = None,
     ) -> None:
+        """`eval_return`: the latest evaluation's mean, made at `eval_actor_steps`."""
         now = time.time()
         then, last_actor, last_learner = self._last
         span = now - then
@@ -110,6 +116,8 @@ class ProgressLine:
         rate = lambda steps: f"{steps / span:,.0f}/s" if span >= 1.0 else "-/s"  # noqa: E731
         size = "-" if replay_size is None else f"{replay_size:,}"
         evaluation = "-" if eval_return is None else f"{eval_return:.1f}"
+        if eval_return is not None and eval_actor_steps is not None:
+            evaluation += f" (at {eval_actor_steps:,} steps)"
         self._print_fn(
             f"[{now - self._start_time:6.1f}s] actor {actor_steps:,} steps ({rate(actor_steps - last_actor)}) | "
             f"learner {learner_steps:,} steps ({rate(learner_steps - last_learner)}) | replay {size} | "

@@ -61,9 +61,12 @@ class VariableClient:
     background thread; `update()` itself only swaps in the result of a finished
     fetch, so an actor step never waits on the network. `update(wait=True)`
     fetches synchronously. `source` is a VariableServer or a client of one.
+
+    `synchronous`: every `update_period`-th `update()` fetches in the caller's thread instead, so which
+    parameters an actor uses at each step does not depend on thread timing (repeatable runs).
     """
 
-    def __init__(self, source: core.ParameterSource, update_period: int = 1):
+    def __init__(self, source: core.ParameterSource, update_period: int = 1, synchronous: bool = False):
         if update_period < 1:
             raise ValueError(f"update_period must be >= 1, got {update_period}.")
         self._source = source
@@ -79,8 +82,11 @@ class VariableClient:
         self._closed = False
         self.num_fetches = 0
         self._failing = False
-        self._thread = threading.Thread(target=self._fetch_loop, name="variable-client", daemon=True)
-        self._thread.start()
+        self._synchronous = synchronous
+        self._thread: Optional[threading.Thread] = None
+        if not synchronous:
+            self._thread = threading.Thread(target=self._fetch_loop, name="variable-client", daemon=True)
+            self._thread.start()
 
     @property
     def params(self) -> Any:
@@ -97,6 +103,12 @@ class VariableClient:
         if wait:
             self._adopt(self._source.get(self._version))
             return
+        if self._synchronous:
+            self._calls += 1
+            if self._calls >= self._update_period:
+                self._calls = 0
+                self._adopt(self._source.get(self._version))
+            return
         with self._lock:
             fetched, self._fetched = self._fetched, None
         if fetched is not None:
@@ -111,7 +123,8 @@ class VariableClient:
         """Stops the background thread."""
         self._closed = True
         self._requested.set()
-        self._thread.join(timeout=5)
+        if self._thread is not None:
+            self._thread.join(timeout=5)
 
     def _adopt(self, fetched: Optional[Versioned]) -> None:
         if fetched is not None and fetched[0] > self._version:
