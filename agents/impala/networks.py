@@ -61,8 +61,10 @@ def make_actor_critic_network(
     hidden_sizes: Sequence[int] = (64, 64),
     seed: Optional[int] = None,
     name: str = "actor_critic",
+    agent: str = "IMPALA",
 ) -> ActorCriticNetwork:
-    """An ActorCriticNetwork sized for a flat observation and a discrete action spec."""
+    """An ActorCriticNetwork sized for a flat observation and a discrete action spec (else a ValueError naming
+    `agent`)."""
     observation_size = int(np.prod(environment_spec.observations.shape))
-    num_actions = envs.num_discrete_actions(environment_spec, "IMPALA")
+    num_actions = envs.num_discrete_actions(environment_spec, agent)
     return ActorCriticNetwork(observation_size, num_actions, hidden_sizes, seed, name)

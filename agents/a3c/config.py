@@ -1,0 +1,81 @@
+"""A3C and A2C hyperparameters: one worker, two update schemes."""
+
+import dataclasses
+from typing import Optional, Tuple
+
+from agents.config_checks import check_ranges
+
+
+@dataclasses.dataclass
+class A3CConfig:
+    """Advantage actor-critic workers that push gradients to a parameter server (Mnih et al. 2016).
+
+    Each worker acts in `num_envs` environments with its copy of the parameters for `t_max` steps, computes the
+    gradient of the n-step actor-critic loss on that rollout and pushes it; the server applies it with RMSProp
+    (one set of statistics for all workers, as in the paper) and sends back the newest parameters.
+    `synchronous`: the server waits for a push from every worker of a group (`num_workers / num_groups` workers)
+    and applies their mean once (A2C); otherwise it applies each push as it arrives (A3C). A round whose workers
+    have not all pushed within `barrier_timeout` seconds proceeds without them. `max_staleness`: drop pushes
+    computed on parameters more than this many updates old (None: keep all).
+    """
+
+    # Network: a shared MLP torso, then policy logits and a value.
+    hidden_sizes: Tuple[int, ...] = (64, 64)
+
+    # Rollouts and loss.
+    num_envs: int = 4  # Environments each worker steps in lockstep; a rollout holds t_max x num_envs steps.
+    t_max: int = 5  # Steps per rollout before a gradient is pushed (n of the n-step returns).
+    discount: float = 0.99
+    value_cost: float = 0.5  # The value loss is value_cost * (R - V)^2.
+    entropy_cost: float = 0.0  # The loss subtracts entropy_cost * the policy's entropy (a bonus).
+    max_gradient_norm: float = 0.5  # Workers clip their gradient's global norm before pushing.
+
+    # The server's RMSProp.
+    learning_rate: float = 7e-4
+    rmsprop_decay: float = 0.99
+    rmsprop_epsilon: float = 1e-5
+
+    # Update scheme.
+    synchronous: bool = False
+    num_groups: int = 1
+    max_staleness: Optional[int] = None
+    barrier_timeout: float = 5.0
+
+    def __post_init__(self):
+        self.hidden_sizes = tuple(self.hidden_sizes)
+        more = []
+        if any(size < 1 for size in self.hidden_sizes):
+            more.append(f"hidden_sizes must all be >= 1 (got {self.hidden_sizes})")
+        if not 0 <= self.discount <= 1:
+            more.append(f"discount must be in [0, 1] (got {self.discount})")
+        if self.max_staleness is not None and self.max_staleness < 0:
+            more.append(f"max_staleness must be >= 0, or None for no limit (got {self.max_staleness})")
+        if self.num_groups > 1 and not self.synchronous:
+            more.append(f"num_groups={self.num_groups} needs synchronous=true (asynchronous pushes form no groups)")
+        check_ranges(
+            self,
+            at_least_one=("num_envs", "t_max", "num_groups"),
+            positive=("learning_rate", "max_gradient_norm", "barrier_timeout", "rmsprop_epsilon"),
+            unit_interval=("rmsprop_decay",),
+            non_negative=("value_cost", "entropy_cost"),
+            more=more,
+        )
+
+    def group_size(self, num_workers: int) -> int:
+        """Pushes per update: all workers of a group when synchronous, else 1. Raises ValueError when the workers
+        do not split into `num_groups` equal groups."""
+        if not self.synchronous:
+            return 1
+        if num_workers % self.num_groups:
+            raise ValueError(
+                f"{type(self).__name__}: {num_workers} workers do not split into num_groups={self.num_groups} equal "
+                "groups; pass a number of workers (--num_actors) that is a multiple of num_groups."
+            )
+        return num_workers // self.num_groups
+
+
+@dataclasses.dataclass
+class A2CConfig(A3CConfig):
+    """A3C's workers with a synchronous server: every update is the mean of one push from each worker."""
+
+    synchronous: bool = True
