@@ -373,7 +373,8 @@ class ProgramBuilder(abc.ABC):
     and `learner_steps`.
 
     `uses_num_actors`: whether `make_program` takes its node count from `num_actors` (`--num_actors`), rather than
-    from its config. `resumable`: whether a run can continue from its run directory (`--resume`).
+    from its config; such a builder's `run_single_process` takes `num_actors` too. `resumable`: whether a run can
+    continue from its run directory (`--resume`).
     """
 
     name: str = "agent"

@@ -6,6 +6,8 @@ from typing import Dict, Type, Union
 from agents import core
 
 AGENTS: Dict[str, str] = {
+    "a2c": "agents.a3c.builder:A2CBuilder",
+    "a3c": "agents.a3c.builder:A3CBuilder",
     "dqn": "agents.dqn.builder:DQNBuilder",
     "impala": "agents.impala.builder:IMPALABuilder",
     "tabular": "agents.tabular.builder:TabularBuilder",

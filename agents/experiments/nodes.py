@@ -401,6 +401,8 @@ class EvaluatorNode:
                 "replay_samples": status.get("samples"),
                 "resumed_from": status.get("resumed_from"),
                 "parameter_version": self._variable_client.version,
+                # A parameter server as the learner (agents.utils.ParameterServer.status): pushes, staleness.
+                **({"parameter_server": status["parameter_server"]} if "parameter_server" in status else {}),
             },
         )
         if not stopping:

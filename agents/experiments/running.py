@@ -16,7 +16,8 @@ def run_experiment(
     builder = experiment.builder
     if isinstance(builder, core.ProgramBuilder):
         if single_process:
-            result = dict(builder.run_single_process(experiment))
+            workers = {"num_actors": num_actors} if builder.uses_num_actors else {}
+            result = dict(builder.run_single_process(experiment, **workers))
         else:
             result = run_program(experiment, builder.make_program(experiment, num_actors), launch_type)
     elif single_process:

@@ -1,6 +1,6 @@
 """Agent utilities: loggers, counting, variable publication, checkpoints, plots, run files.
 
-Checkpointer (TensorFlow) and the plotting functions (matplotlib) are imported
+Checkpointer and ParameterServer (TensorFlow) and the plotting functions (matplotlib) are imported
 on first use, so nodes that need neither start quickly.
 """
 
@@ -23,6 +23,7 @@ from agents.utils.variables import VariableClient, VariableServer
 
 _LAZY = {
     "Checkpointer": "agents.utils.checkpointing",
+    "ParameterServer": "agents.utils.parameter_server",
     "plot_learning_curve": "agents.utils.plotting",
     "plot_sweep_curves": "agents.utils.plotting",
     "read_csv_log": "agents.utils.plotting",
@@ -36,6 +37,7 @@ __all__ = [
     "InMemoryLogger",
     "Logger",
     "NoOpLogger",
+    "ParameterServer",
     "ProgressLine",
     "TensorBoardLogger",
     "TerminalLogger",

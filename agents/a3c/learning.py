@@ -1,0 +1,111 @@
+"""A3C/A2C workers: the gradient of the n-step actor-critic loss on their own rollouts, pushed to a parameter
+server."""
+
+from replay import import_tensorflow  # noqa: F401, I001  First: TensorFlow without its CPU-only plugin noise.
+from typing import Any, Dict, List, Optional, Protocol, Sequence, Tuple
+
+import dm_env
+import numpy as np
+import tensorflow as tf
+
+import replay
+from agents.a3c.acting import RolloutCollector, n_step_targets
+from agents.a3c.config import A3CConfig
+from agents.a3c.networks import make_network
+from agents.core import Versioned
+
+
+class GradientSink(Protocol):
+    """Where a worker pushes gradients (a utils.ParameterServer or a client of one)."""
+
+    def push_gradients(self, gradients: Any, based_on_version: int, group: int = 0) -> Optional[Versioned]: ...
+
+    def get(self, known_version: int = -1) -> Optional[Versioned]: ...
+
+
+class A2CLoss:
+    """The advantage actor-critic loss and its gradient, compiled: -log pi(a_t|s_t) A_t + value_cost (R_t - V(s_t))^2
+    - entropy_cost H(pi(.|s_t)), averaged over a rollout's steps, its gradient clipped to `max_gradient_norm`."""
+
+    def __init__(self, network: Any, config: A3CConfig):
+        self._network = network
+        self._config = config
+        size = network.observation_size
+        self.gradients = tf.function(
+            self._gradients,
+            input_signature=[
+                tf.TensorSpec([None, size], tf.float32),
+                tf.TensorSpec([None], tf.int32),
+                tf.TensorSpec([None], tf.float32),
+                tf.TensorSpec([None], tf.float32),
+            ],
+            autograph=False,
+        )
+
+    def _gradients(self, observations, actions, returns, advantages) -> Tuple[List[tf.Tensor], Dict[str, tf.Tensor]]:
+        config = self._config
+        with tf.GradientTape() as tape:
+            logits, values = self._network(observations)
+            log_pi = tf.nn.log_softmax(logits)
+            log_pi_taken = tf.gather(log_pi, actions, axis=-1, batch_dims=1)
+            policy_loss = -tf.reduce_mean(log_pi_taken * advantages)
+            value_loss = tf.reduce_mean(tf.square(returns - values))
+            entropy = -tf.reduce_mean(tf.reduce_sum(tf.exp(log_pi) * log_pi, axis=-1))
+            loss = policy_loss + config.value_cost * value_loss - config.entropy_cost * entropy
+        gradients = tape.gradient(loss, self._network.parameters)
+        gradients, norm = tf.clip_by_global_norm(gradients, config.max_gradient_norm)
+        metrics = {
+            "loss": loss,
+            "policy_loss": policy_loss,
+            "value_loss": value_loss,
+            "entropy": entropy,
+            "gradient_norm": norm,
+        }
+        return gradients, metrics
+
+
+class A3CWorker:
+    """Acts `t_max` steps in its environments with its copy of the parameters, pushes the gradient of the loss on
+    that rollout to `server` (to `group` of a grouped synchronous server), adopts the parameters it returns."""
+
+    def __init__(
+        self,
+        config: A3CConfig,
+        environments: Sequence[dm_env.Environment],
+        server: GradientSink,
+        seed: int,
+        group: int = 0,
+    ):
+        spec = replay.make_environment_spec(environments[0])
+        self._config = config
+        self._network = make_network(spec, config.hidden_sizes, seed)
+        self._loss = A2CLoss(self._network, config)
+        self._collector = RolloutCollector(environments, seed)
+        self._server = server
+        self._group = group
+        self.version = -1
+        self._params: Optional[List[np.ndarray]] = None
+        self.metrics: Dict[str, float] = {}
+
+    def step(self) -> Optional[List[Tuple[float, int]]]:
+        """One rollout and its push; returns the (return, length) of the episodes that ended in it, or None when
+        the server had no parameters (or no answer) yet and nothing was done."""
+        if self._params is None:
+            self._adopt(self._server.get(self.version))
+            if self._params is None:
+                return None
+        config = self._config
+        rollout, finished = self._collector.collect(self._params, config.t_max)
+        returns, advantages = n_step_targets(rollout, config.discount)
+        self._network.set_parameters(self._params)
+        flat = lambda x: x.reshape(-1, *x.shape[2:])  # noqa: E731  [T, E, ...] -> [T * E, ...]
+        gradients, metrics = self._loss.gradients(
+            flat(rollout.observations), flat(rollout.actions), flat(returns), flat(advantages)
+        )
+        self._adopt(self._server.push_gradients([g.numpy() for g in gradients], self.version, self._group))
+        self.metrics = {key: float(value) for key, value in metrics.items()}
+        return finished
+
+    def _adopt(self, fetched: Optional[Versioned]) -> None:
+        if fetched is not None and fetched[0] > self.version:
+            self.version, self._params = fetched

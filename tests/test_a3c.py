@@ -1,0 +1,113 @@
+"""A3C/A2C: n-step targets on a hand-built rollout, rollouts of a real environment, workers pushing to a real
+parameter server, and end-to-end runs in which pushes, updates and parameter versions advance."""
+
+import os
+
+import numpy as np
+import pytest
+
+from agents import envs, experiments, utils
+from agents.a3c import A2CBuilder, A2CConfig, A3CBuilder, A3CConfig, Rollout, RolloutCollector, n_step_targets, nodes
+
+
+def test_n_step_targets_bootstrap_at_truncations_and_the_rollouts_end_but_not_at_terminations():
+    # Environment 0 terminates at t=1; environment 1 is truncated at t=1 (discount 1); both rollouts end at t=2.
+    rollout = Rollout(
+        observations=np.zeros((3, 2, 1), np.float32),
+        actions=np.zeros((3, 2), np.int32),
+        rewards=np.array([[1, 1], [2, 1], [3, 1]], np.float32),
+        discounts=np.array([[1, 1], [0, 1], [1, 1]], np.float32),
+        continues=np.array([[1, 1], [0, 0], [0, 0]], np.float32),
+        values=np.array([[0.5, 1.0], [1.0, 2.0], [1.5, 3.0]], np.float32),
+        next_values=np.array([[10, 10], [20, 5], [30, 7]], np.float32),
+    )
+    returns, advantages = n_step_targets(rollout, discount=0.9)
+    # By hand, backwards: R_2 = r_2 + 0.9 V(s'_2); R_1 = r_1 (terminated) or r_1 + 0.9 V(s'_1) (truncated);
+    # R_0 = r_0 + 0.9 R_1.
+    expected = np.array([[1 + 0.9 * 2, 1 + 0.9 * 5.5], [2, 1 + 0.9 * 5], [3 + 0.9 * 30, 1 + 0.9 * 7]], np.float32)
+    np.testing.assert_allclose(returns, expected, rtol=1e-6)
+    np.testing.assert_allclose(advantages, expected - rollout.values, rtol=1e-6)
+
+
+def test_a_rollout_of_a_real_environment_marks_episode_ends_and_its_own_end():
+    environments = [envs.make_environment("CartPole-v1", seed=s) for s in range(2)]
+    collector = RolloutCollector(environments, seed=0)
+    rng = np.random.default_rng(0)
+    params = [rng.normal(size=(4, 8)), np.zeros(8), rng.normal(size=(8, 2)), np.zeros(2), np.ones((8, 1)), np.zeros(1)]
+    params = [p.astype(np.float32) for p in params]
+    finished = []
+    rollout = None
+    while not finished:  # Random policies end CartPole episodes within a few dozen steps.
+        rollout, finished = collector.collect(params, t_max=30)
+    assert rollout.observations.shape == (30, 2, 4) and rollout.actions.shape == (30, 2)
+    assert np.all(rollout.continues[-1] == 0)
+    ends = rollout.continues[:-1] == 0
+    assert ends.sum() == len(finished)  # Each finished episode ended the chain of returns in its environment.
+    assert np.all(rollout.discounts[:-1][ends] == 0)  # CartPole episodes this short terminate (pole or cart).
+    assert np.all(rollout.discounts[:-1][~ends] == 1)
+    for length in (length for _, length in finished):
+        assert 1 <= length <= 500
+
+
+def test_workers_push_to_a_synchronous_server_and_adopt_its_parameters(tmp_path):
+    experiment = experiments.ExperimentConfig(builder=A2CBuilder(A2CConfig(num_envs=2)), run_dir=str(tmp_path))
+    server = nodes.make_parameter_server(experiment, num_workers=1)
+    loop = nodes.WorkerLoop(experiment, 0, 1, server, utils.Counter())
+    worker = loop._worker  # pylint: disable=protected-access
+    initial = server.get()[1]
+    for _ in range(3):
+        worker.step()
+    server.close()
+    assert worker.version == server.version() == 3
+    stats = server.stats()
+    assert (stats["pushes"], stats["updates"], stats["staleness_histogram"]) == (3, 3, {"0": 3})
+    assert any(not np.array_equal(a, b) for a, b in zip(initial, server.get()[1]))
+
+
+def test_settings_that_cannot_run_are_refused():
+    with pytest.raises(ValueError, match=r"t_max must be >= 1 \(got 0\)"):
+        A3CConfig(t_max=0)
+    with pytest.raises(ValueError, match="num_groups=2 needs synchronous=true"):
+        A3CConfig(num_groups=2)
+    with pytest.raises(ValueError, match="3 workers do not split into num_groups=2 equal groups"):
+        A2CConfig(num_groups=2).group_size(3)
+
+
+@pytest.mark.parametrize(
+    "builder, launch_type",
+    [
+        (A3CBuilder(A3CConfig()), "local_mp"),
+        (A2CBuilder(A2CConfig()), "local_mp"),
+        (A2CBuilder(A2CConfig()), "local_mt"),
+    ],
+    ids=["a3c-local_mp", "a2c-local_mp", "a2c-local_mt"],
+)
+def test_pushes_updates_and_versions_advance_in_a_distributed_run(tmp_path, builder, launch_type):
+    experiment = experiments.ExperimentConfig(
+        builder=builder, run_dir=str(tmp_path), env_name="CartPole-v1", eval_episodes=2, max_actor_steps=2_000
+    )
+    result = experiments.run_experiment(experiment, num_actors=2, launch_type=launch_type)
+    server = result["parameter_server"]
+    assert result["stopped_by"] in ("budget", "solved") and result["actor_steps"] >= 2_000, result
+    assert server["pushes"] > 0 and server["updates"] > 0 and result["learner_steps"] == server["updates"], server
+    assert result["parameter_version"] > 0  # The evaluator evaluated parameters the server had updated.
+    if builder.config.synchronous:  # Two workers a round; a round short of a late worker has one push.
+        assert server["updates"] <= server["pushes"] <= 2 * server["updates"], server
+    else:
+        assert server["pushes"] == server["updates"] + server["dropped_stale"], server
+        assert sum(server["staleness_histogram"].values()) == server["updates"]
+    for worker in ("actor_0", "actor_1"):
+        log = utils.read_csv_log(os.path.join(tmp_path, "logs", f"{worker}.csv"))
+        assert max(log["parameter_version"]) > 0, f"{worker} never adopted updated parameters"
+    assert utils.read_csv_log(os.path.join(tmp_path, "logs", "learner.csv"))["pushes"]
+
+
+def test_a_single_process_run_through_the_research_script(tmp_path):
+    from agents import run
+
+    argv = ["--agent", "a2c", "--single_process", "--num_actors", "2", "--max_actor_steps", "1000"]
+    result = run.main([*argv, "--eval_episodes", "2", "--run_dir", str(tmp_path / "run")])
+    assert result["stopped_by"] in ("budget", "solved") and result["actor_steps"] >= 1000
+    server = result["parameter_server"]
+    assert server["group_size"] == 2 and server["updates"] > 0 and server["pushes"] <= 2 * server["updates"]
+    assert os.path.exists(tmp_path / "run" / "learning_curve.png")
