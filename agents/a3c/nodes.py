@@ -133,6 +133,7 @@ class WorkerNode:
 
     def __init__(self, experiment: ExperimentConfig, worker_id: int, num_workers: int, server: Any, counter: Any):
         self._stop = lp.stop_event()
+        self._server = server
         self._loop = WorkerLoop(
             experiment,
             worker_id,
@@ -148,6 +149,9 @@ class WorkerNode:
             if not self._stop.wait(_STOPPING_SECONDS):  # The server went down without the program stopping.
                 raise
             logging.debug("The parameter server stopped first: %s", error)
+        finally:
+            # A push sent as the program stopped waits for a server that is gone until its timeout: end it now.
+            self._server.close()
 
 
 def make_program(experiment: ExperimentConfig, num_workers: int) -> lp.Program:
