@@ -79,8 +79,9 @@ def test_settings_that_cannot_run_are_refused():
         (A3CBuilder(A3CConfig()), "local_mp"),
         (A2CBuilder(A2CConfig()), "local_mp"),
         (A2CBuilder(A2CConfig()), "local_mt"),
+        (A3CBuilder(A3CConfig()), "test_mt"),
     ],
-    ids=["a3c-local_mp", "a2c-local_mp", "a2c-local_mt"],
+    ids=["a3c-local_mp", "a2c-local_mp", "a2c-local_mt", "a3c-test_mt"],
 )
 def test_pushes_updates_and_versions_advance_in_a_distributed_run(tmp_path, builder, launch_type):
     experiment = experiments.ExperimentConfig(
