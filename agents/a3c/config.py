@@ -33,7 +33,9 @@ class A3CConfig:
     # The server's RMSProp.
     learning_rate: float = 7e-4
     rmsprop_decay: float = 0.99
-    rmsprop_epsilon: float = 1e-5
+    # Added to the mean square inside the square root (Keras): 1e-10 there is PyTorch's (and so Stable-Baselines3
+    # A2C's) 1e-5 added outside it. Larger values damp the first updates, whose mean square is still small.
+    rmsprop_epsilon: float = 1e-10
 
     # Update scheme.
     synchronous: bool = False

@@ -15,6 +15,11 @@ from agents.a3c.networks import make_network
 from agents.core import Versioned
 
 
+def make_optimizer(config: A3CConfig) -> tf.keras.optimizers.Optimizer:
+    """The parameter server's optimizer: RMSProp, its mean of squared gradients starting at 0."""
+    return tf.keras.optimizers.RMSprop(config.learning_rate, rho=config.rmsprop_decay, epsilon=config.rmsprop_epsilon)
+
+
 class GradientSink(Protocol):
     """Where a worker pushes gradients (a utils.ParameterServer or a client of one)."""
 

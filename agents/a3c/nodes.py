@@ -44,11 +44,9 @@ def make_parameter_server(
         return make_network(spec, config.hidden_sizes, experiment.seed).numpy_parameters()
 
     def make_optimizer() -> Any:
-        import tensorflow as tf  # pylint: disable=import-outside-toplevel  # Imported by make_parameters already.
+        from agents.a3c.learning import make_optimizer  # pylint: disable=import-outside-toplevel
 
-        return tf.keras.optimizers.RMSprop(
-            config.learning_rate, rho=config.rmsprop_decay, epsilon=config.rmsprop_epsilon
-        )
+        return make_optimizer(config)
 
     return utils.ParameterServer(
         make_parameters,
@@ -120,8 +118,7 @@ class _StoppableServer:
             try:
                 return future.result(timeout=_STOP_POLL_SECONDS)
             except concurrent.futures.TimeoutError:
-                if self._stop.is_set():
-                    future.cancel()
+                if self._stop.is_set():  # Left to finish (or fail) on its own: the worker closes the client.
                     return None
 
     def get(self, known_version: int = -1) -> Optional[Versioned]:
