@@ -5,6 +5,7 @@ import os
 
 import numpy as np
 import pytest
+from conftest import usage_error
 
 from agents import envs, experiments, utils
 from agents.a3c import A2CBuilder, A2CConfig, A3CBuilder, A3CConfig, Rollout, RolloutCollector, n_step_targets, nodes
@@ -64,13 +65,17 @@ def test_workers_push_to_a_synchronous_server_and_adopt_its_parameters(tmp_path)
     assert any(not np.array_equal(a, b) for a, b in zip(initial, server.get()[1]))
 
 
-def test_settings_that_cannot_run_are_refused():
+def test_settings_that_cannot_run_are_refused(capsys):
     with pytest.raises(ValueError, match=r"t_max must be >= 1 \(got 0\)"):
         A3CConfig(t_max=0)
     with pytest.raises(ValueError, match="num_groups=2 needs synchronous=true"):
         A3CConfig(num_groups=2)
     with pytest.raises(ValueError, match="3 workers do not split into num_groups=2 equal groups"):
         A2CConfig(num_groups=2).group_size(3)
+    message = usage_error(capsys, ["--agent", "a3c", "--single_process", "--deterministic"])
+    assert "a3c runs cannot repeat exactly (its workers are threads" in message
+    message = usage_error(capsys, ["--agent", "a2c", "--env", "Pendulum-v1"])
+    assert "A3C/A2C needs discrete actions" in message
 
 
 @pytest.mark.parametrize(
