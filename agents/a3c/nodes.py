@@ -12,10 +12,9 @@ import replay
 from agents import utils
 from agents.core import Counting, Versioned
 from agents.experiments.config import ExperimentConfig
-from agents.experiments.distributed import counter_checkpoint_path
-from agents.experiments.nodes import CounterNode, EvaluatorNode
+from agents.experiments.distributed import counter_checkpoint_path, make_counter_node
+from agents.experiments.nodes import EvaluatorNode
 
-_CALL_TIMEOUT = {"call_timeout": 3.0}  # Calls to the counter fail after this long instead of waiting for ever.
 _STOP_POLL_SECONDS = 0.1  # How often a worker waiting on the server checks whether the program stops.
 _STOPPING_SECONDS = 5.0  # How long a worker whose server went away waits for the program's stop before failing.
 _IDLE_SECONDS = 0.05
@@ -161,16 +160,7 @@ def make_program(experiment: ExperimentConfig, num_workers: int) -> lp.Program:
     config.group_size(num_workers)  # ValueError now, not in a node, if the workers do not split into groups.
     os.makedirs(os.path.dirname(counter_checkpoint_path(experiment.run_dir)), exist_ok=True)
     program = lp.Program(builder.name)
-    counter = program.add_node(
-        lp.CourierNode(
-            CounterNode,
-            counter_checkpoint_path(experiment.run_dir),
-            experiment.checkpoint_seconds,
-            courier_client_kwargs=_CALL_TIMEOUT,
-        ),
-        label="counter",
-        max_restarts=experiment.max_restarts,
-    )
+    counter = program.add_node(make_counter_node(experiment), label="counter", max_restarts=experiment.max_restarts)
     server = program.add_node(
         lp.CourierNode(
             make_parameter_server,

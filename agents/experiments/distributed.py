@@ -44,15 +44,7 @@ def make_distributed_program(experiment: ExperimentConfig, num_actors: int) -> l
         ),
         label="replay",
     )
-    counter = add(
-        lp.CourierNode(
-            CounterNode,
-            counter_checkpoint_path(experiment.run_dir),
-            experiment.checkpoint_seconds,
-            courier_client_kwargs=_CALL_TIMEOUT,
-        ),
-        label="counter",
-    )
+    counter = add(make_counter_node(experiment), label="counter")
     variable_server = add(
         lp.CourierNode(utils.VariableServer, courier_client_kwargs=_CALL_TIMEOUT), label="variable_server"
     )
@@ -69,6 +61,16 @@ def make_distributed_program(experiment: ExperimentConfig, num_actors: int) -> l
         )
     add(lp.CourierNode(EvaluatorNode, experiment, variable_server, counter, learner), label="evaluator")
     return program
+
+
+def make_counter_node(experiment: ExperimentConfig) -> lp.CourierNode:
+    """The program's counter (a CounterNode), checkpointed to the run directory; make its directory first."""
+    return lp.CourierNode(
+        CounterNode,
+        counter_checkpoint_path(experiment.run_dir),
+        experiment.checkpoint_seconds,
+        courier_client_kwargs=_CALL_TIMEOUT,
+    )
 
 
 def counter_checkpoint_path(run_dir: str) -> str:
