@@ -216,7 +216,8 @@ class ParameterServer(core.VariableSource):
         return [self._published[1]]
 
     def stats(self) -> Dict[str, Any]:
-        """Counts of pushes, updates, dropped stale pushes and short rounds; pushes and updates per second since
+        """Counts of pushes, updates, dropped stale pushes, short rounds and pushes waiting in open rounds; pushes
+        and updates per second since
         the first push; the staleness distribution (`staleness_histogram`: updates behind -> pushes, and its
         median, p90, p99 and max)."""
         with self._condition:
@@ -231,6 +232,7 @@ class ParameterServer(core.VariableSource):
                 "version": version,
                 "dropped_stale": self._dropped_stale,
                 "short_rounds": self._short_rounds,
+                "waiting": sum(len(round_.gradients) for round_ in self._rounds),  # In rounds not applied yet.
                 "pushes_per_second": pushes / seconds if seconds > 0 else None,
                 "updates_per_second": updates / seconds if seconds > 0 else None,
                 "staleness_histogram": {str(k): v for k, v in histogram.items()},
