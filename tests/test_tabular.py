@@ -94,13 +94,13 @@ def test_frozen_lake_8x8_learns_q_star_within_a_bound(tmp_path):
         max_actor_steps=400_000,
         mode="partitioned",
         num_workers=4,
-        learning_rate_power=0.8,
         stop_when_optimal=False,
     )
     lake = make_model("FrozenLake8x8-v1")
-    error = np.abs(table - value_iteration(lake, 0.99).q).max()
-    assert result["max_q_error"] == pytest.approx(error)
-    assert error < 0.1, error
+    assert not lake.deterministic  # So the step sizes decay (1 / sqrt(n)): a slippery lake's targets are noisy.
+    error = np.abs(table - value_iteration(lake, 0.99).q)
+    assert result["max_q_error"] == pytest.approx(error.max())
+    assert error.max() < 0.2 and error.mean() < 0.05, (error.max(), error.mean())
 
 
 def test_partitioned_with_one_worker_is_single(tmp_path):

@@ -17,7 +17,9 @@ class TabularConfig:
     coordinator averages their tables). Workers exchange their table with the coordinator every
     `merge_period` of their own steps. Segments start in a uniformly drawn state of the worker's block (exploring
     starts) and end at termination, at the time limit, or (partitioned) on leaving the block.
-    The step size of the n-th update of (s, a) is learning_rate / n ** learning_rate_power.
+    The step size of the n-th update of (s, a) is learning_rate / n ** learning_rate_power; a negative power means
+    0 in a deterministic environment (Taxi, CliffWalking: every target is exact, so the first update is the last
+    one needed) and 0.5 in a stochastic one (slippery FrozenLake: targets must be averaged).
     """
 
     mode: str = "single"
@@ -26,7 +28,7 @@ class TabularConfig:
     merge_period: int = 1000
     discount: float = 0.99
     learning_rate: float = 1.0
-    learning_rate_power: float = 0.0
+    learning_rate_power: float = -1.0
     epsilon: float = 0.2
     stop_when_optimal: bool = True  # Stop once the merged table's greedy policy is optimal from every start state.
 
@@ -48,6 +50,5 @@ class TabularConfig:
             at_least_one=("num_workers", "merge_period"),
             positive=("learning_rate",),
             unit_interval=("epsilon",),
-            non_negative=("learning_rate_power",),
             more=more,
         )

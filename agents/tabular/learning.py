@@ -11,6 +11,9 @@ from agents.tabular.config import TabularConfig
 from agents.tabular.model import TabularModel
 from agents.tabular.partition import Partition, make_partition
 
+# The step-size power of TabularConfig's automatic choice in a stochastic environment.
+_STOCHASTIC_LEARNING_RATE_POWER = 0.5
+
 
 class QLearningWorker:
     """Q-learning that updates only the rows of `owned_states`, in segments that start in one of them.
@@ -35,6 +38,9 @@ class QLearningWorker:
         self._starts = (starts if starts.size else self.owned_states).tolist()
         self._counts = np.zeros((model.num_states, model.num_actions), np.int64)
         self._config = config
+        self._power = config.learning_rate_power
+        if self._power < 0:
+            self._power = 0.0 if model.deterministic else _STOCHASTIC_LEARNING_RATE_POWER
         self._time_limit = model.time_limit
         self._state = -1  # -1: the next step starts a segment.
         self._segment_steps = 0
@@ -44,7 +50,7 @@ class QLearningWorker:
         """Takes `num_steps` environment steps, updating Q after each; a segment in progress continues."""
         q, counts, owned, env, rng = self.q, self._counts, self._owned, self._env, self._rng
         discount, epsilon = self._config.discount, self._config.epsilon
-        learning_rate, power = self._config.learning_rate, self._config.learning_rate_power
+        learning_rate, power = self._config.learning_rate, self._power
         num_actions, starts, time_limit = q.shape[1], self._starts, self._time_limit
         state, segment_steps = self._state, self._segment_steps
         for _ in range(num_steps):

@@ -56,6 +56,11 @@ class TabularModel:
         return self.probabilities * ~self.terminal
 
     @property
+    def deterministic(self) -> bool:
+        """Whether every action has one outcome."""
+        return bool(((self.probabilities == 0) | (self.probabilities == 1)).all())
+
+    @property
     def absorbing_states(self) -> np.ndarray:
         """States where every action ends the episode at once with nothing gained (FrozenLake's holes and goal):
         no episode passes through them, so no learner needs to start there."""

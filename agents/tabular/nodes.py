@@ -1,9 +1,12 @@
 """Tabular Q-learning as a launch program: a coordinator node and `num_workers` worker nodes (numpy only)."""
 
+import concurrent.futures
 import logging
 import threading
 import time
 from typing import Optional, Set
+
+import numpy as np
 
 import launch as lp
 from agents.experiments.config import ExperimentConfig
@@ -17,6 +20,8 @@ _CALL_TIMEOUT = {"call_timeout": 10.0}
 _JUDGE_SECONDS = 0.05
 # How long a worker whose exchange failed waits for the program's stop before the failure counts.
 _STOPPING_SECONDS = 5.0
+# How often a worker waiting for the coordinator checks whether the program stops.
+_STOP_POLL_SECONDS = 0.1
 # How long one call of a starting worker waits for the others.
 _START_WAIT_SECONDS = 1.0
 _NODE_DOWN_ERRORS = (ConnectionError, TimeoutError, lp.RemoteError)
@@ -90,16 +95,27 @@ class WorkerNode:
         try:
             merged = None
             while merged is None and not stop.is_set():
-                merged = self._coordinator.start(self._worker_id)
-            self._worker.adopt(merged)  # All zeros, unless this worker was restarted.
-            while not stop.is_set():
+                merged = self._call(stop, "start", self._worker_id)
+            while merged is not None:
+                self._worker.adopt(merged)  # At the start all zeros, unless this worker was restarted.
                 self._worker.run(self._merge_period)
-                merged = self._coordinator.exchange(self._worker_id, self._worker.own_rows(), self._merge_period)
-                self._worker.adopt(merged)
+                merged = self._call(stop, "exchange", self._worker_id, self._worker.own_rows(), self._merge_period)
         except _NODE_DOWN_ERRORS as error:
             if not stop.wait(_STOPPING_SECONDS):  # The coordinator went down without the program stopping.
                 raise
             logging.debug("The coordinator stopped first: %s", error)
+
+    def _call(self, stop: threading.Event, method: str, *args) -> Optional[np.ndarray]:
+        """The coordinator's answer, or None once the program stops (a call to a coordinator that stopped can
+        otherwise wait out its whole timeout)."""
+        future = getattr(self._coordinator.futures, method)(*args)
+        while True:
+            try:
+                return future.result(timeout=_STOP_POLL_SECONDS)
+            except concurrent.futures.TimeoutError:
+                if stop.is_set():
+                    future.cancel()
+                    return None
 
 
 def make_program(experiment: ExperimentConfig) -> lp.Program:
