@@ -2,11 +2,13 @@
 partition errors, the launch program on every local launch type, and the research script's run directory."""
 
 import os
+import signal
 import subprocess
 import sys
 
 import numpy as np
 import pytest
+from conftest import usage_error, wait_until
 
 from agents import experiments, run, utils
 from agents.tabular import (
@@ -162,29 +164,18 @@ def test_averaged_workers_share_one_averaged_table(tmp_path):
     assert np.abs(table).sum() > 0 and not result["optimal"]
 
 
-def _usage_error(capsys, argv):
-    with pytest.raises(SystemExit) as exit_info:
-        run.main(argv)
-    assert exit_info.value.code == 2
-    lines = capsys.readouterr().err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), lines
-    return lines[0]
-
-
 def test_the_research_script_refuses_what_tabular_cannot_do(capsys, tmp_path):
     base = ["--agent", "tabular", "--run_dir", str(tmp_path / "run")]
-    assert "has no transition table" in _usage_error(capsys, [*base, "--env", "CartPole-v1"])
-    assert "mode=single has one worker" in _usage_error(
-        capsys, [*base, "--env", "Taxi-v4", "--config", "num_workers=5"]
-    )
-    assert "takes its node count from its config" in _usage_error(
+    assert "has no transition table" in usage_error(capsys, [*base, "--env", "CartPole-v1"])
+    assert "mode=single has one worker" in usage_error(capsys, [*base, "--env", "Taxi-v4", "--config", "num_workers=5"])
+    assert "takes its node count from its config" in usage_error(
         capsys, [*base, "--env", "Taxi-v4", "--num_actors", "3"]
     )
     overlap = ["--env", "FrozenLake-v1", "--config", "mode=partitioned", "--config", "partition=taxi_rows"]
-    assert "partition=taxi_rows is for Taxi" in _usage_error(capsys, [*base, *overlap])
+    assert "partition=taxi_rows is for Taxi" in usage_error(capsys, [*base, *overlap])
     (tmp_path / "old").mkdir()
     (tmp_path / "old" / "config.json").write_text('{"agent": "tabular"}')
-    assert "keep no checkpoints" in _usage_error(capsys, ["--agent", "tabular", "--resume", str(tmp_path / "old")])
+    assert "keep no checkpoints" in usage_error(capsys, ["--agent", "tabular", "--resume", str(tmp_path / "old")])
     assert not os.path.exists(tmp_path / "run")
 
 
@@ -240,3 +231,38 @@ def test_tabular_nodes_never_import_tensorflow(tmp_path):
         timeout=240,
     )
     assert completed.returncode == 0 and "no tensorflow" in completed.stdout, completed.stdout + completed.stderr
+
+
+@pytest.mark.parametrize("where", [["--single_process"], ["--launch_type", "local_mp"]])
+def test_ctrl_c_ends_a_run_with_its_result_and_table(tmp_path, where):
+    run_dir = str(tmp_path / "run")
+    argv = ["--agent", "tabular", "--env", "Taxi-v4", "--run_dir", run_dir, "--max_seconds", "200", *where]
+    argv += ["--config", "mode=partitioned", "--config", "num_workers=2", "--config", "stop_when_optimal=false"]
+    process = subprocess.Popen(
+        [sys.executable, "-m", "agents.run", *argv],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,  # Ctrl-C in a terminal reaches the launcher alone, as here.
+    )
+    try:
+        curve = os.path.join(run_dir, "logs", "evaluator.csv")
+        wait_until(
+            lambda: (
+                process.poll() is not None
+                or (os.path.exists(curve) and len(utils.read_csv_log(curve).get("actor_steps", [])) >= 3)
+            ),
+            "three judged tables",
+            timeout=120,
+        )
+        process.send_signal(signal.SIGINT)
+        output, _ = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    assert process.returncode == 128 + signal.SIGINT, output[-3000:]
+    result = utils.read_json(os.path.join(run_dir, "result.json"))
+    assert result["stopped_by"] == "user" and result["actor_steps"] > 0
+    assert np.load(os.path.join(run_dir, "q_table.npy")).shape == (500, 6)
