@@ -89,6 +89,15 @@ def test_taxi_partitioned_five_workers_reach_an_exactly_optimal_policy(tmp_path)
     assert is_optimal(taxi, value_iteration(taxi, 0.99), greedy_policy(table))
 
 
+@pytest.mark.parametrize("env_name", ["CliffWalking-v1", "FrozenLake-v1"])
+def test_the_small_environments_reach_their_optimum_too(tmp_path, env_name):
+    result, table = _run_single_process(tmp_path, env_name, max_actor_steps=200_000)
+    model = make_model(env_name)
+    solution = value_iteration(model, 0.99)
+    assert result["optimal"] and is_optimal(model, solution, greedy_policy(table))
+    assert result["eval_return"] == pytest.approx(start_return(model, solution.returns))
+
+
 def test_frozen_lake_8x8_learns_q_star_within_a_bound(tmp_path):
     result, table = _run_single_process(
         tmp_path,
