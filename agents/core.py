@@ -373,13 +373,15 @@ class ProgramBuilder(abc.ABC):
     and `learner_steps`.
 
     `uses_num_actors`: whether `make_program` takes its node count from `num_actors` (`--num_actors`), rather than
-    from its config. `resumable`: whether a run can continue from its run directory (`--resume`).
+    from its config. `resumable`: whether a run can continue from its run directory (`--resume`). `repeatable`:
+    whether a single-process run repeats exactly for a seed (`--deterministic`).
     """
 
     name: str = "agent"
     config_class: type
     uses_num_actors: bool = True
     resumable: bool = False
+    repeatable: bool = False
 
     def __init__(self, config: Any):
         self.config = config

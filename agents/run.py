@@ -216,7 +216,8 @@ def main(argv: Optional[List[str]] = None, config: Any = None, start_time: Optio
         f"{result['actor_steps']:,} actor steps, {result['learner_steps']:,} learner steps. "
         f"Plot: {os.path.join(run_dir, 'learning_curve.png')}"
     )
-    if result.get("stopped_by") == "user":
+    resumable = not isinstance(experiment.builder, core.ProgramBuilder) or experiment.builder.resumable
+    if result.get("stopped_by") == "user" and resumable:
         print(f"Continue it with: python -m agents.run --resume {run_dir}")
     return result
 
