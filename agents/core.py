@@ -28,7 +28,9 @@ import numpy as np
 if TYPE_CHECKING:
     import reverb
 
+    import launch
     import replay
+    from agents.experiments.config import ExperimentConfig
     from agents.utils.loggers import Logger
 
 T = TypeVar("T")
@@ -356,3 +358,44 @@ class Builder(abc.ABC):
     def min_actor_steps_before_learning(self) -> int:
         """Actor steps a single process takes before its first learner step (the tables' minimum size)."""
         return 0
+
+
+class ProgramBuilder(abc.ABC):
+    """Makes an agent that assembles its own nodes instead of a Builder's replay, learner and actors (tabular
+    Q-learning's workers and coordinator; an actor-learner agent's gradient pushes to a parameter server). The
+    experiment layer runs its program or its single-process loop with the same run directory, budgets, flags and
+    result.json as a Builder's.
+
+    What the experiment layer expects of both: one node (or the loop) evaluates, logs rows with `actor_steps` and
+    `eval_return` to run_dir/logs (the learning curve), prints the progress line, stops the program when solved or
+    out of the experiment's budget, and writes run_dir/result.json with at least `solved`, `stopped_by` ("solved",
+    "budget", or "user" when stopped from outside, e.g. by Ctrl-C), `wall_seconds`, `eval_return`, `actor_steps`
+    and `learner_steps`.
+
+    `uses_num_actors`: whether `make_program` takes its node count from `num_actors` (`--num_actors`), rather than
+    from its config. `resumable`: whether a run can continue from its run directory (`--resume`). `repeatable`:
+    whether a single-process run repeats exactly for a seed (`--deterministic`).
+    """
+
+    name: str = "agent"
+    config_class: type
+    uses_num_actors: bool = True
+    resumable: bool = False
+    repeatable: bool = False
+
+    def __init__(self, config: Any):
+        self.config = config
+
+    def check_experiment(self, experiment: "ExperimentConfig") -> None:
+        """Raises a ValueError naming what this agent cannot do with the experiment (e.g. an environment without
+        a transition table), before any node starts."""
+
+    @abc.abstractmethod
+    def make_program(self, experiment: "ExperimentConfig", num_actors: int) -> "launch.Program":
+        """The distributed program of one run of `experiment`."""
+
+    @abc.abstractmethod
+    def run_single_process(
+        self, experiment: "ExperimentConfig", print_fn: Callable[[str], None] = print
+    ) -> Mapping[str, Any]:
+        """Runs `experiment` in this process; returns (and writes) result.json's contents."""

@@ -1,18 +1,19 @@
 """The agents `python -m agents.run --agent NAME` knows: adding an agent is one line here."""
 
 import importlib
-from typing import Dict, Type
+from typing import Dict, Type, Union
 
 from agents import core
 
 AGENTS: Dict[str, str] = {
     "dqn": "agents.dqn.builder:DQNBuilder",
     "impala": "agents.impala.builder:IMPALABuilder",
+    "tabular": "agents.tabular.builder:TabularBuilder",
 }
 
 
-def builder_class(name: str) -> Type[core.Builder]:
-    """The Builder subclass registered as `name`."""
+def builder_class(name: str) -> Type[Union[core.Builder, core.ProgramBuilder]]:
+    """The Builder (or ProgramBuilder, for an agent that assembles its own nodes) subclass registered as `name`."""
     if name not in AGENTS:
         raise ValueError(f"unknown agent {name!r}; the agents are: {', '.join(sorted(AGENTS))}.")
     module, attribute = AGENTS[name].split(":")

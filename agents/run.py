@@ -22,7 +22,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import launch  # noqa: E402
 import replay  # noqa: E402
-from agents import envs, experiments, registry, utils  # noqa: E402
+from agents import core, envs, experiments, registry, utils  # noqa: E402
 from agents.experiments.overrides import parse_overrides  # noqa: E402
 
 # Flags a resumed run takes from its run directory unless given again (budgets replace the old ones).
@@ -138,6 +138,13 @@ def prepare(argv: Optional[List[str]] = None, config: Any = None, start_time: Op
         run_dir = flags.pop("run_dir", None)
         saved_config = {}
     builder_class = _or_usage_error(registry.builder_class, flags["agent"])
+    assembles_itself = issubclass(builder_class, core.ProgramBuilder)
+    if assembles_itself and resume_dir is not None and not builder_class.resumable:
+        raise UsageError(f"--resume: {flags['agent']} runs keep no checkpoints to continue from; start a new run.")
+    if assembles_itself and "num_actors" in args and not builder_class.uses_num_actors:
+        raise UsageError(
+            f"--num_actors: {flags['agent']} takes its node count from its config; see its --config fields."
+        )
     if config is None:
         values = {**saved_config, **_or_usage_error(parse_overrides, builder_class.config_class, overrides)}
         config = _or_usage_error(lambda: builder_class.config_class(**values))
@@ -170,7 +177,10 @@ def prepare(argv: Optional[List[str]] = None, config: Any = None, start_time: Op
         )
     )
     environment = _or_usage_error(envs.make_environment, flags["env"])
-    _or_usage_error(builder.check_environment, replay.make_environment_spec(environment))
+    if assembles_itself:
+        _or_usage_error(builder.check_experiment, experiment)
+    else:
+        _or_usage_error(builder.check_environment, replay.make_environment_spec(environment))
     experiment.run_dir = run_dir if resume_dir else _new_run_dir(run_dir)
     return experiment, flags
 
@@ -206,7 +216,8 @@ def main(argv: Optional[List[str]] = None, config: Any = None, start_time: Optio
         f"{result['actor_steps']:,} actor steps, {result['learner_steps']:,} learner steps. "
         f"Plot: {os.path.join(run_dir, 'learning_curve.png')}"
     )
-    if result.get("stopped_by") == "user":
+    resumable = not isinstance(experiment.builder, core.ProgramBuilder) or experiment.builder.resumable
+    if result.get("stopped_by") == "user" and resumable:
         print(f"Continue it with: python -m agents.run --resume {run_dir}")
     return result
 

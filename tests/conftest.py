@@ -25,6 +25,18 @@ def wait_until(predicate: Callable[[], bool], what: str, timeout: float = 30.0) 
         time.sleep(0.02)
 
 
+def usage_error(capsys, argv) -> str:
+    """The one `error:` line `python -m agents.run argv` refuses with (exit status 2, no traceback)."""
+    from agents import run  # pylint: disable=import-outside-toplevel
+
+    with pytest.raises(SystemExit) as exit_info:
+        run.main(argv)
+    assert exit_info.value.code == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), lines
+    return lines[0]
+
+
 @pytest.fixture(scope="module")
 def server():
     """A Reverb server with two queue tables, "priority_table" (the adders' default) and "other"."""

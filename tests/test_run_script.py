@@ -10,9 +10,8 @@ import time
 
 import numpy as np
 import psutil
-import pytest
 import tensorflow as tf
-from conftest import wait_until
+from conftest import usage_error, wait_until
 
 from agents import run, utils
 from agents.dqn import DQNConfig
@@ -23,15 +22,6 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # Small and quick to start learning; a learning rate too small to solve CartPole, so that runs end on their budgets
 # (or a Ctrl-C), never by solving first.
 _FAST = ["--config", "min_replay_size=200", "--config", "samples_per_insert=4", "--config", "learning_rate=1e-6"]
-
-
-def _usage_error(capsys, argv):
-    with pytest.raises(SystemExit) as exit_info:
-        run.main(argv)
-    assert exit_info.value.code == 2
-    lines = capsys.readouterr().err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), lines
-    return lines[0]
 
 
 def test_config_overrides_parse_each_field_as_its_type():
@@ -49,29 +39,29 @@ def test_config_overrides_parse_each_field_as_its_type():
 
 
 def test_config_errors_name_the_key_and_the_fix(capsys, tmp_path):
-    error = _usage_error(capsys, ["--config", "learnin_rate=1e-3", "--run_dir", str(tmp_path / "a")])
+    error = usage_error(capsys, ["--config", "learnin_rate=1e-3", "--run_dir", str(tmp_path / "a")])
     assert "DQNConfig has no field 'learnin_rate'" in error and "learning_rate" in error
-    assert "expected an int" in _usage_error(capsys, ["--config", "n_step=three"])
-    assert "expected a bool" in _usage_error(capsys, ["--config", "dueling=maybe"])
-    assert "is not key=value" in _usage_error(capsys, ["--config", "learning_rate"])
-    assert "learning_rate must be > 0 (got -1.0)" in _usage_error(capsys, ["--config", "learning_rate=-1"])
+    assert "expected an int" in usage_error(capsys, ["--config", "n_step=three"])
+    assert "expected a bool" in usage_error(capsys, ["--config", "dueling=maybe"])
+    assert "is not key=value" in usage_error(capsys, ["--config", "learning_rate"])
+    assert "learning_rate must be > 0 (got -1.0)" in usage_error(capsys, ["--config", "learning_rate=-1"])
     assert not os.path.exists(tmp_path / "a")  # Nothing is created for a refused command line.
 
 
 def test_bad_runs_are_refused_in_one_line_before_anything_starts(capsys, tmp_path):
-    assert "unknown agent 'dqm'; the agents are: dqn" in _usage_error(capsys, ["--agent", "dqm"])
-    assert "Unknown environment 'Foo-v0'" in _usage_error(capsys, ["--env", "Foo-v0"])
-    assert "DQN needs discrete actions" in _usage_error(capsys, ["--env", "Pendulum-v1"])
-    assert "max_actor_steps must be >= 1 (got -5)" in _usage_error(capsys, ["--max_actor_steps", "-5"])
-    assert "--num_actors must be >= 1" in _usage_error(capsys, ["--num_actors", "0"])
+    assert "unknown agent 'dqm'; the agents are: dqn" in usage_error(capsys, ["--agent", "dqm"])
+    assert "Unknown environment 'Foo-v0'" in usage_error(capsys, ["--env", "Foo-v0"])
+    assert "DQN needs discrete actions" in usage_error(capsys, ["--env", "Pendulum-v1"])
+    assert "max_actor_steps must be >= 1 (got -5)" in usage_error(capsys, ["--max_actor_steps", "-5"])
+    assert "--num_actors must be >= 1" in usage_error(capsys, ["--num_actors", "0"])
     a_file = tmp_path / "file"
     a_file.write_text("")
-    assert "is a file" in _usage_error(capsys, ["--run_dir", str(a_file)])
+    assert "is a file" in usage_error(capsys, ["--run_dir", str(a_file)])
     used = tmp_path / "used"
     (used / "logs").mkdir(parents=True)
     (used / "config.json").write_text("{}")
-    assert f"--resume {used}" in _usage_error(capsys, ["--run_dir", str(used)])
-    assert "not a run directory" in _usage_error(capsys, ["--resume", str(tmp_path / "nothing")])
+    assert f"--resume {used}" in usage_error(capsys, ["--run_dir", str(used)])
+    assert "not a run directory" in usage_error(capsys, ["--resume", str(tmp_path / "nothing")])
 
 
 def test_an_in_process_run_counts_its_budget_from_the_call(tmp_path):

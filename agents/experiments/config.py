@@ -2,7 +2,7 @@
 
 import dataclasses
 import time
-from typing import Callable, Optional
+from typing import Callable, Optional, Union
 
 import dm_env
 
@@ -13,7 +13,8 @@ EnvironmentFactory = Callable[[int], dm_env.Environment]  # seed -> environment
 
 @dataclasses.dataclass
 class ExperimentConfig:
-    """Everything the experiment layer needs to run `builder` single-process or distributed.
+    """Everything the experiment layer needs to run `builder` single-process or distributed (a ProgramBuilder
+    assembles both itself, from the same fields).
 
     `environment_factory` defaults to `agents.envs.make_environment(env_name, seed)`; `solved_return` and
     `max_return` (an upper bound on one episode's return, to end hopeless evaluations early) default to
@@ -27,7 +28,7 @@ class ExperimentConfig:
     killed (it keeps its address and restores its latest checkpoint).
     """
 
-    builder: core.Builder
+    builder: Union[core.Builder, core.ProgramBuilder]
     run_dir: str
     env_name: str = "CartPole-v1"
     environment_factory: Optional[EnvironmentFactory] = None

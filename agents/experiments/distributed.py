@@ -77,19 +77,26 @@ def counter_checkpoint_path(run_dir: str) -> str:
 
 
 def run_distributed(experiment: ExperimentConfig, num_actors: int = 2, launch_type: str = "local_mp") -> Dict[str, Any]:
-    """Launches the program, waits for it to stop itself, and returns result.json's contents.
-
-    run_dir/program.json lists every node with the pid of its process, rewritten when a node is restarted.
-    """
+    """Launches the builder's program, waits for it to stop itself, and returns result.json's contents."""
     if launch_type != "local_mp":
         # Nodes are threads of this process: import TensorFlow once here rather than from several node
         # threads at the same time, which can deadlock.
         replay.import_tensorflow()
-    program = make_distributed_program(experiment, num_actors)
-    log_dir = os.path.join(experiment.run_dir, "node_logs")
     os.makedirs(os.path.dirname(counter_checkpoint_path(experiment.run_dir)), exist_ok=True)
+    return run_program(experiment, make_distributed_program(experiment, num_actors), launch_type)
+
+
+def run_program(experiment: ExperimentConfig, program: lp.Program, launch_type: str = "local_mp") -> Dict[str, Any]:
+    """Launches `program`, whose nodes write run_dir/result.json and stop it, waits for it to stop, and returns
+    result.json's contents.
+
+    run_dir/program.json lists every node with the pid of its process, rewritten when a node is restarted, and
+    the replay address when the program has a "replay" node.
+    """
+    log_dir = os.path.join(experiment.run_dir, "node_logs")
     controller = lp.launch(program, launch_type=launch_type, log_dir=log_dir, termination_notice_secs=5)
     nodes = {node.name: node for node in program.get_all_nodes()}
+    replay_address = program.groups["replay"][0].address if "replay" in program.groups else None
     written_pids = None
     try:
         while True:
@@ -99,7 +106,7 @@ def run_distributed(experiment: ExperimentConfig, num_actors: int = 2, launch_ty
                     experiment.run_dir,
                     program.name,
                     launch_type,
-                    program.groups["replay"][0].address,
+                    replay_address,
                     [(node.label, node.index, node.address, pids[name]) for name, node in nodes.items()],
                     node_logs=log_dir,
                 )

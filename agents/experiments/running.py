@@ -2,9 +2,9 @@
 
 from typing import Any, Dict
 
-from agents import utils
+from agents import core, utils
 from agents.experiments.config import ExperimentConfig
-from agents.experiments.distributed import run_distributed
+from agents.experiments.distributed import run_distributed, run_program
 from agents.experiments.single_process import run_single_process
 
 
@@ -13,7 +13,13 @@ def run_experiment(
 ) -> Dict[str, Any]:
     """Trains until solved or out of budget and returns result.json's contents; writes the run directory's
     learning_curve.png."""
-    if single_process:
+    builder = experiment.builder
+    if isinstance(builder, core.ProgramBuilder):
+        if single_process:
+            result = dict(builder.run_single_process(experiment))
+        else:
+            result = run_program(experiment, builder.make_program(experiment, num_actors), launch_type)
+    elif single_process:
         result = run_single_process(experiment)
     else:
         result = run_distributed(experiment, num_actors=num_actors, launch_type=launch_type)

@@ -3,7 +3,7 @@
 import os
 import random
 import time
-from typing import Any, Callable, Dict
+from typing import Any, Callable, Dict, Union
 
 import numpy as np
 
@@ -207,8 +207,12 @@ def _make_repeatable(builder: core.Builder, seed: int) -> None:
     tf.config.experimental.enable_op_determinism()
 
 
-def check_repeatable(builder: core.Builder) -> None:
+def check_repeatable(builder: Union[core.Builder, core.ProgramBuilder]) -> None:
     """Raises ValueError, naming why, if single-process runs of `builder` cannot repeat exactly."""
+    if isinstance(builder, core.ProgramBuilder):
+        if not builder.repeatable:
+            raise ValueError(f"--deterministic: single-process {builder.name} runs cannot repeat exactly; drop it.")
+        return
     if not builder.repeatable_sampling:
         raise ValueError(
             f"--deterministic: {builder.name} samples replay with Reverb's uniform or prioritized selector, whose "

@@ -32,11 +32,12 @@ def write_program_json(
     run_dir: str,
     name: str,
     launch_type: str,
-    replay_address: str,
+    replay_address: Optional[str],
     nodes: Sequence[Tuple[str, int, Optional[str], Optional[int]]],
     **extra: Any,
 ) -> str:
-    """Writes run_dir/program.json: the replay address (read by `encore-inspect RUN_DIR`) and every
+    """Writes run_dir/program.json: the replay address (read by `encore-inspect RUN_DIR`; None for a program
+    without replay) and every
     node as {label, index, address, pid} (pid: the process running it now, to find and signal one node)."""
     return write_json(
         os.path.join(run_dir, "program.json"),
