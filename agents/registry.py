@@ -8,6 +8,7 @@ from agents import core
 AGENTS: Dict[str, str] = {
     "dqn": "agents.dqn.builder:DQNBuilder",
     "impala": "agents.impala.builder:IMPALABuilder",
+    "d4pg": "agents.d4pg.builder:D4PGBuilder",
 }
 
 
