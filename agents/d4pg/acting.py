@@ -10,7 +10,7 @@ from agents import core
 if TYPE_CHECKING:
     from replay import Adder
 
-_LAYER_NORM_EPSILON = 1e-5  # networks.LAYER_NORM_EPSILON, kept here so acting never imports TensorFlow.
+LAYER_NORM_EPSILON = 1e-5  # Of PolicyNetwork's layer norm too; defined here, where acting needs no TensorFlow.
 
 
 def numpy_policy(
@@ -20,7 +20,7 @@ def numpy_policy(
     hidden = np.asarray(observation, np.float32).reshape(-1)
     w, b, scale, offset = params[:4]
     hidden = hidden @ w + b
-    hidden = (hidden - hidden.mean()) / np.sqrt(hidden.var() + _LAYER_NORM_EPSILON) * scale + offset
+    hidden = (hidden - hidden.mean()) / np.sqrt(hidden.var() + LAYER_NORM_EPSILON) * scale + offset
     hidden = np.tanh(hidden)
     for i in range(4, len(params) - 2, 2):
         pre = hidden @ params[i] + params[i + 1]
@@ -31,8 +31,8 @@ def numpy_policy(
 
 def sigma_ladder(num_actors: int, sigma_max: float, sigma_min: float) -> List[float]:
     """Exploration noise per actor: from sigma_max (actor 0) to sigma_min (the last), geometrically, so that some
-    actors explore widely and some stay near the policy (Ape-X's spread, for Gaussian noise); one actor gets
-    sigma_max."""
+    actors explore widely and some stay near the policy (Ape-X's spread, for Gaussian noise); linearly when
+    sigma_min is 0; one actor gets sigma_max."""
     if num_actors < 1:
         raise ValueError(f"num_actors must be >= 1 (got {num_actors}).")
     if num_actors == 1:

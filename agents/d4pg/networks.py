@@ -7,10 +7,9 @@ import numpy as np
 import tensorflow as tf
 
 from agents import envs
+from agents.d4pg.acting import LAYER_NORM_EPSILON
 from agents.networks import ParameterModule
 from replay import EnvironmentSpec
-
-LAYER_NORM_EPSILON = 1e-5  # Shared with the numpy twin.
 
 
 def _add_layer_norm_mlp(module: ParameterModule, sizes: Sequence[int], rng: np.random.Generator) -> None:
