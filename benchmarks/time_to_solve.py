@@ -63,6 +63,7 @@ DEFAULT_EVAL_EPISODES = 10  # When the Encore run's config.json does not say.
 DEADLINE_MARGIN_SECONDS = 60.0  # A run's process is killed this long after its budget.
 SB3_EVAL_PERIOD = 500  # Env steps between greedy evaluations of a baseline's policy.
 SB3_DEFAULT_TIMESTEPS = 1_000_000  # Training length of a baseline without zoo hyperparameters.
+SB3_TORCH_THREADS = 1  # torch.set_num_threads in a baseline worker (see baseline_worker).
 VARIANTS = ("distributed", "single_process")
 
 
@@ -429,6 +430,11 @@ def baseline_worker(spec: Dict[str, Any]) -> None:
 
     import gymnasium
     import numpy as np
+    import torch
+
+    # One intra-op thread: on this shared 2-core machine torch's two OpenMP threads spin against other processes
+    # (a TD3 gradient step on Pendulum-v1 took 270 ms with 2 threads, 18 ms with 1, at load 10).
+    torch.set_num_threads(SB3_TORCH_THREADS)
     from stable_baselines3.common.callbacks import BaseCallback
     from stable_baselines3.common.env_util import make_vec_env
 
