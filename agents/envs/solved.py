@@ -1,4 +1,5 @@
-"""Per-environment returns at which an agent counts as having solved the task."""
+"""Per-environment facts agents rely on: the return that counts as solving a task, bounds on one episode's return and on
+one step's reward."""
 
 from typing import Optional, Tuple
 
