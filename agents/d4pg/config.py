@@ -48,7 +48,10 @@ class D4PGConfig:
     importance_sampling_exponent: float = 0.2
     max_replay_size: int = 1_000_000
     min_replay_size: int = 1_000
-    samples_per_insert: float = 128.0  # Average number of times each transition is sampled.
+    # Average number of times each transition is sampled. Acme's 32 at batch 256 is one learner step per 8 actor
+    # steps; 128 at batch 128 is one per actor step: on 2 cores the learner's steps bound the time to solve, so
+    # each transition is learned from more (and the rate limiter holds actors back to match).
+    samples_per_insert: float = 128.0
     samples_per_insert_tolerance: float = 0.1
     prefetch_size: int = 4
 
