@@ -259,6 +259,9 @@ def _or_usage_error(fn, *args):
 
 def run_script(argv: List[str], start_time: float) -> None:
     """The command line: `main`, then the exit status a shell expects of a run stopped with Ctrl-C."""
+    # A process started with SIGINT ignored (a background job of a script) would otherwise never see Ctrl-C or
+    # `kill -INT` as KeyboardInterrupt; the single-process loop stops on it with a checkpoint and a result.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         stopped_by = main(argv, start_time=start_time).get("stopped_by")
     except KeyboardInterrupt:  # Ctrl-C before the program's nodes started.

@@ -13,7 +13,7 @@ import psutil
 import tensorflow as tf
 from conftest import usage_error, wait_until
 
-from agents import run, utils
+from agents import registry, run, utils
 from agents.dqn import DQNConfig
 from agents.experiments.distributed import counter_checkpoint_path
 from agents.experiments.overrides import parse_overrides
@@ -49,7 +49,9 @@ def test_config_errors_name_the_key_and_the_fix(capsys, tmp_path):
 
 
 def test_bad_runs_are_refused_in_one_line_before_anything_starts(capsys, tmp_path):
-    assert "unknown agent 'dqm'; the agents are: dqn" in usage_error(capsys, ["--agent", "dqm"])
+    assert f"unknown agent 'dqm'; the agents are: {', '.join(sorted(registry.AGENTS))}." in usage_error(
+        capsys, ["--agent", "dqm"]
+    )
     assert "Unknown environment 'Foo-v0'" in usage_error(capsys, ["--env", "Foo-v0"])
     assert "DQN needs discrete actions" in usage_error(capsys, ["--env", "Pendulum-v1"])
     assert "max_actor_steps must be >= 1 (got -5)" in usage_error(capsys, ["--max_actor_steps", "-5"])
