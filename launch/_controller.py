@@ -14,6 +14,21 @@ from launch import _nodes
 _POLL_SECS = 0.05
 
 
+def _register_exit_wait(wait: Callable[[], None]) -> None:
+    """Runs `wait` at interpreter exit while the launcher can still serve its nodes, as Launchpad's launchers do.
+
+    An `atexit` function runs too late: by then concurrent.futures refuses new work ("cannot schedule new futures
+    after interpreter shutdown"), so every gRPC server of the launching process (its control server, and under
+    local_mt every CourierNode) rejects calls, and a node's lp.stop() never reaches the launcher. Exit functions
+    registered with threading run before that, newest first, and concurrent.futures registered its own at import.
+    """
+    register = getattr(threading, "_register_atexit", None)  # Python 3.9+; private but stable since.
+    if register is None:
+        atexit.register(wait)
+    else:
+        register(wait)
+
+
 class NodeError(RuntimeError):
     """A node of the program failed (raised, or its process exited abnormally)."""
 
@@ -125,7 +140,7 @@ class Controller:
         if threading.current_thread() is threading.main_thread():
             for signum in (signal.SIGINT, signal.SIGTERM):
                 self._previous_handlers[signum] = signal.signal(signum, self._on_signal)
-        atexit.register(self._wait_at_exit)
+        _register_exit_wait(self._wait_at_exit)
 
     def _on_signal(self, signum, frame) -> None:
         if self.done():
