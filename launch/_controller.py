@@ -1,6 +1,7 @@
 """Controller: supervises a launched program's workers (restarts, stop notice, kill)."""
 
 import atexit
+import concurrent.futures.thread  # noqa: F401  # See _register_exit_wait.
 import os
 import signal
 import sys
@@ -20,7 +21,8 @@ def _register_exit_wait(wait: Callable[[], None]) -> None:
     An `atexit` function runs too late: by then concurrent.futures refuses new work ("cannot schedule new futures
     after interpreter shutdown"), so every gRPC server of the launching process (its control server, and under
     local_mt every CourierNode) rejects calls, and a node's lp.stop() never reaches the launcher. Exit functions
-    registered with threading run before that, newest first, and concurrent.futures registered its own at import.
+    registered with threading run before that, newest first; concurrent.futures.thread registers its own when it
+    is imported (lazily, by the first ThreadPoolExecutor), which is why this module imports it first.
     """
     register = getattr(threading, "_register_atexit", None)  # Python 3.9+; private but stable since.
     if register is None:
