@@ -1,12 +1,14 @@
 """The launcher's control service, which nodes in other processes call: `lp.stop()`, and where nodes serve."""
 
+import os
+import sys
 import threading
-from typing import Dict, Mapping, Optional
+from typing import Dict, List, Mapping, Optional
 
 import cloudpickle
 from absl import logging
 
-from launch import _context, _courier, _program
+from launch import _context, _courier, _output, _program
 
 
 class LauncherControl:
@@ -14,11 +16,12 @@ class LauncherControl:
     nodes choose their own addresses (ray), each node instance `publish()`es where it serves and clients
     `lookup()` a node's current address."""
 
-    def __init__(self, program: _program.Program):
+    def __init__(self, program: _program.Program, log_dir: Optional[str] = None):
         self.controller = None  # Set once the controller exists; nodes cannot call before it starts them.
         self._served = {served.name: served for node in program.get_all_nodes() for served in node.serving_nodes()}
         self._lock = threading.Lock()
         self._instances: Dict[str, tuple] = {}  # Node name -> (instance id, pid) of its newest instance.
+        self._log_dir = log_dir
 
     def stop(self) -> None:
         self.controller.stop()
@@ -39,9 +42,16 @@ class LauncherControl:
         with self._lock:
             return self._instances.get(node_name)
 
+    def output(self, node_name: str, stream: int, lines: List[bytes]) -> None:
+        """Output lines of a node in another process (stream 1: stdout, 2: stderr), where the launcher shows them
+        and keeps them in `<log_dir>/<label>_<index>.log`, as under local_mp."""
+        log_path = os.path.join(self._log_dir, f"{node_name.replace('/', '_')}.log")
+        with open(log_path, "ab", buffering=0) as log:  # O_APPEND: lines never interleave.
+            _output.write_lines(lines, sys.stdout if stream == 1 else sys.stderr, log, f"[{node_name}] ".encode())
+
 
 def methods(control: LauncherControl) -> Dict[str, object]:
-    return {"stop": control.stop, "publish": control.publish, "lookup": control.lookup}
+    return {"stop": control.stop, "publish": control.publish, "lookup": control.lookup, "output": control.output}
 
 
 def request_stop(control_address: str, token: str, runtime: _context.Runtime) -> None:

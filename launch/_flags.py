@@ -4,7 +4,7 @@ import os
 import sys
 from typing import List
 
-from absl import flags
+from absl import flags, logging
 
 from launch._launch_types import LAUNCH_TYPES
 
@@ -54,3 +54,11 @@ def launcher_flags_from_env() -> List[str]:
 def parse_known(argv: List[str]) -> List[str]:
     """Parses the flags of `argv` this process defines, like Launchpad's node entry points; returns the rest."""
     return flags.FLAGS(argv, known_only=True)
+
+
+def parse_known_and_log(argv: List[str]) -> None:
+    """parse_known(argv), then absl logging at INFO unless --verbosity says otherwise, as absl's app.run sets up."""
+    parse_known(argv)
+    if flags.FLAGS["verbosity"].using_default_value:
+        flags.FLAGS.verbosity = 0
+    logging.use_absl_handler()

@@ -50,8 +50,10 @@ class NetworkNamespace:
     def popen(self, argv: Sequence[str], env: Optional[Dict[str, str]] = None, **kwargs) -> subprocess.Popen:
         return subprocess.Popen(self.command(argv), env=env, **kwargs)
 
-    def run(self, argv: Sequence[str], timeout: float = 30) -> str:
-        return subprocess.run(self.command(argv), check=True, capture_output=True, text=True, timeout=timeout).stdout
+    def run(self, argv: Sequence[str], timeout: float = 30, env: Optional[Dict[str, str]] = None) -> str:
+        return subprocess.run(
+            self.command(argv), check=True, capture_output=True, text=True, timeout=timeout, env=env
+        ).stdout
 
     def processes(self) -> List[psutil.Process]:
         """The processes inside this namespace, other than its holder."""
@@ -115,28 +117,56 @@ def ray_env(**extra: str) -> Dict[str, str]:
 
 
 class RayNode:
-    """`ray start --block` (head, or a worker joining `address`) inside `namespace`; ended by its pid."""
+    """`ray start --block` (head, or a worker joining with `--address`) inside `namespace`, ended by its pid.
 
-    def __init__(self, namespace: NetworkNamespace, temp_dir: str, env: Dict[str, str], *args: str, head: bool = True):
+    `detached`: not a child of the test process (started through a shell that exits at once), so that Ray's
+    worker processes, which come and go as Ray sees fit, are not taken for processes a test leaked; the
+    namespace's close() still ends whatever is left inside.
+    """
+
+    def __init__(
+        self,
+        namespace: NetworkNamespace,
+        temp_dir: str,
+        env: Dict[str, str],
+        *args: str,
+        head: bool = True,
+        detached: bool = False,
+    ):
         self.namespace = namespace
-        command = [RAY, "start", "--block", f"--temp-dir={temp_dir}", "--disable-usage-stats", *args]
-        if head:
-            command.insert(3, "--head")
-        self._log = open(os.path.join(temp_dir, f"ray_start_{time.monotonic_ns()}.log"), "wb")
-        self.process = namespace.popen(command, env=env, stdout=self._log, stderr=subprocess.STDOUT)
+        command = [RAY, "start", *(["--head"] if head else []), "--block", f"--temp-dir={temp_dir}", *args]
+        self.log_path = os.path.join(temp_dir, f"ray_start_{time.monotonic_ns()}.log")
+        self._process: Optional[subprocess.Popen] = None
+        if detached:
+            shell = 'setsid "$@" > "$LOG" 2>&1 < /dev/null & echo $!'
+            started = namespace.run(["env", f"LOG={self.log_path}", "sh", "-c", shell, "sh", *command], env=env)
+            self.pid = int(started.split()[-1])
+        else:
+            with open(self.log_path, "wb") as log:
+                self._process = namespace.popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
+            self.pid = self._process.pid
 
-    def wait_until_up(self, address: str, env: Dict[str, str], nodes: int = 1, timeout: float = 90) -> None:
-        """Until `nodes` nodes are alive in the cluster at `address` (ray start takes 4-9 s)."""
+    def alive(self) -> bool:
+        if self._process is not None:
+            return self._process.poll() is None
+        try:
+            return psutil.Process(self.pid).status() != psutil.STATUS_ZOMBIE
+        except psutil.NoSuchProcess:
+            return False
+
+    def wait_until_up(self, address: str, env: Dict[str, str], nodes: int = 1, timeout: float = 120) -> None:
+        """Until `nodes` nodes are alive in the cluster at `address` (ray start takes 4-9 s, more when loaded)."""
         check = (
             "import sys, ray; ray.init(address=sys.argv[1], logging_level='ERROR', log_to_driver=False); "
             "print(sum(n['Alive'] for n in ray.nodes()))"
         )
         deadline = time.monotonic() + timeout
         while True:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"ray start exited with {self.process.returncode}; see {self._log.name}")
+            if not self.alive():
+                with open(self.log_path) as f:
+                    raise RuntimeError(f"ray start ended early:\n{f.read()[-3000:]}")
             try:
-                out = self.namespace.run([sys.executable, "-c", check, address], timeout=60)
+                out = self.namespace.run([sys.executable, "-c", check, address], env=env, timeout=60)
                 if int(out.split()[-1]) >= nodes:
                     return
             except (subprocess.CalledProcessError, subprocess.TimeoutExpired, ValueError, IndexError):
@@ -146,11 +176,15 @@ class RayNode:
             time.sleep(0.5)
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        self._log.close()
+        """SIGTERM (ray start then ends the node's Ray processes), SIGKILL if it is still there after 30 s."""
+        try:
+            os.kill(self.pid, signal.SIGTERM)
+        except ProcessLookupError:
+            return
+        deadline = time.monotonic() + 30
+        while self.alive() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        if self.alive():
+            os.kill(self.pid, signal.SIGKILL)
+        if self._process is not None:
+            self._process.wait()
