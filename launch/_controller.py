@@ -31,6 +31,10 @@ def _register_exit_wait(wait: Callable[[], None]) -> None:
         register(wait)
 
 
+class LaunchError(ValueError):
+    """The program cannot be launched as asked (e.g. no Ray node has what a group requests); nothing was started."""
+
+
 class NodeError(RuntimeError):
     """A node of the program failed (raised, or its process exited abnormally)."""
 

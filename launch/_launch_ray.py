@@ -33,6 +33,9 @@ class RayOptions:
 
 
 class _RayWorker(_controller.Worker):
+    """A node's Ray actor. Each instance of it (a new one after each restart) publishes itself to the launcher's
+    control service, which is how this worker tells a restarted instance from the one before."""
+
     def __init__(self, node: _nodes.Node, actor_class: Any, args: tuple, control: _control.LauncherControl):
         super().__init__(node)
         self._actor_class = actor_class
@@ -40,20 +43,27 @@ class _RayWorker(_controller.Worker):
         self._control = control
         self._actor = None
         self._outcome = None  # The pending wait() of the current instance.
+        self._instance: Optional[tuple] = None  # The instance that wait() runs on, once it has published.
+        self._replaced: Optional[tuple] = None  # The instance a restart replaces, until a new one publishes.
         self._died = False  # Its process is gone (Ray restarts it if the budget allows), not just its node.
-        self._replaced: Optional[tuple] = None  # The instance a restart replaces, until the new one publishes.
+        self._restarted_by_ray = False  # Its process died, and Ray started it again before wait() reached it.
 
     def start(self) -> None:
         import ray
 
         if self._actor is None:
             self._actor = self._actor_class.remote(*self._args)
+        elif self._restarted_by_ray:  # Already running again; the pending wait() is for the new instance.
+            self._restarted_by_ray = False
+            self._instance = self._control.instance(self.node.name)
+            return
         else:  # The controller restarts a failed node: that is a Ray actor restart, counted against max_restarts.
             self._replaced = self._control.instance(self.node.name)
             if not self._died:  # The node raised; its actor still runs.
                 ray.kill(self._actor, no_restart=False)
         self._died = False
         self._outcome = None
+        self._instance = None
 
     @property
     def pid(self) -> Optional[int]:
@@ -63,10 +73,18 @@ class _RayWorker(_controller.Worker):
     def poll(self) -> Optional[str]:
         import ray
 
+        current = self._control.instance(self.node.name)
         if self._outcome is None:
-            if self._replaced is not None and self._control.instance(self.node.name) == self._replaced:
+            if self._replaced is not None and current == self._replaced:
                 return None  # Ray is restarting it: a call now could reach the old instance.
+            self._replaced = None
             self._outcome = self._actor.wait.remote()
+            self._instance = current  # None if the new instance has not published yet.
+        elif self._instance is None:
+            self._instance = current
+        elif current != self._instance:
+            self._restarted_by_ray = True
+            return "Its Ray actor's process died; Ray started it again."
         ready, _ = ray.wait([self._outcome], timeout=0)
         if not ready:
             return None
@@ -117,7 +135,6 @@ def launch(
             ray.shutdown()
         raise
     control_server.start()
-    job_ref = ray.put(job)  # Once for all nodes (and their restarts).
     argv = [sys.argv[0], *(f for f in _flags.launcher_flags().split("\n") if f)]
     env_vars = {
         # Nodes import what the launcher can import (modules next to the launching script), where those exist.
@@ -138,7 +155,9 @@ def launch(
             runtime_env={"env_vars": env_vars},
             **options.resources.get(node.label, {}),
         )(_ray_node.NodeActor)
-        args = (job_ref, node.name, token, control_server.address, argv)
+        # The job by value, not a ray.put() reference: a restarted actor gets its arguments again from its
+        # creation task, which Ray keeps, whatever happened to objects in the store meanwhile.
+        args = (job, node.name, token, control_server.address, argv)
         workers.append(_RayWorker(node, actor_class, args, control))
 
     def on_end() -> None:
@@ -169,7 +188,7 @@ def _import_ray():
     try:
         import ray
     except ImportError:
-        raise ImportError("launch_type='ray' needs Ray: pip install 'encore-rl[ray]'.") from None
+        raise _controller.LaunchError("launch_type='ray' needs Ray: pip install 'encore-rl[ray]'.") from None
     return ray
 
 
@@ -199,7 +218,7 @@ def _check_authenticated(address: str, allow_unauthenticated: bool) -> None:
         loopback = host == "localhost"
     if loopback or allow_unauthenticated or os.environ.get("RAY_AUTH_MODE", "").lower() == "token":
         return
-    raise PermissionError(
+    raise _controller.LaunchError(
         f"The Ray cluster at {host} is reached over the network without token authentication: anyone who can "
         "reach it can run code on it. Start every node and this driver with RAY_AUTH_MODE=token and the same "
         "RAY_AUTH_TOKEN (see README, 'Run on a cluster'), or pass --ray_allow_unauthenticated "
@@ -210,13 +229,13 @@ def _check_authenticated(address: str, allow_unauthenticated: bool) -> None:
 def _check_resource_labels(program: _program.Program, resources: Mapping[str, Mapping[str, Any]]) -> None:
     unknown = sorted(set(resources) - set(program.groups))
     if unknown:
-        raise ValueError(
+        raise _controller.LaunchError(
             f"ray_resources names groups {unknown} that program {program.name!r} does not have; "
             f"its groups are {sorted(program.groups)}."
         )
     for label, request in resources.items():
         if not isinstance(request, Mapping):
-            raise ValueError(
+            raise _controller.LaunchError(
                 f"ray_resources[{label!r}] must be a dict of Ray actor options such as "
                 f'{{"num_cpus": 1, "resources": {{"gpu_host": 1}}}}, got {request!r}.'
             )
@@ -234,7 +253,7 @@ def _check_placement(ray, program: _program.Program, resources: Mapping[str, Map
             needed = {"CPU": 1}  # Ray places an actor without a request on a node with a CPU.
         if not any(all(totals.get(name, 0) >= amount for name, amount in needed.items()) for totals in nodes):
             have = [{k: v for k, v in totals.items() if not k.startswith("node:")} for totals in nodes]
-            raise ValueError(
+            raise _controller.LaunchError(
                 f"Group {label!r} requests {needed} (ray_resources[{label!r}] = {dict(request)}), which no node of "
                 f"the Ray cluster has: its nodes have {have}. Lower the request, or start a node that has it "
                 "(ray start --resources='{\"NAME\": N}' --num-cpus=N ...)."

@@ -2,7 +2,7 @@
 
 import functools
 import os
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Optional
 
 import launch as lp
 import replay
@@ -76,19 +76,26 @@ def counter_checkpoint_path(run_dir: str) -> str:
     return os.path.join(run_dir, "checkpoints", "counter.json")
 
 
-def run_distributed(experiment: ExperimentConfig, num_actors: int = 2, launch_type: str = "local_mp") -> Dict[str, Any]:
+def run_distributed(
+    experiment: ExperimentConfig,
+    num_actors: int = 2,
+    launch_type: str = "local_mp",
+    launch_options: Optional[Dict[str, Any]] = None,
+) -> Dict[str, Any]:
     """Launches the program, waits for it to stop itself, and returns result.json's contents.
 
     run_dir/program.json lists every node with the pid of its process, rewritten when a node is restarted.
     """
-    if launch_type != "local_mp":
+    if launch_type in ("test_mt", "local_mt"):
         # Nodes are threads of this process: import TensorFlow once here rather than from several node
         # threads at the same time, which can deadlock.
         replay.import_tensorflow()
     program = make_distributed_program(experiment, num_actors)
     log_dir = os.path.join(experiment.run_dir, "node_logs")
     os.makedirs(os.path.dirname(counter_checkpoint_path(experiment.run_dir)), exist_ok=True)
-    controller = lp.launch(program, launch_type=launch_type, log_dir=log_dir, termination_notice_secs=5)
+    controller = lp.launch(
+        program, launch_type=launch_type, log_dir=log_dir, termination_notice_secs=5, **(launch_options or {})
+    )
     nodes = {node.name: node for node in program.get_all_nodes()}
     written_pids = None
     try:
