@@ -48,7 +48,10 @@ def startup_worker(launch_type: str, address: Optional[str]) -> None:
     from agents.dqn import DQNBuilder, DQNConfig
 
     with tempfile.TemporaryDirectory() as run_dir:
-        experiment = experiments.ExperimentConfig(builder=DQNBuilder(DQNConfig()), run_dir=run_dir, max_seconds=600)
+        # Never solved, never out of budget: the program runs until stopped here.
+        experiment = experiments.ExperimentConfig(
+            builder=DQNBuilder(DQNConfig()), run_dir=run_dir, max_seconds=900, solved_return=1e9
+        )
         program = experiments.make_distributed_program(experiment, num_actors=2)
         os.makedirs(os.path.join(run_dir, "checkpoints"))
         serving = [served for node in program.get_all_nodes() for served in node.serving_nodes()]
@@ -57,7 +60,8 @@ def startup_worker(launch_type: str, address: Optional[str]) -> None:
         controller = lp.launch(program, launch_type=launch_type, termination_notice_secs=5, **options)
         for node in serving:
             while node.address is None:  # Ray: published once the node's actor is placed and constructed.
-                time.sleep(0.01)
+                if controller.wait(0.01):
+                    raise RuntimeError("The program ended before all its nodes served; see its output.")
             with grpc.insecure_channel(node.address) as channel:
                 grpc.channel_ready_future(channel).result(timeout=300)
         seconds = time.perf_counter() - started

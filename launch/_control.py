@@ -3,12 +3,12 @@
 import os
 import sys
 import threading
-from typing import Dict, List, Mapping, Optional
+from typing import Callable, Dict, List, Mapping, Optional
 
 import cloudpickle
 from absl import logging
 
-from launch import _context, _courier, _output, _program
+from launch import _context, _controller, _courier, _output, _program
 
 
 class LauncherControl:
@@ -83,3 +83,28 @@ def pickle_program(program: _program.Program, launch_type: str) -> bytes:
                     "files, sockets and clients inside the node (or use a threads launch type)."
                 ) from None
         raise ValueError(f"Program {program.name!r} cannot be sent to its node processes: {error}") from None
+
+
+def supervise(
+    program: _program.Program,
+    workers: List[_controller.Worker],
+    control: LauncherControl,
+    token: str,
+    termination_notice_secs: float,
+    on_end: Callable[[], None],
+    description: str,
+    lookup_address: Optional[Callable[[str], Optional[str]]] = None,
+) -> _controller.Controller:
+    """Starts `workers` under a controller that `control` serves to the nodes, waits for the program at exit and
+    stops it on Ctrl-C; `description` says where the nodes run."""
+    # The launching process is a client of its program too: handle.dereference() works there.
+    runtime = _context.Runtime(token, request_stop=lambda: controller.stop(), lookup_address=lookup_address)
+    _context.set_process_runtime(runtime)
+    controller = _controller.Controller(
+        program.name, workers, termination_notice_secs, on_stop=runtime.notify_stop, on_end=on_end
+    )
+    control.controller = controller
+    print(f"[launch] Program {program.name!r}: {description}", file=sys.stderr, flush=True)
+    controller.start()
+    controller.handle_signals_and_exit()
+    return controller

@@ -8,7 +8,7 @@ import tempfile
 import threading
 from typing import List, Optional
 
-from launch import _context, _control, _controller, _courier, _flags, _nodes, _output, _ports, _program
+from launch import _control, _controller, _courier, _flags, _nodes, _output, _ports, _program
 
 
 class _NodeProcess:
@@ -164,21 +164,8 @@ def launch(program: _program.Program, termination_notice_secs: float, log_dir: O
     def on_end() -> None:
         control_server.stop(grace=0)
 
-    # The launching process is a client of its program too: handle.dereference() works there.
-    runtime = _context.Runtime(token, request_stop=lambda: controller.stop())
-    _context.set_process_runtime(runtime)
-    controller = _controller.Controller(
-        program.name, workers, termination_notice_secs, on_stop=runtime.notify_stop, on_end=on_end
-    )
-    control.controller = controller
-    print(
-        f"[launch] Program {program.name!r}: {len(workers)} node processes, logs in {log_dir}",
-        file=sys.stderr,
-        flush=True,
-    )
-    controller.start()
-    controller.handle_signals_and_exit()
-    return controller
+    description = f"{len(workers)} node processes, logs in {log_dir}"
+    return _control.supervise(program, workers, control, token, termination_notice_secs, on_end, description)
 
 
 def _child_env(token: str, control_address: str) -> dict:

@@ -13,7 +13,7 @@ import sys
 import tempfile
 from typing import Any, Dict, Mapping, Optional
 
-from launch import _context, _control, _controller, _courier, _flags, _nodes, _program
+from launch import _control, _controller, _courier, _flags, _nodes, _program
 
 # Methods of a node's actor that run at the same time: wait(), notify_stop(), and Ray's own.
 _ACTOR_CONCURRENCY = 4
@@ -167,21 +167,12 @@ def launch(
         if connected_here:
             ray.shutdown()  # Ends a Ray instance started here; on a cluster, the driver's job and its actors.
 
-    runtime = _context.Runtime(token, request_stop=lambda: controller.stop(), lookup_address=control.lookup)
-    _context.set_process_runtime(runtime)
-    controller = _controller.Controller(
-        program.name, workers, termination_notice_secs, on_stop=runtime.notify_stop, on_end=on_end
+    description = (
+        f"{len(workers)} Ray actors on the cluster at {ray.get_runtime_context().gcs_address}, logs in {log_dir}"
     )
-    control.controller = controller
-    print(
-        f"[launch] Program {program.name!r}: {len(workers)} Ray actors on the cluster at "
-        f"{ray.get_runtime_context().gcs_address}, logs in {log_dir}",
-        file=sys.stderr,
-        flush=True,
+    return _control.supervise(
+        program, workers, control, token, termination_notice_secs, on_end, description, control.lookup
     )
-    controller.start()
-    controller.handle_signals_and_exit()
-    return controller
 
 
 def _import_ray():

@@ -82,6 +82,19 @@ class NetworkNamespace:
         return leftovers
 
 
+def node_actors(*namespaces: NetworkNamespace) -> List[int]:
+    """The pids of the processes of launch's node actors (Ray titles them ray::NodeActor...) in `namespaces`."""
+    found = []
+    for namespace in namespaces:
+        for process in namespace.processes():
+            try:
+                if "NodeActor" in " ".join(process.cmdline()):
+                    found.append(process.pid)
+            except psutil.Error:  # Ended meanwhile.
+                pass
+    return found
+
+
 def _inode_of(path: str) -> int:
     return os.stat(path).st_ino
 

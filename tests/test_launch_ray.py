@@ -10,7 +10,7 @@ import tempfile
 import textwrap
 
 import pytest
-from _netns import NetworkNamespace, RayNode, ray_env
+from _netns import NetworkNamespace, RayNode, node_actors, ray_env
 from conftest import wait_until
 from test_launch_lifecycle import LAUNCH_AND_RETURN
 from test_launch_programs import lines
@@ -69,15 +69,8 @@ class Cluster:
         return output
 
     def node_actors(self):
-        """The processes of node actors still alive in the namespace."""
-        found = []
-        for process in self.namespace.processes():
-            try:
-                if "NodeActor" in " ".join(process.cmdline()):
-                    found.append(process)
-            except Exception:  # Ended meanwhile.
-                pass
-        return found
+        """The pids of node actors still alive in the namespace."""
+        return node_actors(self.namespace)
 
     def close(self) -> None:
         self.head.stop()

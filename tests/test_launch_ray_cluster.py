@@ -10,9 +10,8 @@ import subprocess
 import sys
 import tempfile
 
-import psutil
 import pytest
-from _netns import NetworkNamespace, RayNode, connect, ray_env
+from _netns import NetworkNamespace, RayNode, connect, node_actors, ray_env
 from conftest import wait_until
 from test_launch_lifecycle import LAUNCH_AND_RETURN
 from test_launch_programs import lines
@@ -64,18 +63,8 @@ class TwoMachines:
         )
         self.nodes[1].wait_until_up(ADDRESS, self.env, nodes=2)
 
-    def node_actors(self, namespace):
-        found = []
-        for process in namespace.processes():
-            try:
-                if "NodeActor" in " ".join(process.cmdline()):
-                    found.append(process.pid)
-            except psutil.Error:
-                pass
-        return found
-
     def all_node_actors(self):
-        return self.node_actors(self.head_ns) + self.node_actors(self.worker_ns)
+        return node_actors(self.head_ns, self.worker_ns)
 
     def close(self):
         for node in reversed(self.nodes):
@@ -116,7 +105,7 @@ def test_dqn_across_two_machines_survives_a_killed_actor_and_solves(two_machines
 
         wait_until(lambda: actor_pid() is not None or driver.poll() is not None, "actor/0 to start", timeout=180)
         pid = actor_pid()
-        assert pid in two_machines.node_actors(two_machines.worker_ns)  # Placed on the other machine.
+        assert pid in node_actors(two_machines.worker_ns)  # Placed on the other machine.
         os.kill(pid, signal.SIGKILL)
         driver.wait(timeout=300)
     finally:
@@ -144,10 +133,7 @@ def test_the_drivers_death_leaves_no_actor_on_either_machine(two_machines, tmp_p
     driver = two_machines.head_ns.popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         wait_until(lambda: out.exists() and len(lines(out)) == 3, "the consumer's results", timeout=180)
-        # Without placement requests Ray spreads the three nodes over both machines as it likes.
-        assert (
-            len(two_machines.node_actors(two_machines.head_ns) + two_machines.node_actors(two_machines.worker_ns)) == 3
-        )
+        assert len(two_machines.all_node_actors()) == 3  # Placed by Ray on either machine.
         driver.kill()
         driver.wait(timeout=30)
     finally:
