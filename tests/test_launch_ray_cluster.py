@@ -88,6 +88,7 @@ def two_machines(machines):
     wait_until(lambda: not machines.all_node_actors(), "every node actor to end", timeout=60)
 
 
+@pytest.mark.timeout(600)  # Ray start-up, TensorFlow imported by 7 actors, and solving, on 2 shared cores.
 def test_dqn_across_two_machines_survives_a_killed_actor_and_solves(two_machines, tmp_path):
     run_dir = tmp_path / "run"
     command = [sys.executable, "-m", "agents.run", "--launch_type", "ray", "--ray_address", ADDRESS]
