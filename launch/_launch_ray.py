@@ -11,7 +11,7 @@ import os
 import secrets
 import sys
 import tempfile
-from typing import Any, Dict, Mapping, Optional
+from typing import Any, Dict, List, Mapping, Optional
 
 from launch import _control, _controller, _courier, _flags, _nodes, _program
 
@@ -125,6 +125,7 @@ def launch(
     try:
         _check_authenticated(ray.get_runtime_context().gcs_address, options.allow_unauthenticated)
         _check_placement(ray, program, options.resources)
+        actor_classes = _actor_classes(ray, program, options.resources)
         control = _control.LauncherControl(program, log_dir)
         # On the driver's node IP: nodes on other machines call it (token-checked, like every node).
         control_server = _courier.CourierServer(
@@ -136,29 +137,12 @@ def launch(
         raise
     control_server.start()
     argv = [sys.argv[0], *(f for f in _flags.launcher_flags().split("\n") if f)]
-    env_vars = {
-        # Nodes import what the launcher can import (modules next to the launching script), where those exist.
-        "PYTHONPATH": os.pathsep.join([*_user_paths(), "${PYTHONPATH}"]),
-        "TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2"),
-        # Ray's workers log gRPC's informational lines (e.g. each closed connection) unless told otherwise.
-        "GRPC_VERBOSITY": os.environ.get("GRPC_VERBOSITY", "ERROR"),
-    }
-    from launch import _ray_node
-
-    workers = []
-    for node in program.get_all_nodes():
-        actor_class = ray.remote(
-            name=node.name,
-            max_restarts=node.max_restarts,
-            max_task_retries=0,
-            max_concurrency=_ACTOR_CONCURRENCY,
-            runtime_env={"env_vars": env_vars},
-            **options.resources.get(node.label, {}),
-        )(_ray_node.NodeActor)
-        # The job by value, not a ray.put() reference: a restarted actor gets its arguments again from its
-        # creation task, which Ray keeps, whatever happened to objects in the store meanwhile.
-        args = (job, node.name, token, control_server.address, argv)
-        workers.append(_RayWorker(node, actor_class, args, control))
+    # The job by value, not a ray.put() reference: a restarted actor gets its arguments again from its creation
+    # task, which Ray keeps, whatever happened to objects in the store meanwhile.
+    workers = [
+        _RayWorker(node, actor_class, (job, node.name, token, control_server.address, argv), control)
+        for node, actor_class in zip(program.get_all_nodes(), actor_classes)
+    ]
 
     def on_end() -> None:
         for worker in workers:  # Whatever the outcome, no actor of the program outlives it.
@@ -173,6 +157,37 @@ def launch(
     return _control.supervise(
         program, workers, control, token, termination_notice_secs, on_end, description, control.lookup
     )
+
+
+def _actor_classes(ray, program: _program.Program, resources: Mapping[str, Mapping[str, Any]]) -> List[Any]:
+    """The Ray actor class of each node: NodeActor with the node's restarts and its group's resources."""
+    from launch import _ray_node
+
+    env_vars = {
+        # Nodes import what the launcher can import (modules next to the launching script), where those exist.
+        "PYTHONPATH": os.pathsep.join([*_user_paths(), "${PYTHONPATH}"]),
+        "TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2"),
+        # Ray's workers log gRPC's informational lines (e.g. each closed connection) unless told otherwise.
+        "GRPC_VERBOSITY": os.environ.get("GRPC_VERBOSITY", "ERROR"),
+    }
+    classes = []
+    for node in program.get_all_nodes():
+        try:
+            classes.append(
+                ray.remote(
+                    name=node.name,
+                    max_restarts=node.max_restarts,
+                    max_task_retries=0,
+                    max_concurrency=_ACTOR_CONCURRENCY,
+                    runtime_env={"env_vars": env_vars},
+                    **resources.get(node.label, {}),
+                )(_ray_node.NodeActor)
+            )
+        except (TypeError, ValueError) as error:  # What Ray raises for an option it does not know or accept.
+            raise _controller.LaunchError(
+                f"ray_resources[{node.label!r}] = {dict(resources[node.label])} is not valid for Ray: {error}"
+            ) from None
+    return classes
 
 
 def _import_ray():

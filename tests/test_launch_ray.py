@@ -274,10 +274,16 @@ def test_a_placement_no_node_can_satisfy_is_reported_naming_the_group(ray_cluste
                       ray_resources={{"producer": {{"num_cpus": 1, "resources": {{"gpu_host": 1}}}}}})
         except lp.LaunchError as error:
             print("CAUGHT", error)
+        try:
+            lp.launch(make_consumer_producers(2, {str(tmp_path / "out")!r}), launch_type="ray", ray_address=ADDRESS,
+                      ray_resources={{"consumer": {{"num_cpu": 1}}}})
+        except lp.LaunchError as error:
+            print("CAUGHT", error)
         """
     )
     assert "CAUGHT Group 'producer' requests {'CPU': 1, 'gpu_host': 1}" in output
     assert "no node of the Ray cluster has" in output
+    assert "CAUGHT ray_resources['consumer'] = {'num_cpu': 1} is not valid for Ray" in output
 
 
 def test_a_cluster_across_the_network_without_token_auth_is_refused(ray_cluster):
