@@ -36,12 +36,11 @@ def launch(
     """Starts `programs` and returns a controller (`wait()`, `stop()`).
 
     `launch_type` defaults to `--lp_launch_type` (local_mt); `termination_notice_secs` to
-    `--lp_termination_notice_secs` (10). Several programs are merged into one. local_mt and
+    `--lp_termination_notice_secs` (10). Several programs are merged into one. local_mt,
     local_mp and ray also wait for the program at interpreter exit and stop it on Ctrl-C/SIGTERM.
-    `log_dir` (local_mp, ray): where `<label>_<index>.log` files go (default: a new temp dir; under ray, on
-    the machine each node runs on).
+    `log_dir` (local_mp, ray): where the launcher writes `<label>_<index>.log` files (default: a new temp dir).
     `test_case`: a unittest.TestCase whose cleanup stops the program and waits for it.
-    `terminal`: accepted for Launchpad compatibility; local_mp always prints node output here,
+    `terminal`: accepted for Launchpad compatibility; local_mp and ray always print node output here,
     prefixed `[label/index]`, and writes it to log files (no tmux/xterm windows).
     ray: `ray_address` of the cluster (else RAY_ADDRESS; with neither, a local Ray instance lives as long as the
     program); `ray_resources` {group label: Ray actor options such as {"num_cpus": 1, "resources": {"gpu_host":
