@@ -115,7 +115,9 @@ def _worker_output(command: List[str], env: Dict[str, str]) -> Dict[str, Any]:
 def measure(seeds: int, max_seconds: float, work_dir: str) -> Dict[str, Any]:
     namespace = _netns.NetworkNamespace()
     env = _netns.ray_env()
-    head = _netns.RayNode(namespace, tempfile.mkdtemp(prefix="encbench"), env, f"--port={HEAD_PORT}", "--num-cpus=2")
+    head = _netns.RayNode(
+        namespace, tempfile.mkdtemp(prefix="encbench"), env, f"--port={HEAD_PORT}", "--num-cpus=2", detached=True
+    )
     address = f"127.0.0.1:{HEAD_PORT}"
     try:
         head.wait_until_up(address, env)
@@ -189,6 +191,7 @@ def measure_rpc_across_machines() -> Dict[str, float]:
                 "--num-cpus=2",
                 '--resources={"head_machine": 10}',
                 "--include-dashboard=false",
+                detached=True,  # Ended by a watchdog if this script dies without cleaning up.
             )
         )
         nodes[0].wait_until_up(address, env)
@@ -202,6 +205,7 @@ def measure_rpc_across_machines() -> Dict[str, float]:
                 "--num-cpus=2",
                 '--resources={"worker_machine": 10}',
                 head=False,
+                detached=True,
             )
         )
         nodes[1].wait_until_up(address, env, nodes=2)

@@ -139,8 +139,11 @@ def launch(
     argv = [sys.argv[0], *(f for f in _flags.launcher_flags().split("\n") if f)]
     # The job by value, not a ray.put() reference: a restarted actor gets its arguments again from its creation
     # task, which Ray keeps, whatever happened to objects in the store meanwhile.
+    # No runtime_env (it would make Ray start a new worker process for every actor): the actor sets up its
+    # process itself, with the launcher's import paths where they exist and TensorFlow kept quiet.
+    setup = {"paths": _user_paths(), "environ": {"TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2")}}
     workers = [
-        _RayWorker(node, actor_class, (job, node.name, token, control_server.address, argv), control)
+        _RayWorker(node, actor_class, (job, node.name, token, control_server.address, argv, setup), control)
         for node, actor_class in zip(program.get_all_nodes(), actor_classes)
     ]
 
@@ -163,13 +166,6 @@ def _actor_classes(ray, program: _program.Program, resources: Mapping[str, Mappi
     """The Ray actor class of each node: NodeActor with the node's restarts and its group's resources."""
     from launch import _ray_node
 
-    env_vars = {
-        # Nodes import what the launcher can import (modules next to the launching script), where those exist.
-        "PYTHONPATH": os.pathsep.join([*_user_paths(), "${PYTHONPATH}"]),
-        "TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2"),
-        # Ray's workers log gRPC's informational lines (e.g. each closed connection) unless told otherwise.
-        "GRPC_VERBOSITY": os.environ.get("GRPC_VERBOSITY", "ERROR"),
-    }
     classes = []
     for node in program.get_all_nodes():
         try:
@@ -179,7 +175,6 @@ def _actor_classes(ray, program: _program.Program, resources: Mapping[str, Mappi
                     max_restarts=node.max_restarts,
                     max_task_retries=0,
                     max_concurrency=_ACTOR_CONCURRENCY,
-                    runtime_env={"env_vars": env_vars},
                     **resources.get(node.label, {}),
                 )(_ray_node.NodeActor)
             )

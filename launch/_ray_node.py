@@ -9,7 +9,7 @@ import sys
 import threading
 import traceback
 import uuid
-from typing import List
+from typing import Any, Dict, List
 
 import cloudpickle
 
@@ -22,10 +22,16 @@ _RAY_MARKERS = (b":actor_name:", b":task_name:", b":job_id:")
 class NodeActor:
     """Runs one node of a launched program in a thread, from the first wait() until it ends."""
 
-    def __init__(self, job: bytes, node_name: str, token: str, control_address: str, argv: List[str]):
+    def __init__(
+        self, job: bytes, node_name: str, token: str, control_address: str, argv: List[str], setup: Dict[str, Any]
+    ):
+        """`setup`: "paths", the launcher's import paths (used where they exist), and "environ", variables that
+        must be set before the node's code imports anything."""
         import ray  # Only in the actor's process: `import launch` does not need Ray.
 
         self._name = node_name
+        os.environ.update(setup["environ"])
+        sys.path[:0] = [path for path in setup["paths"] if path not in sys.path and os.path.isdir(path)]
         control = _courier.CourierClient(control_address, label="launcher", token=token, connect_timeout=10)
         self._output = _OutputForwarder(node_name, control)
         _flags.parse_known_and_log(argv)  # The launcher's absl flags, those known here, as under local_mp.

@@ -151,9 +151,22 @@ class RayNode:
         self.log_path = os.path.join(temp_dir, f"ray_start_{time.monotonic_ns()}.log")
         self._process: Optional[subprocess.Popen] = None
         if detached:
-            shell = 'setsid "$@" > "$LOG" 2>&1 < /dev/null & echo $!'
-            started = namespace.run(["env", f"LOG={self.log_path}", "sh", "-c", shell, "sh", *command], env=env)
-            self.pid = int(started.split()[-1])
+            # A watchdog shell ends the node once this process is gone, even if it dies without cleaning up (e.g.
+            # pytest-timeout ends the run with os._exit): nothing is left running after the tests.
+            watchdog = (
+                '"$@" & node=$!; echo $node > "$PIDFILE"; '
+                'while kill -0 "$OWNER" && kill -0 $node; do sleep 1; done 2>/dev/null; kill $node 2>/dev/null'
+            )
+            pid_file = self.log_path + ".pid"
+            shell = f'setsid sh -c \'{watchdog}\' sh "$@" > "$LOG" 2>&1 < /dev/null &'
+            variables = [f"LOG={self.log_path}", f"PIDFILE={pid_file}", f"OWNER={os.getpid()}"]
+            namespace.run(["env", *variables, "sh", "-c", shell, "sh", *command], env=env)
+            deadline = time.monotonic() + 30
+            while not (os.path.exists(pid_file) and open(pid_file).read().strip()):
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"ray start did not start; see {self.log_path}")
+                time.sleep(0.05)
+            self.pid = int(open(pid_file).read())
         else:
             with open(self.log_path, "wb") as log:
                 self._process = namespace.popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
