@@ -11,12 +11,15 @@ import os
 import secrets
 import sys
 import tempfile
+import time
 from typing import Any, Dict, List, Mapping, Optional
 
 from launch import _control, _controller, _courier, _flags, _nodes, _program
 
 # Methods of a node's actor that run at the same time: wait(), notify_stop(), and Ray's own.
 _ACTOR_CONCURRENCY = 4
+# How long to wait before asking an actor that Ray said is unavailable (restarting) again.
+_RETRY_SECS = 0.5
 # Ray's names for the resources an actor requests, as ray.nodes() reports a node's totals.
 _RESOURCE_NAMES = {"num_cpus": "CPU", "num_gpus": "GPU", "memory": "memory"}
 
@@ -45,25 +48,23 @@ class _RayWorker(_controller.Worker):
         self._outcome = None  # The pending wait() of the current instance.
         self._instance: Optional[tuple] = None  # The instance that wait() runs on, once it has published.
         self._replaced: Optional[tuple] = None  # The instance a restart replaces, until a new one publishes.
-        self._died = False  # Its process is gone (Ray restarts it if the budget allows), not just its node.
-        self._restarted_by_ray = False  # Its process died, and Ray started it again before wait() reached it.
+        self._died = False  # Ray gave the actor up (ActorDiedError).
+        self._restarted_by_ray = False  # Its process died, and Ray started it again.
+        self._retry_at = 0.0  # When to ask an unavailable actor again.
 
     def start(self) -> None:
         import ray
 
-        if self._actor is None:
+        if self._actor is None or self._died:  # First start, or Ray gave the actor up: a new actor.
             self._actor = self._actor_class.remote(*self._args)
-        elif self._restarted_by_ray:  # Already running again; the pending wait() is for the new instance.
-            self._restarted_by_ray = False
-            self._instance = self._control.instance(self.node.name)
-            return
-        else:  # The controller restarts a failed node: that is a Ray actor restart, counted against max_restarts.
             self._replaced = self._control.instance(self.node.name)
-            if not self._died:  # The node raised; its actor still runs.
-                ray.kill(self._actor, no_restart=False)
-        self._died = False
+        elif self._restarted_by_ray:  # Already running again: wait() goes to the new instance.
+            self._instance = self._control.instance(self.node.name)
+        else:  # The node raised; its actor still runs. Restarting it is a Ray actor restart (max_restarts).
+            self._replaced = self._control.instance(self.node.name)
+            ray.kill(self._actor, no_restart=False)
+        self._died = self._restarted_by_ray = False
         self._outcome = None
-        self._instance = None
 
     @property
     def pid(self) -> Optional[int]:
@@ -74,22 +75,29 @@ class _RayWorker(_controller.Worker):
         import ray
 
         current = self._control.instance(self.node.name)
-        if self._outcome is None:
-            if self._replaced is not None and current == self._replaced:
-                return None  # Ray is restarting it: a call now could reach the old instance.
-            self._replaced = None
-            self._outcome = self._actor.wait.remote()
-            self._instance = current  # None if the new instance has not published yet.
-        elif self._instance is None:
-            self._instance = current
+        if self._replaced is not None:  # Restarting: a call now could reach the old instance.
+            if current == self._replaced:
+                return None
+            self._replaced, self._instance = None, current
+        if self._instance is None:
+            self._instance = current  # None until the first instance has published.
         elif current != self._instance:
             self._restarted_by_ray = True
             return "Its Ray actor's process died; Ray started it again."
+        if self._outcome is None:
+            if time.monotonic() < self._retry_at:
+                return None
+            self._outcome = self._actor.wait.remote()
         ready, _ = ray.wait([self._outcome], timeout=0)
         if not ready:
             return None
         try:
             error = ray.get(self._outcome)
+        except ray.exceptions.ActorUnavailableError:
+            # Restarting, or its process has just died (then Ray restarts it, and its new instance publishes
+            # itself, or gives it up: ActorDiedError). Asked again in a moment.
+            self._outcome, self._retry_at = None, time.monotonic() + _RETRY_SECS
+            return None
         except ray.exceptions.RayActorError as e:
             self._died = True
             return f"Its Ray actor died: {e}"
