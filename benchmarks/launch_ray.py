@@ -27,7 +27,9 @@ REPO = os.path.dirname(BENCHMARKS)
 sys.path[:0] = [BENCHMARKS, REPO, os.path.join(REPO, "tests")]
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 # The Ray processes of this benchmark: no token file written to ~/.ray, no usage reports.
-os.environ.update(RAY_AUTH_MODE="disabled", RAY_USAGE_STATS_ENABLED="0")
+# (setdefault: the courier latency worker is this script too, started with the token of its cluster.)
+os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 
 import _netns  # noqa: E402
 import time_to_solve  # noqa: E402
