@@ -292,12 +292,26 @@ def encore_command(
 
 
 def run_encore(
-    agent: str, env: str, seed: int, single_process: bool, max_seconds: float, num_actors: int, work_dir: str
+    agent: str,
+    env: str,
+    seed: int,
+    single_process: bool,
+    max_seconds: float,
+    num_actors: int,
+    work_dir: str,
+    variant: Optional[str] = None,
+    extra_args: Sequence[str] = (),
+    command_prefix: Sequence[str] = (),
 ) -> Dict[str, Any]:
-    """One Encore training process. `seconds` is launch to solved (None if it did not solve)."""
-    variant = "single_process" if single_process else "distributed"
+    """One Encore training process. `seconds` is launch to solved (None if it did not solve). `extra_args` go
+    to the run script (e.g. --launch_type ray), which runs under `command_prefix` (e.g. nsenter ...)."""
+    variant = variant or ("single_process" if single_process else "distributed")
     run_dir = os.path.join(work_dir, f"{variant}_{seed}")
-    command = encore_command(agent, env, seed, run_dir, max_seconds, num_actors, single_process)
+    command = [
+        *command_prefix,
+        *encore_command(agent, env, seed, run_dir, max_seconds, num_actors, single_process),
+        *extra_args,
+    ]
     process = run_process(command, max_seconds + DEADLINE_MARGIN_SECONDS, run_dir + ".process")
     run: Dict[str, Any] = {
         "variant": variant,

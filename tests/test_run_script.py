@@ -66,6 +66,14 @@ def test_bad_runs_are_refused_in_one_line_before_anything_starts(capsys, tmp_pat
     assert "not a run directory" in usage_error(capsys, ["--resume", str(tmp_path / "nothing")])
 
 
+def test_ray_flags_are_checked_before_anything_starts(capsys, tmp_path):
+    assert "--ray_address apply to --launch_type ray only" in usage_error(capsys, ["--ray_address", "10.0.0.1:6379"])
+    bad_json = ["--launch_type", "ray", "--ray_resources", "{learner: 1}", "--run_dir", str(tmp_path / "a")]
+    assert "--ray_resources is not JSON" in usage_error(capsys, bad_json)
+    assert "must be a JSON object" in usage_error(capsys, ["--launch_type", "ray", "--ray_resources", "[1]"])
+    assert not os.path.exists(tmp_path / "a")
+
+
 def test_an_in_process_run_counts_its_budget_from_the_call(tmp_path):
     before = time.time()  # agents.run was imported long before: its budget must not start then.
     experiment, flags = run.prepare(["--run_dir", str(tmp_path / "run"), "--max_seconds", "30"])
