@@ -18,7 +18,7 @@ $(VENV)/.installed: setup.py
 		ok or print(f"Python {v[0]}.{v[1]} is not supported: Encore needs 3.9-3.11 (dm-reverb 0.14.0 / tensorflow 2.15.1 wheels)."); sys.exit(not ok)'
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[test]'
+	$(PY) -m pip install -q -e '.[test,ray]'
 	touch $@
 
 test: venv

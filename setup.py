@@ -26,7 +26,8 @@ setuptools.setup(
     ],
     extras_require={
         "test": ["pytest>=7", "pytest-timeout>=2.1", "psutil>=5.9", "ruff==0.17.6"],
-        "ray": ["ray>=2.9,<2.11"],
+        # The newest Ray that resolves with the TensorFlow 2.15 pins (protobuf < 5, numpy < 2); it has token auth.
+        "ray": ["ray==2.60.0"],
         # The SB3 baseline of benchmarks/dqn_cartpole.py. torch is pinned: other versions pull CUDA builds.
         "bench": ["stable-baselines3>=2.3", "torch==2.13.0"],
     },

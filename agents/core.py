@@ -373,16 +373,15 @@ class ProgramBuilder(abc.ABC):
     and `learner_steps`.
 
     `uses_num_actors`: whether `make_program` takes its node count from `num_actors` (`--num_actors`), rather than
-    from its config; such a builder's `run_single_process` takes `num_actors` too. `resumable`: whether a run can
-    continue from its run directory (`--resume`). `not_repeatable_because`: why `--deterministic` is refused, or ""
-    if its `run_single_process` makes a seed give one result (it then seeds what it draws from itself).
+    from its config. `resumable`: whether a run can continue from its run directory (`--resume`). `repeatable`:
+    whether a single-process run repeats exactly for a seed (`--deterministic`).
     """
 
     name: str = "agent"
     config_class: type
     uses_num_actors: bool = True
     resumable: bool = False
-    not_repeatable_because: str = ""
+    repeatable: bool = False
 
     def __init__(self, config: Any):
         self.config = config

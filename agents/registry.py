@@ -11,6 +11,7 @@ AGENTS: Dict[str, str] = {
     "dqn": "agents.dqn.builder:DQNBuilder",
     "impala": "agents.impala.builder:IMPALABuilder",
     "tabular": "agents.tabular.builder:TabularBuilder",
+    "d4pg": "agents.d4pg.builder:D4PGBuilder",
 }
 
 

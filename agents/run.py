@@ -3,6 +3,7 @@
     python -m agents.run --agent dqn --env CartPole-v1                  # distributed, local_mp, 2 actors
     python -m agents.run --agent dqn --single_process --config learning_rate=1e-3
     python -m agents.run --resume runs/20261126-101500-000000 --max_seconds 120
+    python -m agents.run --launch_type ray --ray_address 10.0.0.1:6379     # nodes as actors on a Ray cluster
 
 Writes run_dir/{config,program,result}.json, logs/*.csv, tb/, checkpoints/, replay/ and learning_curve.png.
 """
@@ -13,6 +14,7 @@ _START_TIME = time.time()  # Before the heavy imports: a script's wall time coun
 
 import argparse  # noqa: E402
 import dataclasses  # noqa: E402
+import json  # noqa: E402
 import os  # noqa: E402
 import signal  # noqa: E402
 import sys  # noqa: E402
@@ -59,6 +61,9 @@ _DEFAULTS = {
     "checkpoint_seconds": 60.0,
     "max_restarts": 3,
     "verbose": False,
+    "ray_address": None,
+    "ray_resources": None,
+    "ray_allow_unauthenticated": False,
 }
 
 
@@ -119,7 +124,40 @@ def make_parser(prog: str = "python -m agents.run") -> argparse.ArgumentParser:
         help="override a field of the agent's config (repeatable)",
     )
     parser.add_argument("--verbose", action="store_true", help="node logs to the terminal too")
+    parser.add_argument(
+        "--ray_address", help="--launch_type ray: the cluster (default RAY_ADDRESS, else a local Ray instance)"
+    )
+    parser.add_argument(
+        "--ray_resources",
+        metavar="JSON",
+        help='--launch_type ray: Ray resources per node group, e.g. \'{"learner": {"resources": {"gpu_host": 1}}}\'',
+    )
+    parser.add_argument(
+        "--ray_allow_unauthenticated",
+        action="store_true",
+        help="--launch_type ray: join a cluster reached over the network without Ray's token auth",
+    )
     return parser
+
+
+def _launch_options(flags: Dict[str, Any]) -> Dict[str, Any]:
+    """lp.launch()'s ray_* arguments from the --ray_* flags. Raises UsageError."""
+    given = [key for key in ("ray_address", "ray_resources", "ray_allow_unauthenticated") if flags[key]]
+    if flags["launch_type"] != "ray":
+        if given:
+            raise UsageError(f"{', '.join('--' + key for key in given)} apply to --launch_type ray only.")
+        return {}
+    try:
+        resources = json.loads(flags["ray_resources"] or "{}")
+    except json.JSONDecodeError as error:
+        raise UsageError(f'--ray_resources is not JSON ({error}); e.g. \'{{"actor": {{"num_cpus": 1}}}}\'.') from None
+    if not isinstance(resources, dict):
+        raise UsageError("--ray_resources must be a JSON object {group label: Ray resources}.")
+    return {
+        "ray_address": flags["ray_address"],
+        "ray_resources": resources,
+        "ray_allow_unauthenticated": flags["ray_allow_unauthenticated"],
+    }
 
 
 def prepare(argv: Optional[List[str]] = None, config: Any = None, start_time: Optional[float] = None) -> tuple:
@@ -181,6 +219,7 @@ def prepare(argv: Optional[List[str]] = None, config: Any = None, start_time: Op
         _or_usage_error(builder.check_experiment, experiment)
     else:
         _or_usage_error(builder.check_environment, replay.make_environment_spec(environment))
+    _launch_options(flags)
     experiment.run_dir = run_dir if resume_dir else _new_run_dir(run_dir)
     return experiment, flags
 
@@ -199,12 +238,17 @@ def main(argv: Optional[List[str]] = None, config: Any = None, start_time: Optio
         {**flags, "start_time": experiment.start_time, "config": dataclasses.asdict(experiment.builder.config)},
     )
     print(f"run_dir: {run_dir}")
-    result = experiments.run_experiment(
-        experiment,
-        num_actors=flags["num_actors"],
-        launch_type=flags["launch_type"],
-        single_process=flags["single_process"],
-    )
+    try:
+        result = experiments.run_experiment(
+            experiment,
+            num_actors=flags["num_actors"],
+            launch_type=flags["launch_type"],
+            single_process=flags["single_process"],
+            launch_options=_launch_options(flags),
+        )
+    except launch.LaunchError as error:  # E.g. a Ray cluster that cannot place a group: nothing was started.
+        print(f"error: {error}", file=sys.stderr)
+        raise SystemExit(2) from None
     status = {"solved": "solved", "user": "stopped"}.get(result.get("stopped_by"), "not solved")
     if result.get("stopped_by") == "budget" and result.get("solved"):
         status = f"trained to the budget (solved at {result['solved_at_actor_steps']:,} actor steps)"
@@ -216,7 +260,8 @@ def main(argv: Optional[List[str]] = None, config: Any = None, start_time: Optio
         f"{result['actor_steps']:,} actor steps, {result['learner_steps']:,} learner steps. "
         f"Plot: {os.path.join(run_dir, 'learning_curve.png')}"
     )
-    if result.get("stopped_by") == "user":
+    resumable = not isinstance(experiment.builder, core.ProgramBuilder) or experiment.builder.resumable
+    if result.get("stopped_by") == "user" and resumable:
         print(f"Continue it with: python -m agents.run --resume {run_dir}")
     return result
 
@@ -258,6 +303,9 @@ def _or_usage_error(fn, *args):
 
 def run_script(argv: List[str], start_time: float) -> None:
     """The command line: `main`, then the exit status a shell expects of a run stopped with Ctrl-C."""
+    # A process started with SIGINT ignored (a background job of a script) would otherwise never see Ctrl-C or
+    # `kill -INT` as KeyboardInterrupt; the single-process loop stops on it with a checkpoint and a result.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         stopped_by = main(argv, start_time=start_time).get("stopped_by")
     except KeyboardInterrupt:  # Ctrl-C before the program's nodes started.

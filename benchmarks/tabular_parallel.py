@@ -108,8 +108,8 @@ def target(taxi: Dict[str, Dict[str, Any]]) -> Dict[str, Any]:
     return {"ratios": ratios, "met": met, "seeds": len(ratios), "target_ratio": TARGET_RATIO}
 
 
-def _format(value: Optional[float], spec: str) -> str:
-    return "never" if value is None else format(value, spec)
+def _format(value: Optional[float], spec: str, missing: str = "never") -> str:
+    return missing if value is None else format(value, spec)
 
 
 def print_table(envs: Dict[str, Dict[str, Dict[str, Any]]], goal: Optional[Dict[str, Any]]) -> None:
@@ -121,8 +121,8 @@ def print_table(envs: Dict[str, Dict[str, Dict[str, Any]]], goal: Optional[Dict[
             print(
                 f"  {name:16s} {summary['solved']:>4d}/{summary['seeds']:<3d} "
                 f"{_format(summary['median_steps'], ',.0f'):>11s} {_format(summary['median_seconds'], '.1f'):>8s} "
-                f"{_format(summary['median_startup_seconds'], '.1f'):>10s} "
-                f"{_format(summary['median_final_max_q_error'], '.3f'):>10s}"
+                f"{_format(summary['median_startup_seconds'], '.1f', '-'):>10s} "
+                f"{_format(summary['median_final_max_q_error'], '.3f', '-'):>10s}"
             )
     if goal is not None:
         ratios = ", ".join(_format(ratio, ".2f") for ratio in goal["ratios"])

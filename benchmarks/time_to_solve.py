@@ -1,7 +1,7 @@
 """Time to solve an environment: an Encore agent (distributed and single-process) vs Stable-Baselines3 baselines.
 
     python benchmarks/time_to_solve.py [--agent dqn] [--env CartPole-v1] [--seeds 3]
-        [--baselines sb3_dqn[,sb3_ppo,sb3_a2c,sb3_qrdqn,sb3_trpo]] [--max_seconds 120] [--num_actors 2]
+        [--baselines sb3_dqn[,sb3_ppo,sb3_a2c,sb3_qrdqn,sb3_trpo,sb3_td3,sb3_sac]] [--max_seconds 120] [--num_actors 2]
         [--quick] [--runs_dir DIR] [--json PATH]
 
 Per seed, each variant runs in a fresh process:
@@ -9,12 +9,13 @@ Per seed, each variant runs in a fresh process:
 - `distributed`: `python -m agents.run --agent A --env E --seed S --run_dir D --max_seconds S --num_actors K`
   (the module is RUN_MODULE below);
 - `single_process`: the same plus `--single_process`;
-- each named baseline that is installed: `sb3_dqn`, `sb3_ppo`, `sb3_a2c` (stable-baselines3) and `sb3_qrdqn`,
-  `sb3_trpo` (sb3-contrib), trained by this script in a worker process. On CartPole-v1 they use the
-  rl-baselines3-zoo hyperparameters (hyperparams/{dqn,ppo,a2c,qrdqn,trpo}.yml, including the zoo's n_envs and
-  its n_timesteps as the training length, which the zoo's linear schedules depend on); on other environments
-  SB3's defaults with one environment and 1M steps (ZOO_HYPERPARAMETERS holds only CartPole-v1). The table
-  says which.
+- each named baseline that is installed: `sb3_dqn`, `sb3_ppo`, `sb3_a2c`, `sb3_td3`, `sb3_sac`
+  (stable-baselines3) and `sb3_qrdqn`, `sb3_trpo` (sb3-contrib), trained by this script in a worker process.
+  Where ZOO_HYPERPARAMETERS has an entry (the discrete baselines on CartPole-v1, TD3 and SAC on Pendulum-v1) they
+  use the rl-baselines3-zoo hyperparameters (hyperparams/<algo>.yml, including the zoo's n_envs and its
+  n_timesteps as the training length, which the zoo's linear schedules depend on; `noise_type: normal` with
+  `noise_std` is the zoo's Gaussian action noise); elsewhere SB3's defaults with one environment and 1M steps.
+  The table says which.
 
 The criterion is the same for all: the greedy mean return over the evaluation episodes (the Encore run's
 `eval_episodes`, else 10) reaches `agents.envs.solved_return(env)`. Baselines are evaluated every 500 env
@@ -62,6 +63,7 @@ DEFAULT_EVAL_EPISODES = 10  # When the Encore run's config.json does not say.
 DEADLINE_MARGIN_SECONDS = 60.0  # A run's process is killed this long after its budget.
 SB3_EVAL_PERIOD = 500  # Env steps between greedy evaluations of a baseline's policy.
 SB3_DEFAULT_TIMESTEPS = 1_000_000  # Training length of a baseline without zoo hyperparameters.
+SB3_TORCH_THREADS = 1  # torch.set_num_threads in a baseline worker (see baseline_worker).
 VARIANTS = ("distributed", "single_process")
 
 
@@ -85,6 +87,9 @@ _ZOO_DQN_CARTPOLE: Dict[str, Any] = dict(  # QR-DQN's zoo entry is the same but 
     exploration_final_eps=0.04,
     policy_kwargs=dict(net_arch=[256, 256]),
 )
+# rl-baselines3-zoo's Pendulum-v1 entries for the continuous baselines (as issue 14 lists them): 10k random steps,
+# then one gradient step per env step; both reach about -150 within their 20k steps in the zoo.
+_ZOO_PENDULUM_COMMON: Dict[str, Any] = dict(n_timesteps=20_000, learning_rate=1e-3, gamma=0.98, learning_starts=10_000)
 ZOO_HYPERPARAMETERS: Dict[str, Dict[str, Dict[str, Any]]] = {
     "sb3_dqn": {"CartPole-v1": _ZOO_DQN_CARTPOLE},
     "sb3_ppo": {
@@ -116,6 +121,18 @@ ZOO_HYPERPARAMETERS: Dict[str, Dict[str, Dict[str, Any]]] = {
             n_critic_updates=20,
         )
     },
+    "sb3_td3": {
+        "Pendulum-v1": dict(
+            _ZOO_PENDULUM_COMMON,
+            buffer_size=200_000,
+            noise_type="normal",
+            noise_std=0.1,
+            gradient_steps=1,
+            train_freq=1,
+            policy_kwargs=dict(net_arch=[400, 300]),
+        )
+    },
+    "sb3_sac": {"Pendulum-v1": dict(_ZOO_PENDULUM_COMMON)},
 }
 
 # Baseline name -> (package to import, algorithm class, label).
@@ -125,6 +142,8 @@ BASELINES: Dict[str, Tuple[str, str, str]] = {
     "sb3_a2c": ("stable_baselines3", "A2C", "SB3 A2C"),
     "sb3_qrdqn": ("sb3_contrib", "QRDQN", "sb3-contrib QR-DQN"),
     "sb3_trpo": ("sb3_contrib", "TRPO", "sb3-contrib TRPO"),
+    "sb3_td3": ("stable_baselines3", "TD3", "SB3 TD3"),
+    "sb3_sac": ("stable_baselines3", "SAC", "SB3 SAC"),
 }
 
 
@@ -273,12 +292,26 @@ def encore_command(
 
 
 def run_encore(
-    agent: str, env: str, seed: int, single_process: bool, max_seconds: float, num_actors: int, work_dir: str
+    agent: str,
+    env: str,
+    seed: int,
+    single_process: bool,
+    max_seconds: float,
+    num_actors: int,
+    work_dir: str,
+    variant: Optional[str] = None,
+    extra_args: Sequence[str] = (),
+    command_prefix: Sequence[str] = (),
 ) -> Dict[str, Any]:
-    """One Encore training process. `seconds` is launch to solved (None if it did not solve)."""
-    variant = "single_process" if single_process else "distributed"
+    """One Encore training process. `seconds` is launch to solved (None if it did not solve). `extra_args` go
+    to the run script (e.g. --launch_type ray), which runs under `command_prefix` (e.g. nsenter ...)."""
+    variant = variant or ("single_process" if single_process else "distributed")
     run_dir = os.path.join(work_dir, f"{variant}_{seed}")
-    command = encore_command(agent, env, seed, run_dir, max_seconds, num_actors, single_process)
+    command = [
+        *command_prefix,
+        *encore_command(agent, env, seed, run_dir, max_seconds, num_actors, single_process),
+        *extra_args,
+    ]
     process = run_process(command, max_seconds + DEADLINE_MARGIN_SECONDS, run_dir + ".process")
     run: Dict[str, Any] = {
         "variant": variant,
@@ -342,7 +375,7 @@ def baseline_hyperparameters(name: str, env: str) -> Tuple[Dict[str, Any], str]:
     return {
         "n_envs": 1,
         "n_timesteps": SB3_DEFAULT_TIMESTEPS,
-    }, f"SB3 defaults, 1 env, {SB3_DEFAULT_TIMESTEPS:,} steps (zoo hyperparameters here: CartPole-v1 only)"
+    }, f"SB3 defaults, 1 env, {SB3_DEFAULT_TIMESTEPS:,} steps (no zoo hyperparameters here for {name} on {env})"
 
 
 def describe(name: str, agent: str, env: str, num_actors: int) -> str:
@@ -411,6 +444,11 @@ def baseline_worker(spec: Dict[str, Any]) -> None:
 
     import gymnasium
     import numpy as np
+    import torch
+
+    # One intra-op thread: on this shared 2-core machine torch's two OpenMP threads spin against other processes
+    # (a TD3 gradient step on Pendulum-v1 took 270 ms with 2 threads, 18 ms with 1, at load 10).
+    torch.set_num_threads(SB3_TORCH_THREADS)
     from stable_baselines3.common.callbacks import BaseCallback
     from stable_baselines3.common.env_util import make_vec_env
 
@@ -426,6 +464,14 @@ def baseline_worker(spec: Dict[str, Any]) -> None:
         if isinstance(value, str) and value.startswith("lin_"):
             hyperparameters[key] = _linear(float(value[len("lin_") :]))
     eval_env = gymnasium.make(env_name)
+    noise_type, noise_std = hyperparameters.pop("noise_type", None), hyperparameters.pop("noise_std", None)
+    if noise_type == "normal":  # The zoo's Gaussian action noise: N(0, noise_std) on every action dimension.
+        from stable_baselines3.common.noise import NormalActionNoise
+
+        size = int(np.prod(eval_env.action_space.shape))
+        hyperparameters["action_noise"] = NormalActionNoise(np.zeros(size), noise_std * np.ones(size))
+    elif noise_type is not None:
+        raise ValueError(f"noise_type {noise_type!r} is not supported here (only 'normal').")
     state: Dict[str, Any] = {"solved": False, "solved_at": None, "eval_return": None, "evaluations": 0}
 
     def episode_return(model, episode: int) -> float:
@@ -683,7 +729,9 @@ def tf_import_seconds() -> float:
     return time.time() - start
 
 
-def learner_step_seconds(builder: Any, signature: Any, batch_size: int, num_steps: int = 200) -> Tuple[float, float]:
+def learner_step_seconds(
+    builder: Any, signature: Any, batch_size: int, num_steps: int = 200, env: str = "CartPole-v1"
+) -> Tuple[float, float]:
     """(first step, later steps' mean) seconds of the builder's learner on one batch of zeros held in memory: the
     tf.function trace, then the compute a learner step costs without waiting for replay."""
     sys.path.insert(0, REPO)
@@ -696,7 +744,7 @@ def learner_step_seconds(builder: Any, signature: Any, batch_size: int, num_step
 
     from agents import envs
 
-    spec = replay.make_environment_spec(envs.make_environment("CartPole-v1"))
+    spec = replay.make_environment_spec(envs.make_environment(env))
     data = tf.nest.map_structure(lambda s: tf.zeros((batch_size, *s.shape), s.dtype), signature)
     info = reverb.SampleInfo(
         key=tf.zeros([batch_size], tf.uint64),

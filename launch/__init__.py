@@ -6,7 +6,7 @@ runs.
 
 from launch import _flags  # Defines --lp_launch_type and --lp_termination_notice_secs.
 from launch._batching import batched_handler
-from launch._controller import Controller, NodeError
+from launch._controller import Controller, LaunchError, NodeError
 from launch._courier import CourierClient, RemoteError
 from launch._handles import Handle
 from launch._launch import launch
@@ -25,6 +25,7 @@ __all__ = [
     "Handle",
     "launch",
     "LAUNCH_TYPES",
+    "LaunchError",
     "LaunchType",
     "make_program",
     "MultiThreadingColocation",

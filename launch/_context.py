@@ -1,6 +1,8 @@
 """Per-program runtime state reachable from node code: stop requests and stop notices."""
 
+import functools
 import threading
+import time
 from typing import Callable, List, Optional
 
 from absl import logging
@@ -9,8 +11,17 @@ from absl import logging
 class Runtime:
     """What a node's code can reach while its program runs: token, stop event, stop request."""
 
-    def __init__(self, token: str, request_stop: Callable[[], None]):
+    def __init__(
+        self,
+        token: str,
+        request_stop: Callable[[], None],
+        lookup_address: Optional[Callable[[str], Optional[str]]] = None,
+    ):
+        """`lookup_address(node name)`: where a node serves now, for launch types whose nodes choose their
+        addresses as they start (ray; None until the node has started); without it, node addresses are fixed at
+        launch."""
         self.token = token
+        self._lookup_address = lookup_address
         self.stop_event = threading.Event()
         self._request_stop = request_stop
         self._handlers: List[Callable[[], None]] = []
@@ -31,6 +42,23 @@ class Runtime:
             handlers, self._handlers = self._handlers, []
         for handler in handlers:
             _run_handler(handler)
+
+    def address_source(self, node_name: str) -> Optional[Callable[[], Optional[str]]]:
+        """What clients of `node_name` ask for its current address; None where addresses are fixed at launch."""
+        if self._lookup_address is None:
+            return None
+        return functools.partial(self._lookup_address, node_name)
+
+    def wait_for_address(self, node_name: str, timeout: float) -> str:
+        """Where `node_name` serves, once it has started (ConnectionError naming it after `timeout` seconds)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            address = self._lookup_address(node_name)
+            if address is not None:
+                return address
+            if time.monotonic() > deadline:
+                raise ConnectionError(f"Node {node_name!r} did not start serving within {timeout:g}s; check its log.")
+            time.sleep(0.1)
 
     def client_started(self) -> None:
         with self._lock:

@@ -1,6 +1,7 @@
 """Controller: supervises a launched program's workers (restarts, stop notice, kill)."""
 
 import atexit
+import concurrent.futures.thread  # noqa: F401  # See _register_exit_wait.
 import os
 import signal
 import sys
@@ -12,6 +13,26 @@ from typing import Callable, Dict, List, Optional, Sequence
 from launch import _nodes
 
 _POLL_SECS = 0.05
+
+
+def _register_exit_wait(wait: Callable[[], None]) -> None:
+    """Runs `wait` at interpreter exit while the launcher can still serve its nodes, as Launchpad's launchers do.
+
+    An `atexit` function runs too late: by then concurrent.futures refuses new work ("cannot schedule new futures
+    after interpreter shutdown"), so every gRPC server of the launching process (its control server, and under
+    local_mt every CourierNode) rejects calls, and a node's lp.stop() never reaches the launcher. Exit functions
+    registered with threading run before that, newest first; concurrent.futures.thread registers its own when it
+    is imported (lazily, by the first ThreadPoolExecutor), which is why this module imports it first.
+    """
+    register = getattr(threading, "_register_atexit", None)  # Python 3.9+; private but stable since.
+    if register is None:
+        atexit.register(wait)
+    else:
+        register(wait)
+
+
+class LaunchError(ValueError):
+    """The program cannot be launched as asked (e.g. no Ray node has what a group requests); nothing was started."""
 
 
 class NodeError(RuntimeError):
@@ -125,7 +146,7 @@ class Controller:
         if threading.current_thread() is threading.main_thread():
             for signum in (signal.SIGINT, signal.SIGTERM):
                 self._previous_handlers[signum] = signal.signal(signum, self._on_signal)
-        atexit.register(self._wait_at_exit)
+        _register_exit_wait(self._wait_at_exit)
 
     def _on_signal(self, signum, frame) -> None:
         if self.done():

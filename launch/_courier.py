@@ -4,6 +4,7 @@ import concurrent.futures
 import functools
 import hmac
 import threading
+import time
 import traceback
 from typing import Any, Callable, Dict, List, Mapping, Optional, Set, Tuple
 
@@ -33,6 +34,8 @@ DEFAULT_CONNECT_TIMEOUT_SECS = 120.0
 # A call to a node that died or stopped fails, naming the node, after this long; call_timeout=None waits for ever
 # (for methods that legitimately block longer).
 DEFAULT_CALL_TIMEOUT_SECS = 60.0
+# How often a client waiting for a node with an address source asks where the node serves now.
+_ADDRESS_RECHECK_SECS = 1.0
 _MIN_SERVER_THREADS = 16
 
 
@@ -185,24 +188,31 @@ class CourierClient:
 
     def __init__(
         self,
-        address: str,
+        address: Optional[str],
         *,
         label: Optional[str] = None,
         token: Optional[str] = None,
         connect_timeout: float = DEFAULT_CONNECT_TIMEOUT_SECS,
         call_timeout: Optional[float] = DEFAULT_CALL_TIMEOUT_SECS,
+        address_source: Optional[Callable[[], Optional[str]]] = None,
     ):
         if token is None:
             runtime = _context.current_or_none()
             if runtime is None:
                 raise RuntimeError("CourierClient needs the program token: create it inside a node, or pass token=.")
             token = runtime.token
-        self._where = f"node {label!r} at {address}" if label else address
+        if address is None and address_source is None:
+            raise ValueError("CourierClient needs an address or an address_source.")
+        self._label = label
         self._metadata = ((TOKEN_METADATA_KEY, token),)
         self._connect_timeout = connect_timeout
         self._call_timeout = call_timeout
-        self._channel = grpc.insecure_channel(address, options=_CLIENT_OPTIONS)
-        self._stub = self._channel.unary_unary(_METHOD)
+        # Asked for the server's current address whenever it is not known to serve: a node restarted elsewhere
+        # (ray) is found at its new address.
+        self._address_source = address_source
+        self._address: Optional[str] = None
+        self._channel: Optional[grpc.Channel] = None
+        self._stub = None
         self._ready = False  # Known to be serving; reset when a call finds it unavailable.
         self._lock = threading.Lock()
         self._closed = False
@@ -214,6 +224,24 @@ class CourierClient:
         self._pending: List[Tuple[str, bytes, concurrent.futures.Future]] = []
         self._sender: Optional[threading.Thread] = None
         self.futures = _Futures(self)
+        if address is not None:
+            self._connect(address)
+
+    @property
+    def _where(self) -> str:
+        address = self._address or "(address not known yet)"
+        return f"node {self._label!r} at {address}" if self._label else address
+
+    def _connect(self, address: str) -> None:
+        """Points the client at `address` (a new channel if it moved; calls on the old one fail)."""
+        with self._lock:
+            if address == self._address or self._closed:
+                return
+            old, self._channel = self._channel, grpc.insecure_channel(address, options=_CLIENT_OPTIONS)
+            self._stub = self._channel.unary_unary(_METHOD)
+            self._address = address
+        if old is not None:
+            old.close()
 
     def __getattr__(self, name: str) -> Callable[..., Any]:
         if name.startswith("_"):
@@ -234,34 +262,64 @@ class CourierClient:
         with self._lock:
             self._closed = True
             connecting, self._connecting = self._connecting, set()
+            channel = self._channel
         for ready in connecting:  # Taken from the set, so cancelled here only (twice would raise).
             ready.cancel()
-        self._channel.close()
+        if channel is not None:
+            channel.close()
 
     def _wait_until_ready(self) -> None:
         if self._ready:
             return
+        deadline = time.monotonic() + self._connect_timeout
+        while True:
+            if self._address_source is not None:
+                address = self._address_source()
+                if address is not None:
+                    self._connect(address)
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise ConnectionError(
+                    f"Gave up after {self._connect_timeout:g}s waiting for {self._where} to serve: it has "
+                    "not started, has crashed, or is busy constructing. Check its log."
+                )
+            # With an address source, the address is asked for again every so often: the node may have moved.
+            timeout = remaining if self._address_source is None else min(remaining, _ADDRESS_RECHECK_SECS)
+            if self._channel_ready(timeout):
+                self._ready = True
+                return
+
+    def _channel_ready(self, timeout: float) -> bool:
+        """Waits up to `timeout` for the current channel to connect; False if it did not (or moved meanwhile)."""
         with self._lock:
             if self._closed:
                 raise ConnectionError(f"The client of {self._where} was closed.")
-            ready = grpc.channel_ready_future(self._channel)
-            self._connecting.add(ready)
+            channel = self._channel
+            if channel is None:  # No address yet.
+                ready = None
+            else:
+                ready = grpc.channel_ready_future(channel)
+                self._connecting.add(ready)
+        if ready is None:
+            time.sleep(timeout)
+            return False
         try:
-            ready.result(timeout=self._connect_timeout)
+            ready.result(timeout=timeout)
+            return channel is self._channel
         except grpc.FutureTimeoutError:
-            raise ConnectionError(
-                f"Gave up after {self._connect_timeout:g}s waiting for {self._where} to serve: it has "
-                "not started, has crashed, or is busy constructing. Check its log."
-            ) from None
+            return False
         except grpc.FutureCancelledError:
-            raise ConnectionError(f"The client of {self._where} was closed while waiting for it to serve.") from None
+            if self._closed:
+                raise ConnectionError(
+                    f"The client of {self._where} was closed while waiting for it to serve."
+                ) from None
+            return False  # Its channel was replaced (the node moved): wait on the new one.
         finally:
             with self._lock:
                 waited = ready in self._connecting
                 self._connecting.discard(ready)
             if waited:  # Unless close() cancelled it: unsubscribes from the channel's state.
                 ready.cancel()
-        self._ready = True
 
     def _call_sync(self, method: str, *args, **kwargs) -> Any:
         self._wait_until_ready()

@@ -35,10 +35,12 @@ class NoClientHandle(Handle):
 
 class CourierHandle(Handle):
     def dereference(self) -> Any:
-        from launch import _courier
+        from launch import _context, _courier
 
         node = self._node
-        return _courier.CourierClient(node.address, label=node.name, **node.client_kwargs)
+        runtime = _context.current_or_none()
+        source = runtime.address_source(node.name) if runtime is not None else None
+        return _courier.CourierClient(node.address, label=node.name, address_source=source, **node.client_kwargs)
 
 
 class ReverbHandle(Handle):
@@ -49,7 +51,13 @@ class ReverbHandle(Handle):
         replay.import_tensorflow()  # Before Reverb imports it: without TensorFlow's CPU-only plugin noise.
         import reverb
 
-        return reverb.Client(self._node.address)
+        from launch import _context, _courier
+
+        node = self._node
+        runtime = _context.current_or_none()
+        if runtime is not None and runtime.address_source(node.name) is not None:
+            return reverb.Client(runtime.wait_for_address(node.name, _courier.DEFAULT_CONNECT_TIMEOUT_SECS))
+        return reverb.Client(node.address)
 
 
 def dereference_nest(nest: Any) -> Any:

@@ -1,6 +1,6 @@
 """launch(): runs programs with one of the launch types."""
 
-from typing import Any, Optional, Sequence, Union
+from typing import Any, Mapping, Optional, Sequence, Union
 
 import tree
 
@@ -29,27 +29,43 @@ def launch(
     log_dir: Optional[str] = None,
     test_case: Optional[Any] = None,
     terminal: Optional[str] = None,
+    ray_address: Optional[str] = None,
+    ray_resources: Optional[Mapping[str, Mapping[str, Any]]] = None,
+    ray_allow_unauthenticated: bool = False,
 ) -> _controller.Controller:
     """Starts `programs` and returns a controller (`wait()`, `stop()`).
 
     `launch_type` defaults to `--lp_launch_type` (local_mt); `termination_notice_secs` to
-    `--lp_termination_notice_secs` (10). Several programs are merged into one. local_mt and
-    local_mp also wait for the program at interpreter exit and stop it on Ctrl-C/SIGTERM.
-    `log_dir` (local_mp): where `<label>_<index>.log` files go (default: a new temp dir).
+    `--lp_termination_notice_secs` (10). Several programs are merged into one. local_mt,
+    local_mp and ray also wait for the program at interpreter exit and stop it on Ctrl-C/SIGTERM.
+    `log_dir` (local_mp, ray): where the launcher writes `<label>_<index>.log` files (default: a new temp dir).
     `test_case`: a unittest.TestCase whose cleanup stops the program and waits for it.
-    `terminal`: accepted for Launchpad compatibility; local_mp always prints node output here,
+    `terminal`: accepted for Launchpad compatibility; local_mp and ray always print node output here,
     prefixed `[label/index]`, and writes it to log files (no tmux/xterm windows).
+    ray: `ray_address` of the cluster (else RAY_ADDRESS; with neither, a local Ray instance lives as long as the
+    program); `ray_resources` {group label: Ray actor options such as {"num_cpus": 1, "resources": {"gpu_host":
+    1}}}; `ray_allow_unauthenticated` joins a cluster reached over the network without Ray's token auth.
     """
     if terminal not in _TERMINALS:
         raise ValueError(f"Unknown terminal {terminal!r}; use one of {_TERMINALS}.")
     program = _merge(programs)
     _check_handles(program)
     kind = _launch_type(launch_type)
+    if kind is not LaunchType.RAY and (ray_address or ray_resources or ray_allow_unauthenticated):
+        raise ValueError(
+            f"ray_address, ray_resources and ray_allow_unauthenticated apply to launch_type='ray' only, "
+            f"not {kind.value!r}."
+        )
     notice = _flags.termination_notice_secs() if termination_notice_secs is None else termination_notice_secs
     if kind is LaunchType.LOCAL_MULTI_PROCESSING:
         from launch import _launch_processes
 
         controller = _launch_processes.launch(program, notice, log_dir)
+    elif kind is LaunchType.RAY:
+        from launch import _launch_ray
+
+        options = _launch_ray.RayOptions(ray_address, dict(ray_resources or {}), ray_allow_unauthenticated)
+        controller = _launch_ray.launch(program, notice, log_dir, options)
     else:
         from launch import _launch_threads
 

@@ -6,14 +6,9 @@ import signal
 import sys
 import tempfile
 import threading
-from typing import IO, List, Optional
+from typing import List, Optional
 
-import cloudpickle
-from absl import flags
-
-from launch import _context, _controller, _courier, _nodes, _ports, _program
-
-_print_lock = threading.Lock()
+from launch import _control, _controller, _courier, _flags, _nodes, _output, _ports, _program
 
 
 class _NodeProcess:
@@ -104,7 +99,7 @@ class _ProcessWorker(_controller.Worker):
         self._process = _NodeProcess(command, self._env, self._job)
         self._readers = [
             threading.Thread(
-                target=_copy_lines,
+                target=_output.copy_lines,
                 daemon=True,
                 name=f"{self.node.name}:{kind}",
                 args=(pipe, target, self._log_path, f"[{self.node.name}] ".encode()),
@@ -152,53 +147,16 @@ def _signal(process: _NodeProcess, signum: int) -> None:
         pass
 
 
-def _copy_lines(pipe: IO[bytes], target: IO[str], log_path: str, prefix: bytes) -> None:
-    """Copies a node's output lines to its log file and, prefixed, to the launcher's output."""
-    with pipe, open(log_path, "ab", buffering=0) as log:  # O_APPEND: lines never interleave.
-        for line in pipe:
-            log.write(line)
-            with _print_lock:
-                target.write((prefix + line).decode(errors="replace"))
-                target.flush()
-
-
-class _LauncherControl:
-    """Served to the nodes on 127.0.0.1 so that `lp.stop()` in any node reaches the launcher."""
-
-    def __init__(self):
-        self.controller: Optional[_controller.Controller] = None
-
-    def stop(self) -> None:
-        self.controller.stop()
-
-
-def _pickle(program: _program.Program) -> bytes:
-    """The program as node processes receive it; an argument that cannot be sent is named with its node."""
-    try:
-        return cloudpickle.dumps(program)
-    except Exception as error:  # Pickling raises whatever the offending object's reduction raises.
-        for node in program.get_all_nodes():
-            try:
-                cloudpickle.dumps(node)
-            except Exception as node_error:  # The same, for the node that holds it.
-                raise ValueError(
-                    f"Node {node.name}: its arguments cannot be sent to its process under local_mp "
-                    f"({type(node_error).__name__}: {node_error}). Pass picklable values and create locks, open "
-                    "files, sockets and clients inside the node (or use a threads launch type)."
-                ) from None
-        raise ValueError(f"Program {program.name!r} cannot be sent to its node processes: {error}") from None
-
-
 def launch(program: _program.Program, termination_notice_secs: float, log_dir: Optional[str]) -> _controller.Controller:
     """Starts one process per node of `program` and returns its controller."""
     _ports.assign_addresses(program)
-    job = _pickle(program)
+    job = _control.pickle_program(program, "local_mp")
     token = secrets.token_hex(16)
     log_dir = log_dir or tempfile.mkdtemp(prefix=f"encore-logs-{program.name}-")
     os.makedirs(log_dir, exist_ok=True)
 
-    control = _LauncherControl()
-    control_server = _courier.CourierServer({"stop": control.stop}, port=0, token=token)
+    control = _control.LauncherControl(program)
+    control_server = _courier.CourierServer(_control.methods(control), port=0, token=token)
     control_server.start()
     env = _child_env(token, control_server.address)
     workers = [_ProcessWorker(node, job, log_dir, env) for node in program.get_all_nodes()]
@@ -206,21 +164,8 @@ def launch(program: _program.Program, termination_notice_secs: float, log_dir: O
     def on_end() -> None:
         control_server.stop(grace=0)
 
-    # The launching process is a client of its program too: handle.dereference() works there.
-    runtime = _context.Runtime(token, request_stop=lambda: controller.stop())
-    _context.set_process_runtime(runtime)
-    controller = _controller.Controller(
-        program.name, workers, termination_notice_secs, on_stop=runtime.notify_stop, on_end=on_end
-    )
-    control.controller = controller
-    print(
-        f"[launch] Program {program.name!r}: {len(workers)} node processes, logs in {log_dir}",
-        file=sys.stderr,
-        flush=True,
-    )
-    controller.start()
-    controller.handle_signals_and_exit()
-    return controller
+    description = f"{len(workers)} node processes, logs in {log_dir}"
+    return _control.supervise(program, workers, control, token, termination_notice_secs, on_end, description)
 
 
 def _child_env(token: str, control_address: str) -> dict:
@@ -234,6 +179,5 @@ def _child_env(token: str, control_address: str) -> dict:
         PYTHONUNBUFFERED="1",
     )
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    if flags.FLAGS.is_parsed():
-        env["ENCORE_LAUNCH_FLAGS"] = "\n".join(a for a in sys.argv[1:] if a.startswith("-"))
+    env[_flags.LAUNCHER_FLAGS_ENV] = _flags.launcher_flags()
     return env

@@ -31,9 +31,15 @@ class Node:
         raise NotImplementedError
 
     def _port(self) -> int:
+        return int(self._address().rsplit(":", 1)[1])
+
+    def _host(self) -> str:
+        return self._address().rsplit(":", 1)[0]
+
+    def _address(self) -> str:
         if self.address is None:
             raise RuntimeError(f"Node {self.name} has no address: launch its program with launch().")
-        return int(self.address.rsplit(":", 1)[1])
+        return self.address
 
 
 class PyNode(Node):
@@ -111,7 +117,9 @@ class CourierNode(PyClassNode):
         instance = self._call()
         methods = _courier.exposed_methods(instance)
         threads = max(self._courier_kwargs.get("thread_pool_size", 0), _courier.server_threads_for(methods))
-        server = _courier.CourierServer(methods, self._port(), runtime.token, thread_pool_size=threads)
+        server = _courier.CourierServer(
+            methods, self._port(), runtime.token, host=self._host(), thread_pool_size=threads
+        )
         server.start()
         try:
             run = self._run_method(instance)

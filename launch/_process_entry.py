@@ -27,9 +27,9 @@ import time
 import traceback
 
 import cloudpickle
-from absl import app, flags, logging
+from absl import app
 
-from launch import _context, _courier
+from launch import _context, _control, _flags
 
 _POLL_SECS = 0.05
 
@@ -40,25 +40,12 @@ def _watch_launcher(launcher_pid: int) -> None:
     os._exit(1)
 
 
-def _request_stop(control_address: str, token: str, runtime: _context.Runtime) -> None:
-    client = _courier.CourierClient(control_address, label="launcher", token=token, connect_timeout=5)
-    try:
-        client.stop()
-    # What a call that does not reach the launcher raises (ConnectionError, TimeoutError and
-    # PermissionError are OSErrors): the launcher is gone, so at least stop this node.
-    except (OSError, _courier.RemoteError):
-        logging.exception("Could not reach the launcher to stop the program.")
-        runtime.notify_stop()
-    finally:
-        client.close()
-
-
 def _run_node(node_name: str, error_file: str) -> int:
     launcher_pid = int(os.environ["ENCORE_LAUNCHER_PID"])
     threading.Thread(target=_watch_launcher, args=(launcher_pid,), daemon=True).start()
     token = os.environ.pop("ENCORE_LAUNCH_TOKEN")
     control_address = os.environ["ENCORE_LAUNCH_CONTROL"]
-    runtime = _context.Runtime(token, request_stop=lambda: _request_stop(control_address, token, runtime))
+    runtime = _context.Runtime(token, request_stop=lambda: _control.request_stop(control_address, token, runtime))
     _context.set_process_runtime(runtime)
 
     stop_signalled = []
@@ -99,6 +86,4 @@ def _main(argv) -> None:
 
 if __name__ == "__main__":
     # Parses the launcher's absl flags (those known here) like Launchpad's process entry.
-    launcher_flags = os.environ.get("ENCORE_LAUNCH_FLAGS", "").split("\n")
-    argv = [sys.argv[0], *sys.argv[1:3]] + [f for f in launcher_flags if f]
-    app.run(_main, argv=argv, flags_parser=lambda a: flags.FLAGS(a, known_only=True))
+    app.run(_main, argv=sys.argv[:3] + _flags.launcher_flags_from_env(), flags_parser=_flags.parse_known)

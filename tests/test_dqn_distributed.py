@@ -34,8 +34,6 @@ def test_distributed_program_runs_and_data_flows(tmp_path):
             # The rate limiter holds actors back unless the learner samples: 2,000 actor steps mean data flowed.
             "--max_actor_steps",
             "2000",
-            "--max_seconds",
-            "150",
             "--run_dir",
             run_dir,
         ],
@@ -43,7 +41,8 @@ def test_distributed_program_runs_and_data_flows(tmp_path):
         env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"),
         capture_output=True,
         text=True,
-        timeout=200,
+        # Within the suite's 300 s per test; the run has no wall-clock budget to trip on a loaded machine.
+        timeout=280,
         check=False,
     )
     lines = [line for line in completed.stdout.splitlines() if line.startswith("RESULT ")]

@@ -53,9 +53,48 @@ LAUNCHER = textwrap.dedent("""
 """)
 
 
-def start_launcher(tmp_path, *args, notice=2):
+# Launchpad's consumer_producers example as it is written: main returns right after lp.launch(), the consumer
+# ends the program with lp.stop() (which must reach the launcher's servers while it waits at interpreter exit).
+# With 'wait' in argv the consumer never stops it, for Ctrl-C.
+LAUNCH_AND_RETURN = textwrap.dedent("""
+    import sys
+    from absl import app
+    import launch as lp
+
+    OUT = sys.argv[1]
+
+    class Consumer:
+        def __init__(self, producers, stop):
+            self._producers = producers
+            self._stop = stop
+
+        def run(self):
+            for _ in range(3):
+                results = [f.result() for f in [p.futures.work(i) for i, p in enumerate(self._producers)]]
+                with open(OUT, 'a') as f:
+                    f.write(f'{results}\\n')
+            if self._stop:
+                lp.stop()
+
+    class Producer:
+        def work(self, context):
+            return context
+
+    def main(argv):
+        program = lp.Program('consumer_producers')
+        with program.group('producer'):
+            producers = [program.add_node(lp.CourierNode(Producer)) for _ in range(2)]
+        program.add_node(lp.CourierNode(Consumer, producers, 'wait' not in argv), label='consumer')
+        lp.launch(program)
+
+    if __name__ == '__main__':
+        app.run(main)
+""")
+
+
+def start_launcher(tmp_path, *args, notice=2, launch_type="local_mp", source=LAUNCHER):
     script = tmp_path / "launcher.py"
-    script.write_text(LAUNCHER)
+    script.write_text(source)
     out = tmp_path / "out"
     out.touch()
     command = [
@@ -63,7 +102,7 @@ def start_launcher(tmp_path, *args, notice=2):
         str(script),
         str(out),
         *args,
-        "--lp_launch_type=local_mp",
+        f"--lp_launch_type={launch_type}",
         f"--lp_termination_notice_secs={notice}",
     ]
     env = dict(os.environ, PYTHONPATH=REPO)
@@ -104,6 +143,26 @@ def test_ctrl_c_stops_every_node_within_the_notice_and_exits_0(tmp_path):
     assert "cooperative stopped" in out.read_text()
     assert "did not stop within 2s: ['stubborn/0']" in output  # Killed once the notice passed.
     assert_gone(pids)
+
+
+@pytest.mark.parametrize("launch_type", ["local_mt", "local_mp"])
+def test_a_launcher_that_returns_waits_at_exit_until_a_node_stops_the_program(launch_type, tmp_path):
+    process, out = start_launcher(tmp_path, launch_type=launch_type, source=LAUNCH_AND_RETURN)
+    output, _ = process.communicate(timeout=120)
+    assert process.returncode == 0, output
+    assert out.read_text().splitlines() == ["[0, 1]"] * 3
+    assert "cannot schedule new futures" not in output
+
+
+@pytest.mark.parametrize("launch_type", ["local_mt", "local_mp"])
+def test_ctrl_c_stops_a_program_the_launcher_waits_for_at_exit(launch_type, tmp_path):
+    process, out = start_launcher(tmp_path, "wait", launch_type=launch_type, source=LAUNCH_AND_RETURN)
+    wait_until(lambda: len(out.read_text().splitlines()) == 3, "the consumer's results")
+    os.killpg(process.pid, signal.SIGINT)
+    output, _ = process.communicate(timeout=60)
+    assert process.returncode == 0, output
+    assert "Stopping program 'consumer_producers'" in output
+    assert "abandoned" not in output  # Every node (thread or process) stopped on the notice.
 
 
 def test_nodes_die_with_the_launcher_on_kill_9(tmp_path):

@@ -140,8 +140,9 @@ def test_a_distributed_run_trains_to_its_budget_with_periodic_evaluations_and_en
     # Every full evaluation is a mean of whole episodes (CartPole: 1 per step survived, at least 8 per episode).
     assert all(float(row["eval_return"]) >= 8 for row in evaluations), evaluations
     assert result["eval_actor_steps"] == steps[-1]
-    # Reverb's and portpicker's routine lines, and failing calls of nodes going down, stay off the terminal.
-    for noise in ("reverb/cc/", "portpicker", "Socket closed", "Traceback", "Deadline Exceeded"):
+    # Reverb's and portpicker's routine lines, and failing calls of nodes going down, stay off the terminal. (A call
+    # that times out during the run on a loaded machine is news, and is warned of: not checked here.)
+    for noise in ("reverb/cc/", "portpicker", "Socket closed", "Traceback"):
         assert noise not in output, output
 
     # TensorBoard: the evaluator's curve and the learner's diagnostics, no bookkeeping fields.

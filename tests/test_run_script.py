@@ -13,7 +13,7 @@ import psutil
 import tensorflow as tf
 from conftest import usage_error, wait_until
 
-from agents import run, utils
+from agents import registry, run, utils
 from agents.dqn import DQNConfig
 from agents.experiments.distributed import counter_checkpoint_path
 from agents.experiments.overrides import parse_overrides
@@ -49,8 +49,9 @@ def test_config_errors_name_the_key_and_the_fix(capsys, tmp_path):
 
 
 def test_bad_runs_are_refused_in_one_line_before_anything_starts(capsys, tmp_path):
-    message = usage_error(capsys, ["--agent", "dqm"])
-    assert "unknown agent 'dqm'; the agents are: " in message and "dqn, impala" in message
+    assert f"unknown agent 'dqm'; the agents are: {', '.join(sorted(registry.AGENTS))}." in usage_error(
+        capsys, ["--agent", "dqm"]
+    )
     assert "Unknown environment 'Foo-v0'" in usage_error(capsys, ["--env", "Foo-v0"])
     assert "DQN needs discrete actions" in usage_error(capsys, ["--env", "Pendulum-v1"])
     assert "max_actor_steps must be >= 1 (got -5)" in usage_error(capsys, ["--max_actor_steps", "-5"])
@@ -63,6 +64,14 @@ def test_bad_runs_are_refused_in_one_line_before_anything_starts(capsys, tmp_pat
     (used / "config.json").write_text("{}")
     assert f"--resume {used}" in usage_error(capsys, ["--run_dir", str(used)])
     assert "not a run directory" in usage_error(capsys, ["--resume", str(tmp_path / "nothing")])
+
+
+def test_ray_flags_are_checked_before_anything_starts(capsys, tmp_path):
+    assert "--ray_address apply to --launch_type ray only" in usage_error(capsys, ["--ray_address", "10.0.0.1:6379"])
+    bad_json = ["--launch_type", "ray", "--ray_resources", "{learner: 1}", "--run_dir", str(tmp_path / "a")]
+    assert "--ray_resources is not JSON" in usage_error(capsys, bad_json)
+    assert "must be a JSON object" in usage_error(capsys, ["--launch_type", "ray", "--ray_resources", "[1]"])
+    assert not os.path.exists(tmp_path / "a")
 
 
 def test_an_in_process_run_counts_its_budget_from_the_call(tmp_path):

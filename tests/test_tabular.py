@@ -30,18 +30,15 @@ from agents.tabular.model import backup
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def _experiment(tmp_path, env_name="Taxi-v4", max_actor_steps=None, **config):
-    return experiments.ExperimentConfig(
+def _run_single_process(tmp_path, env_name="Taxi-v4", max_actor_steps=None, stop_when_solved=True, **config):
+    experiment = experiments.ExperimentConfig(
         builder=TabularBuilder(TabularConfig(**config)),
         run_dir=utils.make_run_dir(str(tmp_path / "run")),
         env_name=env_name,
         max_actor_steps=max_actor_steps,
         max_seconds=240,
+        stop_when_solved=stop_when_solved,
     )
-
-
-def _run_single_process(tmp_path, env_name="Taxi-v4", max_actor_steps=None, **config):
-    experiment = _experiment(tmp_path, env_name, max_actor_steps, **config)
     result = experiment.builder.run_single_process(experiment, print_fn=lambda line: None)
     return result, np.load(os.path.join(experiment.run_dir, "q_table.npy"))
 
@@ -105,7 +102,7 @@ def test_frozen_lake_8x8_learns_q_star_within_a_bound(tmp_path):
         max_actor_steps=400_000,
         mode="partitioned",
         num_workers=4,
-        stop_when_optimal=False,
+        stop_when_solved=False,
     )
     lake = make_model("FrozenLake8x8-v1")
     assert not lake.deterministic  # So the step sizes decay (1 / sqrt(n)): a slippery lake's targets are noisy.
@@ -115,13 +112,26 @@ def test_frozen_lake_8x8_learns_q_star_within_a_bound(tmp_path):
 
 
 def test_partitioned_with_one_worker_is_single(tmp_path):
-    single, single_table = _run_single_process(tmp_path / "a", max_actor_steps=20_000, stop_when_optimal=False)
+    single, single_table = _run_single_process(tmp_path / "a", max_actor_steps=20_000, stop_when_solved=False)
     one, one_table = _run_single_process(
-        tmp_path / "b", max_actor_steps=20_000, stop_when_optimal=False, mode="partitioned", num_workers=1
+        tmp_path / "b", max_actor_steps=20_000, stop_when_solved=False, mode="partitioned", num_workers=1
     )
     assert single["actor_steps"] == one["actor_steps"] == 20_000
     np.testing.assert_array_equal(single_table, one_table)
     assert np.abs(single_table).sum() > 0
+
+
+def test_deterministic_single_process_runs_repeat_and_distributed_ones_are_refused(capsys, tmp_path):
+    argv = ["--agent", "tabular", "--env", "Taxi-v4", "--config", "mode=partitioned", "--config", "num_workers=3"]
+    argv += ["--single_process", "--deterministic", "--max_actor_steps", "9000", "--stop_when_solved", "false"]
+    tables = []
+    for name in ("a", "b"):
+        result = run.main([*argv, "--run_dir", str(tmp_path / name)])
+        assert result["actor_steps"] == 9000
+        tables.append(np.load(tmp_path / name / "q_table.npy"))
+    np.testing.assert_array_equal(*tables)
+    refused = [arg for arg in argv if arg != "--single_process"]
+    assert "--deterministic needs --single_process" in usage_error(capsys, refused)
 
 
 def test_the_merge_is_a_row_wise_union_and_no_worker_changes_another_block():
@@ -167,7 +177,7 @@ def test_states_outside_every_block_or_in_two_are_refused():
 
 def test_averaged_workers_share_one_averaged_table(tmp_path):
     result, table = _run_single_process(
-        tmp_path, max_actor_steps=30_000, mode="averaged", num_workers=3, stop_when_optimal=False
+        tmp_path, max_actor_steps=30_000, mode="averaged", num_workers=3, stop_when_solved=False
     )
     assert result["actor_steps"] == 30_000 and result["merges"] == 30
     assert np.abs(table).sum() > 0 and not result["optimal"]
@@ -193,7 +203,7 @@ def test_the_program_runs_on_every_launch_type(tmp_path, launch_type):
     run_dir = str(tmp_path / "run")
     argv = ["--agent", "tabular", "--env", "Taxi-v4", "--launch_type", launch_type, "--run_dir", run_dir]
     argv += ["--config", "mode=partitioned", "--config", "num_workers=2", "--config", "merge_period=500"]
-    result = run.main([*argv, "--max_actor_steps", "10000", "--config", "stop_when_optimal=false"])
+    result = run.main([*argv, "--max_actor_steps", "10000", "--stop_when_solved", "false"])
     assert result["stopped_by"] == "budget" and result["actor_steps"] >= 10_000 and result["merges"] >= 20
     saved = utils.read_json(os.path.join(run_dir, "result.json"))
     assert saved["actor_steps"] == result["actor_steps"] and saved["startup_seconds"] > 0
@@ -231,7 +241,7 @@ print("no tensorflow")
 def test_tabular_nodes_never_import_tensorflow(tmp_path):
     # local_mt: the coordinator and workers run as threads of this one process, whose modules are then checked.
     argv = ["--agent", "tabular", "--env", "FrozenLake-v1", "--launch_type", "local_mt", "--max_actor_steps", "5000"]
-    argv += ["--config", "mode=averaged", "--config", "num_workers=2", "--config", "stop_when_optimal=false"]
+    argv += ["--config", "mode=averaged", "--config", "num_workers=2", "--stop_when_solved", "false"]
     completed = subprocess.run(
         [sys.executable, "-c", _NO_TENSORFLOW, *argv, "--run_dir", str(tmp_path / "run")],
         cwd=REPO,
@@ -246,7 +256,7 @@ def test_tabular_nodes_never_import_tensorflow(tmp_path):
 def test_ctrl_c_ends_a_run_with_its_result_and_table(tmp_path, where):
     run_dir = str(tmp_path / "run")
     argv = ["--agent", "tabular", "--env", "Taxi-v4", "--run_dir", run_dir, "--max_seconds", "200", *where]
-    argv += ["--config", "mode=partitioned", "--config", "num_workers=2", "--config", "stop_when_optimal=false"]
+    argv += ["--config", "mode=partitioned", "--config", "num_workers=2", "--stop_when_solved", "false"]
     process = subprocess.Popen(
         [sys.executable, "-m", "agents.run", *argv],
         cwd=REPO,

@@ -25,7 +25,7 @@ class A3CBuilder(core.ProgramBuilder):
 
     name = "a3c"
     config_class = A3CConfig
-    not_repeatable_because = "its workers are threads that push gradients in whatever order the scheduler runs them"
+    repeatable = False  # Its workers are threads that push gradients in whatever order the scheduler runs them.
 
     def check_experiment(self, experiment: ExperimentConfig) -> None:
         from agents import envs  # pylint: disable=import-outside-toplevel

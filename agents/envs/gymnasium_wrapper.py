@@ -7,6 +7,8 @@ import gymnasium
 import numpy as np
 from dm_env import specs
 
+from agents.envs.solved import reward_range
+
 
 def _space_to_spec(space: gymnasium.Space, name: str) -> specs.Array:
     if isinstance(space, gymnasium.spaces.Discrete):
@@ -74,7 +76,11 @@ class GymnasiumWrapper(dm_env.Environment):
         return self._action_spec
 
     def reward_spec(self) -> specs.Array:
-        return specs.Array((), np.float32, name="reward")
+        """A BoundedArray for environments whose per-step rewards agents.envs knows the bounds of."""
+        bounds = reward_range(getattr(self._environment.spec, "id", None) or "")
+        if bounds is None:
+            return specs.Array((), np.float32, name="reward")
+        return specs.BoundedArray((), np.float32, minimum=bounds[0], maximum=bounds[1], name="reward")
 
     def discount_spec(self) -> specs.BoundedArray:
         return specs.BoundedArray((), np.float32, minimum=0.0, maximum=1.0, name="discount")

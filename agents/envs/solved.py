@@ -1,6 +1,7 @@
-"""Per-environment returns at which an agent counts as having solved the task."""
+"""Per-environment facts agents rely on: the return that counts as solving a task, bounds on one episode's return and on
+one step's reward."""
 
-from typing import Optional
+from typing import Optional, Tuple
 
 # Greedy mean return over evaluation episodes; the gymnasium reward_threshold where one exists.
 SOLVED_RETURNS = {
@@ -11,6 +12,7 @@ SOLVED_RETURNS = {
     "LunarLander-v2": 200.0,
     "LunarLander-v3": 200.0,
     "Pendulum-v1": -200.0,
+    "MountainCarContinuous-v0": 90.0,
 }
 
 
@@ -22,6 +24,17 @@ MAX_RETURNS = {
     "Acrobot-v1": 0.0,
     "MountainCar-v0": 0.0,
     "Pendulum-v1": 0.0,
+    "MountainCarContinuous-v0": 100.0,
+}
+
+
+# Bounds on one step's reward, for environments whose rewards are bounded: the wrapper's reward spec is then a
+# BoundedArray, from which agents with a bounded value support (D4PG's critic) size it.
+REWARD_RANGES = {
+    # -(theta^2 + 0.1 thetadot^2 + 0.001 u^2) with |theta| <= pi, |thetadot| <= 8, |u| <= 2.
+    "Pendulum-v1": (-16.2736044, 0.0),
+    # -0.1 u^2 for |u| <= 1 on every step, +100 once on reaching the flag.
+    "MountainCarContinuous-v0": (-0.1, 100.0),
 }
 
 
@@ -33,3 +46,8 @@ def solved_return(name: str) -> Optional[float]:
 def max_return(name: str) -> Optional[float]:
     """An upper bound on one episode's return in environment `name`, or None when unknown."""
     return MAX_RETURNS.get(name)
+
+
+def reward_range(name: str) -> Optional[Tuple[float, float]]:
+    """(lowest, highest) reward of one step of environment `name`, or None when unbounded or unknown."""
+    return REWARD_RANGES.get(name)

@@ -2,7 +2,7 @@
 
 import functools
 import os
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Optional
 
 import launch as lp
 import replay
@@ -78,17 +78,28 @@ def counter_checkpoint_path(run_dir: str) -> str:
     return os.path.join(run_dir, "checkpoints", "counter.json")
 
 
-def run_distributed(experiment: ExperimentConfig, num_actors: int = 2, launch_type: str = "local_mp") -> Dict[str, Any]:
-    """Launches the builder's program, waits for it to stop itself, and returns result.json's contents."""
-    if launch_type != "local_mp":
+def run_distributed(
+    experiment: ExperimentConfig,
+    num_actors: int = 2,
+    launch_type: str = "local_mp",
+    launch_options: Optional[Dict[str, Any]] = None,
+) -> Dict[str, Any]:
+    """Launches the builder's program, waits for it to stop itself, and returns result.json's contents.
+    `launch_options`: more arguments of lp.launch(), e.g. ray_address."""
+    if launch_type in ("test_mt", "local_mt"):
         # Nodes are threads of this process: import TensorFlow once here rather than from several node
         # threads at the same time, which can deadlock.
         replay.import_tensorflow()
     os.makedirs(os.path.dirname(counter_checkpoint_path(experiment.run_dir)), exist_ok=True)
-    return run_program(experiment, make_distributed_program(experiment, num_actors), launch_type)
+    return run_program(experiment, make_distributed_program(experiment, num_actors), launch_type, launch_options)
 
 
-def run_program(experiment: ExperimentConfig, program: lp.Program, launch_type: str = "local_mp") -> Dict[str, Any]:
+def run_program(
+    experiment: ExperimentConfig,
+    program: lp.Program,
+    launch_type: str = "local_mp",
+    launch_options: Optional[Dict[str, Any]] = None,
+) -> Dict[str, Any]:
     """Launches `program`, whose nodes write run_dir/result.json and stop it, waits for it to stop, and returns
     result.json's contents.
 
@@ -96,7 +107,9 @@ def run_program(experiment: ExperimentConfig, program: lp.Program, launch_type: 
     the replay address when the program has a "replay" node.
     """
     log_dir = os.path.join(experiment.run_dir, "node_logs")
-    controller = lp.launch(program, launch_type=launch_type, log_dir=log_dir, termination_notice_secs=5)
+    controller = lp.launch(
+        program, launch_type=launch_type, log_dir=log_dir, termination_notice_secs=5, **(launch_options or {})
+    )
     nodes = {node.name: node for node in program.get_all_nodes()}
     replay_address = program.groups["replay"][0].address if "replay" in program.groups else None
     written_pids = None

@@ -28,6 +28,11 @@ def parse_overrides(config_class: type, overrides: Sequence[str]) -> Dict[str, A
 
 def _parse(key: str, text: str, annotation: Any) -> Any:
     origin = typing.get_origin(annotation)
+    arguments = typing.get_args(annotation)
+    if origin is typing.Union and len(arguments) == 2 and type(None) in arguments:  # Optional[X]: X or "none".
+        if text.lower() == "none":
+            return None
+        return _parse(key, text, next(a for a in arguments if a is not type(None)))
     if origin is tuple:
         element_type = typing.get_args(annotation)[0]
         parts = [part for part in text.replace(" ", "").split(",") if part]

@@ -210,11 +210,8 @@ def _make_repeatable(builder: core.Builder, seed: int) -> None:
 def check_repeatable(builder: Union[core.Builder, core.ProgramBuilder]) -> None:
     """Raises ValueError, naming why, if single-process runs of `builder` cannot repeat exactly."""
     if isinstance(builder, core.ProgramBuilder):
-        if builder.not_repeatable_because:
-            raise ValueError(
-                f"--deterministic: {builder.name} runs cannot repeat exactly ({builder.not_repeatable_because}). "
-                "Drop --deterministic."
-            )
+        if not builder.repeatable:
+            raise ValueError(f"--deterministic: single-process {builder.name} runs cannot repeat exactly; drop it.")
         return
     if not builder.repeatable_sampling:
         raise ValueError(

@@ -13,11 +13,13 @@ from agents.tabular.model import make_model
 
 class TabularBuilder(core.ProgramBuilder):
     """Single, partitioned or averaged Q-learning (see TabularConfig) on an environment with a transition table;
-    the workers come from `config.num_workers`, not `--num_actors`. Runs do not checkpoint."""
+    the workers come from `config.num_workers`, not `--num_actors`. Every merged table is judged exactly (so
+    `eval_every` and `eval_episodes` do not apply); runs do not checkpoint; single-process runs repeat exactly."""
 
     name = "tabular"
     config_class = TabularConfig
     uses_num_actors = False
+    repeatable = True
 
     def check_experiment(self, experiment: ExperimentConfig) -> None:
         model = make_model(experiment.env_name)  # ValueError naming an environment without a table.

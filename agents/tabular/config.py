@@ -30,7 +30,6 @@ class TabularConfig:
     learning_rate: float = 1.0
     learning_rate_power: float = -1.0
     epsilon: float = 0.2
-    stop_when_optimal: bool = True  # Stop once the merged table's greedy policy is optimal from every start state.
 
     def __post_init__(self):
         more = []

@@ -24,7 +24,7 @@ class Judge:
         self.solution = tabular_model.value_iteration(self.model, experiment.builder.config.discount)
         self.optimal_return = tabular_model.start_return(self.model, self.solution.returns)
         self._logger = utils.make_logger(
-            "evaluator", experiment.run_dir, terminal=experiment.verbose, tensorboard=False, steps_key="actor_steps"
+            "evaluator", experiment.run_dir, terminal=experiment.verbose, steps_key="actor_steps"
         )
         self._progress = utils.ProgressLine(experiment.start_time, print_fn)
         self._last_progress = time.monotonic()
@@ -33,7 +33,8 @@ class Judge:
 
     def judge(self, table: np.ndarray, steps: int, merges: int) -> Optional[str]:
         """Logs the evaluation of `table` (merged `merges` times after `steps` environment steps in all); returns
-        "solved" once its greedy policy is optimal (when the config stops there) or "budget" when out of budget."""
+        "solved" once its greedy policy is optimal (with the experiment's `stop_when_solved`) or "budget" when out
+        of budget."""
         policy = tabular_model.greedy_policy(table)
         self.eval_return = tabular_model.start_return(self.model, tabular_model.policy_returns(self.model, policy))
         optimal = tabular_model.is_optimal(self.model, self.solution, policy)
@@ -53,7 +54,7 @@ class Judge:
         if time.monotonic() - self._last_progress >= _PROGRESS_SECONDS:
             self._last_progress = time.monotonic()
             self._progress.show(steps, steps, None, self.eval_return)
-        if optimal and self._experiment.builder.config.stop_when_optimal:
+        if optimal and self._experiment.stop_when_solved:
             return "solved"
         return "budget" if self._experiment.out_of_budget(steps) else None
 
@@ -74,6 +75,7 @@ class Judge:
             "seconds": optimal_at.get("seconds"),  # Since the run started (process start-up included).
             "merges": merges,
             "startup_seconds": startup_seconds,
+            "solved_at_actor_steps": optimal_at.get("steps"),
             "eval_return": self.eval_return,
             "optimal_return": self.optimal_return,
             "max_q_error": float(np.abs(table - self.solution.q).max()),

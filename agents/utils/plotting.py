@@ -98,7 +98,8 @@ def plot_sweep_curves(
     """One line per setting: the mean over its seeds of the evaluation return against env steps, with a 95%
     bootstrap band (seeds resampled with replacement). `curves[setting]` holds one (env steps, returns) pair per
     seed. Between evaluations a seed's curve holds its latest value, and after its last one (a run that stopped
-    once solved, or at its budget) it keeps it; before its first it is absent from the mean. Returns the path."""
+    once solved, or at its budget) it keeps it; a setting's line starts where all its seeds have been evaluated.
+    Returns the path."""
     figure, axis = plt.subplots(figsize=(8, 4.5))
     end = max((steps[-1] for runs in curves.values() for steps, _ in runs if len(steps)), default=1.0)
     grid = np.linspace(0.0, end, points)
@@ -107,15 +108,13 @@ def plot_sweep_curves(
         values = np.array([_latest_value(steps, returns, grid) for steps, returns in runs if len(steps)])
         if values.size == 0:
             continue
-        seen = ~np.isnan(values)
-        counts = seen.sum(axis=0)
-        shown = counts > 0
-        mean = np.nansum(values, axis=0)[shown] / counts[shown]
+        shown = ~np.isnan(values).any(axis=0)  # From the step where every seed has been evaluated.
+        if not shown.any():
+            continue
+        mean = values[:, shown].mean(axis=0)
         picks = bootstrap.integers(0, len(values), size=(resamples, len(values)))
-        resampled = values[picks]  # resamples × seeds × points
-        with np.errstate(invalid="ignore"):
-            means = np.nansum(resampled, axis=1) / (~np.isnan(resampled)).sum(axis=1)
-        low, high = np.nanpercentile(means[:, shown], [2.5, 97.5], axis=0)
+        means = values[:, shown][picks].mean(axis=1)  # resamples × points
+        low, high = np.percentile(means, [2.5, 97.5], axis=0)
         (line,) = axis.plot(grid[shown], mean, label=f"{setting} ({len(values)} seeds)")
         axis.fill_between(grid[shown], low, high, color=line.get_color(), alpha=0.2)
     if threshold is not None:
