@@ -73,7 +73,7 @@ def test_settings_that_cannot_run_are_refused(capsys):
     with pytest.raises(ValueError, match="3 workers do not split into num_groups=2 equal groups"):
         A2CConfig(num_groups=2).group_size(3)
     message = usage_error(capsys, ["--agent", "a3c", "--single_process", "--deterministic"])
-    assert "a3c runs cannot repeat exactly (its workers are threads" in message
+    assert "single-process a3c runs cannot repeat exactly" in message
     message = usage_error(capsys, ["--agent", "a2c", "--env", "Pendulum-v1"])
     assert "A3C/A2C needs discrete actions" in message
 
