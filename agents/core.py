@@ -77,6 +77,26 @@ class Actor(abc.ABC):
         """Refreshes the actor's parameters from its variable source."""
 
 
+class GenericActor(Actor):
+    """An actor that reads its parameters from a variable client and records to an adder when it has one
+    (evaluators have none). Subclasses only choose actions."""
+
+    def __init__(self, variable_client: "VariableClientLike", adder: Optional["replay.Adder"] = None):
+        self._variable_client = variable_client
+        self._adder = adder
+
+    def observe_first(self, timestep: dm_env.TimeStep) -> None:
+        if self._adder is not None:
+            self._adder.add_first(timestep)
+
+    def observe(self, action: Any, next_timestep: dm_env.TimeStep) -> None:
+        if self._adder is not None:
+            self._adder.add(action, next_timestep)
+
+    def update(self, wait: bool = False) -> None:
+        self._variable_client.update(wait)
+
+
 class VariableSource(abc.ABC):
     """Something that serves parameters by name."""
 

@@ -1,8 +1,7 @@
 """D4PG actors: the deterministic policy in numpy (no TensorFlow) plus clipped Gaussian exploration noise."""
 
-from typing import TYPE_CHECKING, Any, List, Optional, Sequence
+from typing import TYPE_CHECKING, List, Optional, Sequence
 
-import dm_env
 import numpy as np
 
 from agents import core
@@ -42,7 +41,7 @@ def sigma_ladder(num_actors: int, sigma_max: float, sigma_min: float) -> List[fl
     return [sigma_max * (sigma_min / sigma_max) ** (i / (num_actors - 1)) for i in range(num_actors)]
 
 
-class D4PGActor(core.Actor):
+class D4PGActor(core.GenericActor):
     """Acts with the policy computed in numpy from the variable client's parameters, plus Gaussian noise of
     standard deviation `sigma` times half the action range, clipped to the action bounds (sigma 0: the greedy
     evaluator). Before the first parameters arrive it acts uniformly at random within the bounds. Transitions go
@@ -60,8 +59,7 @@ class D4PGActor(core.Actor):
         self._minimum = np.asarray(action_minimum, np.float32)
         self._maximum = np.asarray(action_maximum, np.float32)
         self._scale = np.float32(sigma) * 0.5 * (self._maximum - self._minimum)
-        self._variable_client = variable_client
-        self._adder = adder
+        super().__init__(variable_client, adder)
         self._rng = np.random.default_rng(seed)
         self.sigma = float(sigma)
 
@@ -73,14 +71,3 @@ class D4PGActor(core.Actor):
         if self.sigma > 0:
             action = action + self._scale * self._rng.standard_normal(action.shape).astype(np.float32)
         return np.clip(action, self._minimum, self._maximum)
-
-    def observe_first(self, timestep: dm_env.TimeStep) -> None:
-        if self._adder is not None:
-            self._adder.add_first(timestep)
-
-    def observe(self, action: Any, next_timestep: dm_env.TimeStep) -> None:
-        if self._adder is not None:
-            self._adder.add(action, next_timestep)
-
-    def update(self, wait: bool = False) -> None:
-        self._variable_client.update(wait)

@@ -10,7 +10,7 @@ import tensorflow as tf
 import replay
 from agents import core
 from agents.d4pg.networks import D4PGNetworks
-from agents.dqn.learning import importance_weights
+from agents.utils.losses import importance_weights
 from agents.utils import Logger
 
 

@@ -1,8 +1,7 @@
 """Epsilon-greedy DQN actors that act in numpy from published parameters (no TensorFlow)."""
 
-from typing import TYPE_CHECKING, Any, Callable, List, Optional, Sequence, Union
+from typing import TYPE_CHECKING, Callable, List, Optional, Sequence, Union
 
-import dm_env
 import numpy as np
 
 from agents import core
@@ -46,7 +45,7 @@ def linear_epsilon(start: float, end: float, decay_steps: int) -> Schedule:
     return schedule
 
 
-class DQNActor(core.Actor):
+class DQNActor(core.GenericActor):
     """Epsilon-greedy over Q-values computed in numpy from the variable client's parameters.
 
     `epsilon` is a constant or a schedule of this actor's step count. Before the
@@ -65,9 +64,8 @@ class DQNActor(core.Actor):
     ):
         self._num_actions = num_actions
         self._dueling = dueling
-        self._variable_client = variable_client
+        super().__init__(variable_client, adder)
         self._epsilon = epsilon if callable(epsilon) else (lambda _, e=float(epsilon): e)
-        self._adder = adder
         self._rng = np.random.default_rng(seed)
         self.num_steps = 0
 
@@ -77,14 +75,3 @@ class DQNActor(core.Actor):
         if params is None or self._rng.random() < self._epsilon(self.num_steps):
             return np.int64(self._rng.integers(self._num_actions))
         return np.int64(np.argmax(numpy_q_values(params, observation, self._dueling)))
-
-    def observe_first(self, timestep: dm_env.TimeStep) -> None:
-        if self._adder is not None:
-            self._adder.add_first(timestep)
-
-    def observe(self, action: Any, next_timestep: dm_env.TimeStep) -> None:
-        if self._adder is not None:
-            self._adder.add(action, next_timestep)
-
-    def update(self, wait: bool = False) -> None:
-        self._variable_client.update(wait)

@@ -11,6 +11,7 @@ import replay
 from agents import core
 from agents.dqn.networks import QNetwork
 from agents.utils import Logger
+from agents.utils.losses import huber, importance_weights
 
 # What each learner step logs, averaged over its gradient steps: the loss, the mean Q-value of the actions taken,
 # the mean absolute TD error and the gradient's global norm before clipping.
@@ -29,19 +30,6 @@ def double_q_targets(
     best_actions = tf.argmax(q_next_online, axis=-1, output_type=tf.int32)
     q_next = tf.gather(q_next_target, best_actions, axis=-1, batch_dims=1)
     return rewards + gamma * discounts * q_next
-
-
-def huber(x: tf.Tensor, delta: float) -> tf.Tensor:
-    """Elementwise Huber loss: quadratic within `delta` of zero, linear beyond."""
-    absolute = tf.abs(x)
-    quadratic = tf.minimum(absolute, delta)
-    return 0.5 * tf.square(quadratic) + delta * (absolute - quadratic)
-
-
-def importance_weights(probabilities: tf.Tensor, exponent: float) -> tf.Tensor:
-    """Prioritized-replay weights (1/P)^beta, scaled so the largest is 1."""
-    weights = tf.pow(1.0 / tf.cast(probabilities, tf.float32), exponent)
-    return weights / tf.reduce_max(weights)
 
 
 class DQNLearner(core.Learner):

@@ -33,7 +33,7 @@ def extras_spec(num_actions: int) -> Dict[str, Any]:
     }
 
 
-class IMPALAActor(core.Actor):
+class IMPALAActor(core.GenericActor):
     """Samples actions from softmax(logits) computed in numpy from the variable client's parameters (argmax when
     `greedy`), and hands the logits it sampled from to `adder` as extras.
 
@@ -49,8 +49,7 @@ class IMPALAActor(core.Actor):
         seed: Optional[int] = None,
     ):
         self._num_actions = num_actions
-        self._variable_client = variable_client
-        self._adder = adder
+        super().__init__(variable_client, adder)
         self._greedy = greedy
         self._rng = np.random.default_rng(seed)
         self._logits = np.zeros(num_actions, np.float32)
@@ -68,13 +67,6 @@ class IMPALAActor(core.Actor):
         # Gumbel-max: argmax(logits + Gumbel noise) is a sample of softmax(logits).
         return np.int64(np.argmax(self._logits - np.log(-np.log(self._rng.random(self._num_actions)))))
 
-    def observe_first(self, timestep: dm_env.TimeStep) -> None:
-        if self._adder is not None:
-            self._adder.add_first(timestep)
-
     def observe(self, action: Any, next_timestep: dm_env.TimeStep) -> None:
         if self._adder is not None:
             self._adder.add(action, next_timestep, extras={"logits": self._logits, "valid": np.bool_(True)})
-
-    def update(self, wait: bool = False) -> None:
-        self._variable_client.update(wait)

@@ -1,6 +1,6 @@
 """Agent utilities: loggers, counting, variable publication, checkpoints, plots, run files.
 
-Checkpointer and ParameterServer (TensorFlow) and the plotting functions (matplotlib) are imported
+Checkpointer, ParameterServer and the losses (TensorFlow) and the plotting functions (matplotlib) are imported
 on first use, so nodes that need neither start quickly.
 """
 
@@ -24,6 +24,8 @@ from agents.utils.variables import VariableClient, VariableServer
 _LAZY = {
     "Checkpointer": "agents.utils.checkpointing",
     "ParameterServer": "agents.utils.parameter_server",
+    "huber": "agents.utils.losses",
+    "importance_weights": "agents.utils.losses",
     "plot_learning_curve": "agents.utils.plotting",
     "plot_sweep_curves": "agents.utils.plotting",
     "read_csv_log": "agents.utils.plotting",
@@ -45,6 +47,8 @@ __all__ = [
     "TimestampLogger",
     "VariableClient",
     "VariableServer",
+    "huber",
+    "importance_weights",
     "make_logger",
     "make_run_dir",
     "plot_learning_curve",
