@@ -39,6 +39,7 @@ _RUN_FLAGS = (
     "max_actor_steps",
     "eval_episodes",
     "eval_every",
+    "solve_check_every",
     "stop_when_solved",
     "deterministic",
     "checkpoint_seconds",
@@ -56,6 +57,7 @@ _DEFAULTS = {
     "max_actor_steps": None,
     "eval_episodes": 10,
     "eval_every": 5_000,
+    "solve_check_every": 500,
     "stop_when_solved": True,
     "deterministic": False,
     "checkpoint_seconds": 60.0,
@@ -96,6 +98,9 @@ def make_parser(prog: str = "python -m agents.run") -> argparse.ArgumentParser:
     parser.add_argument("--eval_episodes", type=int, help="greedy episodes per evaluation (default 10)")
     parser.add_argument(
         "--eval_every", type=int, help="actor steps between full evaluations, the learning curve (default 5000)"
+    )
+    parser.add_argument(
+        "--solve_check_every", type=int, help="actor steps between solve checks with --stop_when_solved (default 500)"
     )
     parser.add_argument(
         "--stop_when_solved",
@@ -206,6 +211,7 @@ def prepare(argv: Optional[List[str]] = None, config: Any = None, start_time: Op
             max_actor_steps=flags["max_actor_steps"],
             eval_episodes=flags["eval_episodes"],
             eval_every=flags["eval_every"],
+            solve_check_every=flags["solve_check_every"],
             stop_when_solved=flags["stop_when_solved"],
             deterministic=flags["deterministic"],
             checkpoint_seconds=flags["checkpoint_seconds"],

@@ -315,3 +315,30 @@ def test_a_solve_check_screens_then_stops_once_the_solving_mean_is_out_of_reach(
     assert experiments.solve_check(environment, _FirstActionActor(), 10, 475.0, 500.0) == (500.0, 500.0, True)
     assert environment.episodes == 11
     assert envs.max_return(ENV) == 500.0 and envs.max_return("NoSuchEnv-v0") is None
+
+
+@pytest.mark.parametrize("stop_when_solved", [True, False])
+def test_solve_checks_run_every_solve_check_every_actor_steps_between_full_evaluations(tmp_path, stop_when_solved):
+    experiment = experiments.ExperimentConfig(
+        dqn.DQNBuilder(dqn.DQNConfig()),
+        str(tmp_path),
+        eval_every=2_000,
+        solve_check_every=500,
+        stop_when_solved=stop_when_solved,
+    )
+    logger = utils.InMemoryLogger()
+    evaluations = experiments.Evaluations(experiment, _ScriptedReturns([100.0] * 50), _FirstActionActor(), logger)
+    evaluated_at = []
+    for actor_steps in range(0, 4_001, 100):
+        due = evaluations.due(actor_steps)
+        rows = len(logger.data)
+        evaluations.run({"actor_steps": actor_steps}, parameter_version=1)
+        assert (len(logger.data) > rows) == due, f"due({actor_steps}) disagrees with what run did"
+        if due:
+            evaluated_at.append(actor_steps)
+    full = [row["actor_steps"] for row in logger.data if not np.isnan(row["eval_return"])]
+    assert full == [2_000, 4_000]
+    if stop_when_solved:  # A check every 500 steps; a full evaluation counts as one.
+        assert evaluated_at == [0, 500, 1_000, 1_500, 2_000, 2_500, 3_000, 3_500, 4_000]
+    else:
+        assert evaluated_at == [2_000, 4_000]

@@ -85,7 +85,7 @@ class A3CBuilder(core.ProgramBuilder):
                         "actor_steps": counter.get_counts().get("actor_steps", 0),
                         "learner_steps": server.version(),
                     }
-                    if eval_client.version > max(evaluated, 0):
+                    if eval_client.version > max(evaluated, 0) and evaluations.due(counts["actor_steps"]):
                         stopped_by = "solved" if evaluations.run(counts, eval_client.version) else None
                     else:
                         stop.wait(_IDLE_SECONDS)

@@ -53,9 +53,10 @@ class Evaluations:
     """The evaluations of one run, for the evaluator node and the single-process loop alike.
 
     A full greedy evaluation of `eval_episodes` episodes runs at the first call after every `eval_every` actor
-    steps; its mean is the learning curve's `eval_return`. With `stop_when_solved`, every call in between runs a
-    solve check (a screening episode, then a full evaluation only if it reached the threshold), so a run stops
-    soon after it solves. Each row goes to `logger`: `eval_return` only from full evaluations, the screening
+    steps; its mean is the learning curve's `eval_return`. With `stop_when_solved`, a call at least
+    `solve_check_every` actor steps after the previous check runs a solve check (a screening episode, then a full
+    evaluation only if it reached the threshold), so a run stops soon after it solves; `due` says whether a call
+    would evaluate. Each row goes to `logger`: `eval_return` only from full evaluations, the screening
     episode's return as `screen_return`.
     """
 
@@ -65,6 +66,7 @@ class Evaluations:
         self._actor = actor
         self._logger = logger
         self._next_full = experiment.eval_every
+        self._next_check = 0
         self.eval_return: Optional[float] = None  # Of the latest full evaluation.
         self.eval_actor_steps: Optional[int] = None
         self.solved_at: Optional[Dict[str, float]] = None  # The first full evaluation at or above the threshold.
@@ -73,6 +75,13 @@ class Evaluations:
         """A run continued at `actor_steps` evaluates at the next multiple of eval_every."""
         self._next_full = (actor_steps // self._experiment.eval_every + 1) * self._experiment.eval_every
 
+    def _checks_solving(self) -> bool:
+        return self._experiment.stop_when_solved and self._experiment.solved_return is not None
+
+    def due(self, actor_steps: int) -> bool:
+        """Whether `run` at `actor_steps` would evaluate (a full evaluation or a solve check)."""
+        return actor_steps >= self._next_full or (self._checks_solving() and actor_steps >= self._next_check)
+
     def run(self, counts: Dict[str, Any], parameter_version: int) -> bool:
         """Evaluates the actor's current parameters if due; True once the run is solved and should stop."""
         experiment = self._experiment
@@ -80,8 +89,10 @@ class Evaluations:
         screen_return = mean_return = None
         if actor_steps >= self._next_full:
             self._next_full = (actor_steps // experiment.eval_every + 1) * experiment.eval_every
+            self._next_check = actor_steps + experiment.solve_check_every
             mean_return = evaluate(self._environment, self._actor, experiment.eval_episodes)
-        elif experiment.stop_when_solved and experiment.solved_return is not None:
+        elif self._checks_solving() and actor_steps >= self._next_check:
+            self._next_check = actor_steps + experiment.solve_check_every
             screen_return, mean_return, _ = solve_check(
                 self._environment,
                 self._actor,

@@ -319,6 +319,7 @@ class EvaluatorNode:
         self._learner = learner
         self._progress = utils.ProgressLine(experiment.start_time)
         self._evaluated_version = -1
+        self._resumed = False
         self._last_progress = time.monotonic()
         # The latest answers of the counter and the learner, for result.json when they no longer answer.
         self._counts: Dict[str, Any] = {}
@@ -347,16 +348,19 @@ class EvaluatorNode:
 
     def _round(self) -> Optional[str]:
         """Evaluates a new parameter version if one is due; returns "solved" or "budget" when the run ends."""
-        self._variable_client.update(wait=True)
         self._counts = self._counter.get_counts()
-        if self._evaluated_version < 0:  # The first round: a resumed run evaluates from where it stopped.
-            self._evaluations.resume(self._counts.get("actor_steps", 0))
-        version = self._variable_client.version
-        solved = False
-        if version > max(self._evaluated_version, 0):
-            self._evaluated_version = version
-            solved = self._evaluations.run(self._counts, version)
-        else:
+        actor_steps = self._counts.get("actor_steps", 0)
+        if not self._resumed:  # The first round: a resumed run evaluates from where it stopped.
+            self._evaluations.resume(actor_steps)
+            self._resumed = True
+        solved = evaluated = False
+        if self._evaluations.due(actor_steps):
+            self._variable_client.update(wait=True)
+            version = self._variable_client.version
+            if version > max(self._evaluated_version, 0):
+                self._evaluated_version, evaluated = version, True
+                solved = self._evaluations.run(self._counts, version)
+        if not evaluated:
             lp.stop_event().wait(_IDLE_SECONDS)
         if time.monotonic() - self._last_progress >= _PROGRESS_SECONDS or solved:
             self._last_progress = time.monotonic()
@@ -370,7 +374,8 @@ class EvaluatorNode:
             )
         if solved:
             return "solved"
-        if self._experiment.out_of_budget(self._counts.get("actor_steps", 0)):
+        if self._experiment.out_of_budget(actor_steps):
+            self._variable_client.update(wait=True)
             if self._variable_client.version > 0:  # Parameters to evaluate.
                 self._evaluations.final(self._counts, self._variable_client.version)
             return "budget"

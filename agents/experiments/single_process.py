@@ -12,7 +12,6 @@ from agents import core, utils
 from agents.experiments.config import ExperimentConfig
 from agents.experiments.evaluation import Evaluations, make_evaluator_logger
 
-_CHECK_PERIOD = 250  # Actor steps between evaluations that may be due (see Evaluations).
 _PROGRESS_SECONDS = 5.0
 
 
@@ -124,7 +123,6 @@ def run_single_process(experiment: ExperimentConfig, print_fn: Callable[[str], N
     loop = core.EnvironmentLoop(environment, learning_actor, actor_counter)
 
     solved = False
-    last_check = actor_steps
     last_progress = time.monotonic()
     progress = utils.ProgressLine(experiment.start_time, print_fn)
     stopped_by = None
@@ -141,8 +139,7 @@ def run_single_process(experiment: ExperimentConfig, print_fn: Callable[[str], N
                         "episode_return": episode["episode_return"],
                     }
                 )
-                if learner.num_steps > 0 and actor_steps - last_check >= _CHECK_PERIOD:
-                    last_check = actor_steps
+                if learner.num_steps > 0 and evaluations.due(actor_steps):
                     eval_client.update(wait=True)
                     solved = evaluations.run(
                         {"actor_steps": actor_steps, "learner_steps": learner.num_steps}, eval_client.version
