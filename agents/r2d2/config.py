@@ -16,7 +16,9 @@ class R2D2Config:
     little memory: two observations give both velocities, so a short burn-in refreshes a stale stored state,
     and short traces keep the learner's step cheap (it unrolls online and target networks over the whole
     sequence) so that it takes many updates per second; the period of half a trace puts every step after the
-    first burn-in into two traces.
+    first burn-in into two traces. Learning rate 3e-3, batch 16 and a target copy every 50 steps came out of a
+    sweep on this task (distributed, 2 actors): with 1e-3 and batch 32 runs needed ~95,000 env steps, with these
+    26,000-58,000.
     """
 
     # Network: MLP torso -> LSTM -> (dueling) Q head.
@@ -31,11 +33,11 @@ class R2D2Config:
     sequence_period: int = 8
 
     # Learning.
-    learning_rate: float = 1e-3
+    learning_rate: float = 3e-3
     discount: float = 0.99
     n_step: int = 5
-    batch_size: int = 32  # Sequences per gradient step.
-    target_update_period: int = 100  # Gradient steps between target-network copies.
+    batch_size: int = 16  # Sequences per gradient step.
+    target_update_period: int = 50  # Gradient steps between target-network copies.
     max_gradient_norm: float = 10.0
     value_rescaling_epsilon: float = 1e-3  # The eps of h(x) = sign(x)(sqrt(|x| + 1) - 1) + eps x.
     importance_sampling_exponent: float = 0.6
