@@ -90,22 +90,22 @@ _ZOO_DQN_CARTPOLE: Dict[str, Any] = dict(  # QR-DQN's zoo entry is the same but 
 # rl-baselines3-zoo's Pendulum-v1 entries for the continuous baselines (as issue 14 lists them): 10k random steps,
 # then one gradient step per env step; both reach about -150 within their 20k steps in the zoo.
 _ZOO_PENDULUM_COMMON: Dict[str, Any] = dict(n_timesteps=20_000, learning_rate=1e-3, gamma=0.98, learning_starts=10_000)
+# PPO's CartPole-v1 entry, which ppo_lstm.yml's CartPoleNoVel-v1 entry repeats.
+_ZOO_PPO_CARTPOLE: Dict[str, Any] = dict(
+    n_envs=8,
+    n_timesteps=100_000,
+    n_steps=32,
+    batch_size=256,
+    gae_lambda=0.8,
+    gamma=0.98,
+    n_epochs=20,
+    ent_coef=0.0,
+    learning_rate="lin_0.001",
+    clip_range="lin_0.2",
+)
 ZOO_HYPERPARAMETERS: Dict[str, Dict[str, Dict[str, Any]]] = {
     "sb3_dqn": {"CartPole-v1": _ZOO_DQN_CARTPOLE},
-    "sb3_ppo": {
-        "CartPole-v1": dict(
-            n_envs=8,
-            n_timesteps=100_000,
-            n_steps=32,
-            batch_size=256,
-            gae_lambda=0.8,
-            gamma=0.98,
-            n_epochs=20,
-            ent_coef=0.0,
-            learning_rate="lin_0.001",
-            clip_range="lin_0.2",
-        )
-    },
+    "sb3_ppo": {"CartPole-v1": _ZOO_PPO_CARTPOLE},
     "sb3_a2c": {"CartPole-v1": dict(n_envs=8, n_timesteps=500_000, ent_coef=0.0)},
     "sb3_qrdqn": {"CartPole-v1": {**_ZOO_DQN_CARTPOLE, "policy_kwargs": dict(net_arch=[256, 256], n_quantiles=10)}},
     "sb3_trpo": {
@@ -137,18 +137,9 @@ ZOO_HYPERPARAMETERS: Dict[str, Dict[str, Dict[str, Any]]] = {
     # activation_fn names a torch.nn class.
     "sb3_recurrent_ppo": {
         "CartPoleNoVel-v1": dict(
-            n_envs=8,
-            n_timesteps=100_000,
+            _ZOO_PPO_CARTPOLE,
             policy="MlpLstmPolicy",
             normalize=True,
-            n_steps=32,
-            batch_size=256,
-            gae_lambda=0.8,
-            gamma=0.98,
-            n_epochs=20,
-            ent_coef=0.0,
-            learning_rate="lin_0.001",
-            clip_range="lin_0.2",
             policy_kwargs=dict(
                 ortho_init=False,
                 activation_fn="ReLU",

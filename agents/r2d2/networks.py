@@ -53,9 +53,8 @@ class RecurrentQNetwork(ParameterModule):
             bias = np.zeros(4 * lstm_size)
             bias[lstm_size : 2 * lstm_size] = 1.0  # Forget gate open at first: memory survives early training.
             self._add_parameter("lstm_b", bias)
-            for head, size in zip(
-                ("value", "advantage") if dueling else ("q",), (1, num_actions) if dueling else (num_actions,)
-            ):
+            heads = {"value": 1, "advantage": num_actions} if dueling else {"q": num_actions}
+            for head, size in heads.items():
                 self._add_parameter(f"{head}_w", glorot(lstm_size, size))
                 self._add_parameter(f"{head}_b", np.zeros(size))
 
