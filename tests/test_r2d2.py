@@ -337,3 +337,18 @@ def test_r2d2_runs_distributed_and_data_flows(tmp_path):
         log = utils.read_csv_log(os.path.join(tmp_path, "logs", f"{actor}.csv"))
         assert max(log["parameter_version"]) > 0, f"{actor} never received parameters"
     assert utils.read_csv_log(os.path.join(tmp_path, "logs", "learner.csv"))["learner_steps"]
+
+
+def test_r2d2_learns_in_a_single_process(tmp_path):
+    config = R2D2Config(min_replay_size=16, batch_size=8)
+    experiment = experiments.ExperimentConfig(
+        builder=R2D2Builder(config), run_dir=str(tmp_path), env_name=ENV, eval_episodes=2, max_actor_steps=1_000
+    )
+    result = experiments.run_single_process(experiment, print_fn=lambda line: None)
+    assert result["actor_steps"] >= 1_000, result
+    # One learner step per batch_size * sequence_period / samples_per_insert actor steps after the warm-up.
+    builder = experiment.builder
+    expected = (
+        result["actor_steps"] - builder.min_actor_steps_before_learning()
+    ) * builder.learner_steps_per_actor_step()
+    assert result["learner_steps"] >= int(expected) > 0, result
