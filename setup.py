@@ -28,8 +28,8 @@ setuptools.setup(
         "test": ["pytest>=7", "pytest-timeout>=2.1", "psutil>=5.9", "ruff==0.17.6"],
         # The newest Ray that resolves with the TensorFlow 2.15 pins (protobuf < 5, numpy < 2); it has token auth.
         "ray": ["ray==2.60.0"],
-        # The SB3 baseline of benchmarks/dqn_cartpole.py. torch is pinned: other versions pull CUDA builds.
-        "bench": ["stable-baselines3>=2.3", "torch==2.13.0"],
+        # The SB3 / sb3-contrib baselines (e.g. RecurrentPPO). torch is pinned: other versions pull CUDA builds.
+        "bench": ["stable-baselines3>=2.3", "sb3-contrib>=2.3", "torch==2.13.0"],
     },
     entry_points={"console_scripts": ["encore-inspect=agents.inspect:main"]},
     classifiers=[

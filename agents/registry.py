@@ -12,6 +12,7 @@ AGENTS: Dict[str, str] = {
     "impala": "agents.impala.builder:IMPALABuilder",
     "tabular": "agents.tabular.builder:TabularBuilder",
     "d4pg": "agents.d4pg.builder:D4PGBuilder",
+    "r2d2": "agents.r2d2.builder:R2D2Builder",
 }
 
 

@@ -90,22 +90,22 @@ _ZOO_DQN_CARTPOLE: Dict[str, Any] = dict(  # QR-DQN's zoo entry is the same but 
 # rl-baselines3-zoo's Pendulum-v1 entries for the continuous baselines (as issue 14 lists them): 10k random steps,
 # then one gradient step per env step; both reach about -150 within their 20k steps in the zoo.
 _ZOO_PENDULUM_COMMON: Dict[str, Any] = dict(n_timesteps=20_000, learning_rate=1e-3, gamma=0.98, learning_starts=10_000)
+# PPO's CartPole-v1 entry, which ppo_lstm.yml's CartPoleNoVel-v1 entry repeats.
+_ZOO_PPO_CARTPOLE: Dict[str, Any] = dict(
+    n_envs=8,
+    n_timesteps=100_000,
+    n_steps=32,
+    batch_size=256,
+    gae_lambda=0.8,
+    gamma=0.98,
+    n_epochs=20,
+    ent_coef=0.0,
+    learning_rate="lin_0.001",
+    clip_range="lin_0.2",
+)
 ZOO_HYPERPARAMETERS: Dict[str, Dict[str, Dict[str, Any]]] = {
     "sb3_dqn": {"CartPole-v1": _ZOO_DQN_CARTPOLE},
-    "sb3_ppo": {
-        "CartPole-v1": dict(
-            n_envs=8,
-            n_timesteps=100_000,
-            n_steps=32,
-            batch_size=256,
-            gae_lambda=0.8,
-            gamma=0.98,
-            n_epochs=20,
-            ent_coef=0.0,
-            learning_rate="lin_0.001",
-            clip_range="lin_0.2",
-        )
-    },
+    "sb3_ppo": {"CartPole-v1": _ZOO_PPO_CARTPOLE},
     "sb3_a2c": {"CartPole-v1": dict(n_envs=8, n_timesteps=500_000, ent_coef=0.0)},
     "sb3_qrdqn": {"CartPole-v1": {**_ZOO_DQN_CARTPOLE, "policy_kwargs": dict(net_arch=[256, 256], n_quantiles=10)}},
     "sb3_trpo": {
@@ -133,6 +133,22 @@ ZOO_HYPERPARAMETERS: Dict[str, Dict[str, Dict[str, Any]]] = {
         )
     },
     "sb3_sac": {"Pendulum-v1": dict(_ZOO_PENDULUM_COMMON)},
+    # hyperparams/ppo_lstm.yml; `normalize` is the zoo's VecNormalize of observations (not rewards), and
+    # activation_fn names a torch.nn class.
+    "sb3_recurrent_ppo": {
+        "CartPoleNoVel-v1": dict(
+            _ZOO_PPO_CARTPOLE,
+            policy="MlpLstmPolicy",
+            normalize=True,
+            policy_kwargs=dict(
+                ortho_init=False,
+                activation_fn="ReLU",
+                lstm_hidden_size=64,
+                enable_critic_lstm=True,
+                net_arch=dict(pi=[64], vf=[64]),
+            ),
+        )
+    },
 }
 
 # Baseline name -> (package to import, algorithm class, label).
@@ -144,6 +160,7 @@ BASELINES: Dict[str, Tuple[str, str, str]] = {
     "sb3_trpo": ("sb3_contrib", "TRPO", "sb3-contrib TRPO"),
     "sb3_td3": ("stable_baselines3", "TD3", "SB3 TD3"),
     "sb3_sac": ("stable_baselines3", "SAC", "SB3 SAC"),
+    "sb3_recurrent_ppo": ("sb3_contrib", "RecurrentPPO", "sb3-contrib RecurrentPPO"),
 }
 
 
@@ -464,6 +481,13 @@ def baseline_worker(spec: Dict[str, Any]) -> None:
         if isinstance(value, str) and value.startswith("lin_"):
             hyperparameters[key] = _linear(float(value[len("lin_") :]))
     eval_env = gymnasium.make(env_name)
+    policy, normalize = hyperparameters.pop("policy", "MlpPolicy"), hyperparameters.pop("normalize", False)
+    policy_kwargs = hyperparameters.get("policy_kwargs", {})
+    if isinstance(policy_kwargs.get("activation_fn"), str):
+        hyperparameters["policy_kwargs"] = {
+            **policy_kwargs,
+            "activation_fn": getattr(torch.nn, policy_kwargs["activation_fn"]),
+        }
     noise_type, noise_std = hyperparameters.pop("noise_type", None), hyperparameters.pop("noise_std", None)
     if noise_type == "normal":  # The zoo's Gaussian action noise: N(0, noise_std) on every action dimension.
         from stable_baselines3.common.noise import NormalActionNoise
@@ -477,8 +501,15 @@ def baseline_worker(spec: Dict[str, Any]) -> None:
     def episode_return(model, episode: int) -> float:
         observation, _ = eval_env.reset(seed=10_000 + seed * 1000 + state["evaluations"] * 50 + episode)
         done, total = False, 0.0
+        # A recurrent policy carries its state through the episode (others ignore both).
+        policy_state, episode_start = None, np.ones(1, bool)
         while not done:
-            action, _ = model.predict(observation, deterministic=True)
+            if normalize:
+                observation = training_env.normalize_obs(observation)
+            action, policy_state = model.predict(
+                observation, state=policy_state, episode_start=episode_start, deterministic=True
+            )
+            episode_start = np.zeros(1, bool)
             observation, reward, terminated, truncated, _ = eval_env.step(action)
             total += float(reward)
             done = terminated or truncated
@@ -508,9 +539,12 @@ def baseline_worker(spec: Dict[str, Any]) -> None:
                     return False
             return time.time() - launched < spec["max_seconds"]
 
-    model = algorithm_class(
-        "MlpPolicy", make_vec_env(env_name, n_envs=n_envs, seed=seed), seed=seed, verbose=0, **hyperparameters
-    )
+    training_env = make_vec_env(env_name, n_envs=n_envs, seed=seed)
+    if normalize:
+        from stable_baselines3.common.vec_env import VecNormalize
+
+        training_env = VecNormalize(training_env, norm_obs=True, norm_reward=False)
+    model = algorithm_class(policy, training_env, seed=seed, verbose=0, **hyperparameters)
     model.learn(total_timesteps=n_timesteps, callback=SolveCheck())
     print(
         json.dumps(
@@ -558,8 +592,9 @@ def measure(
     num_actors: int = 2,
     runs_dir: Optional[str] = None,
     print_fn: Callable[[str], None] = print,
+    variants: Sequence[str] = VARIANTS,
 ) -> Dict[str, Any]:
-    """Measures time to solve; returns the JSON's contents."""
+    """Measures time to solve; returns the JSON's contents. `variants`: which of VARIANTS the agent runs as."""
     from agents import envs
 
     target = envs.solved_return(env)
@@ -590,7 +625,10 @@ def measure(
     }
 
     started = time.time()
-    runs: Dict[str, List[Dict[str, Any]]] = {name: [] for name in (*VARIANTS, *installed)}
+    unknown_variants = [v for v in variants if v not in VARIANTS]
+    if unknown_variants:
+        raise UsageError(f"unknown variants {unknown_variants}; known: {', '.join(VARIANTS)}")
+    runs: Dict[str, List[Dict[str, Any]]] = {name: [] for name in (*variants, *installed)}
     eval_episodes: Optional[int] = None
     with tempfile.TemporaryDirectory(prefix="time-to-solve-") as temporary:
         work_dir = runs_dir or temporary

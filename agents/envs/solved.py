@@ -7,6 +7,7 @@ from typing import Optional, Tuple
 SOLVED_RETURNS = {
     "CartPole-v0": 195.0,
     "CartPole-v1": 475.0,
+    "CartPoleNoVel-v1": 475.0,  # CartPole-v1 without the velocities (agents.envs.partially_observed).
     "Acrobot-v1": -100.0,
     "MountainCar-v0": -110.0,
     "LunarLander-v2": 200.0,
@@ -21,6 +22,7 @@ SOLVED_RETURNS = {
 MAX_RETURNS = {
     "CartPole-v0": 200.0,
     "CartPole-v1": 500.0,
+    "CartPoleNoVel-v1": 500.0,
     "Acrobot-v1": 0.0,
     "MountainCar-v0": 0.0,
     "Pendulum-v1": 0.0,

@@ -42,6 +42,7 @@ def solve_check(
 
 def _episode_return(environment: dm_env.Environment, actor: core.Actor) -> float:
     timestep = environment.reset()
+    actor.observe_first(timestep)  # A recurrent actor resets its state here (an evaluation actor records nothing).
     total = 0.0
     while not timestep.last():
         timestep = environment.step(actor.select_action(timestep.observation))
