@@ -1,7 +1,10 @@
 """Time to solve CartPole-v1 with DQN (distributed Ape-X, single process, Stable-Baselines3), and where it goes.
 
 An alias of `benchmarks/time_to_solve.py --agent dqn --env CartPole-v1 --baselines sb3_dqn` (its table,
-criterion and JSON come from there) plus DQN-only measurements: one actor's env steps/s against a bare
+criterion and JSON come from there) with two more distributed variants, 2 learners pushing gradients to a parameter
+server (`--config num_learners=2`, asynchronous; and with `synchronous_learners=true`) next to the one learner of
+`distributed` (time to solve; "learner steps/s" are gradient steps/s of all learners), plus DQN-only measurements:
+one actor's env steps/s against a bare
 environment + Reverb writer loop, the TF/Reverb import, the learner's first tf.function trace, and from the
 distributed runs' logs the interpreter start, first actor episode and parameter staleness.
 
@@ -10,8 +13,8 @@ distributed runs' logs the interpreter start, first actor episode and parameter 
 
 The JSON has
 the time-to-solve measurement under "time_to_solve" (time_to_solve.py's format), the medians as
-distributed_seconds / single_process_seconds / sb3_seconds (null if unsolved or SB3 is not installed) and
-"where_time_goes".
+distributed_seconds / single_process_seconds / sb3_seconds / two_learners_seconds / two_learners_sync_seconds (null
+if unsolved or SB3 is not installed), "gradient_steps_per_second" (medians by variant) and "where_time_goes".
 """
 
 import argparse
@@ -24,6 +27,14 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import time_to_solve  # noqa: E402  pylint: disable=wrong-import-position
 
 REPO = time_to_solve.REPO
+# The parameter-server variants: {name: (description, more arguments of the run script)}.
+LEARNER_VARIANTS = {
+    "two_learners": ("Encore dqn, 2 actors, 2 learners (asynchronous pushes)", ["--config", "num_learners=2"]),
+    "two_learners_sync": (
+        "Encore dqn, 2 actors, 2 learners (synchronous rounds)",
+        ["--config", "num_learners=2", "--config", "synchronous_learners=true"],
+    ),
+}
 
 
 def actor_throughput(num_steps: int) -> Dict[str, float]:
@@ -131,6 +142,7 @@ def main() -> int:
             max_seconds,
             args.num_actors,
             runs_dir=args.runs_dir,
+            more_variants=LEARNER_VARIANTS,
         )
     except time_to_solve.UsageError as error:
         parser.error(str(error))
@@ -156,6 +168,14 @@ def results(measurement: Dict, where: Optional[Dict[str, float]]) -> Dict:
         "distributed_seconds": variants["distributed"]["median_seconds"],
         "single_process_seconds": variants["single_process"]["median_seconds"],
         "sb3_seconds": variants["sb3_dqn"]["median_seconds"] if "sb3_dqn" in variants else None,
+        "two_learners_seconds": variants["two_learners"]["median_seconds"],
+        "two_learners_sync_seconds": variants["two_learners_sync"]["median_seconds"],
+        "gradient_steps_per_second": {
+            name: time_to_solve.median_or_none(
+                [run.get("learner_steps_per_second") for run in measurement["details"][name]["runs"]]
+            )
+            for name in ("distributed", *LEARNER_VARIANTS)
+        },
         "seeds": measurement["settings"]["seeds"],
         "where_time_goes": where,
         "time_to_solve": measurement,

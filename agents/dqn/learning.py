@@ -252,10 +252,10 @@ class ParallelDQNLearner(core.Learner):
         self._priority_updater = priority_updater
         self._num_sgd_steps_per_step = int(num_sgd_steps_per_step)
         self._reports = core.LearnerReports(network.numpy_parameters, counter=counter, logger=logger)
-        gradients = DoubleQGradients(
+        self._gradients = DoubleQGradients(
             network, target_network, discount, importance_sampling_exponent, huber_delta, max_gradient_norm
         )
-        self._gradients_fn = tf.function(gradients.__call__, autograph=False)
+        self._gradients_fn = tf.function(self._minibatch_gradients, autograph=False)
         self._num_steps = 0
         self.version = -1  # Of the parameters the network holds (the server's version).
         self._target_version = -1
@@ -268,20 +268,25 @@ class ParallelDQNLearner(core.Learner):
     def checkpoint_objects(self) -> Dict[str, Any]:
         return {}  # The parameters and optimizer state live on the parameter server.
 
+    def _minibatch_gradients(self, batch: reverb.ReplaySample, index: tf.Tensor):
+        """|TD errors|, gradients and metrics of minibatch `index` of the batch's num_sgd_steps_per_step."""
+        count = self._num_sgd_steps_per_step
+        minibatch = tf.nest.map_structure(lambda x: tf.reshape(x, [count, -1, *x.shape[1:]])[index], batch)
+        td_errors, gradients, metrics = self._gradients(minibatch)
+        return tf.abs(td_errors), gradients, metrics
+
     def step(self) -> None:
         """num_sgd_steps_per_step gradient pushes on one sampled batch, then priorities, counts, logs."""
         if self.version < 0:
             self._adopt(self._server.get(self.version))
         batch = next(self._iterator)
         count = self._num_sgd_steps_per_step
-        minibatches = tf.nest.map_structure(lambda x: tf.reshape(x, [count, -1, *x.shape[1:]]), batch)
         priorities, sums = [], {key: 0.0 for key in _METRICS}
         for i in range(count):
-            minibatch = tf.nest.map_structure(lambda x, i=i: x[i], minibatches)
-            td_errors, gradients, metrics = self._gradients_fn(minibatch)
+            td_errors, gradients, metrics = self._gradients_fn(batch, tf.constant(i))
             self._adopt(self._server.push_gradients([g.numpy() for g in gradients], self.version))
             self._num_steps += 1
-            priorities.append(np.abs(td_errors.numpy()))
+            priorities.append(td_errors.numpy())
             sums = {key: total + float(metrics[key]) for key, total in sums.items()}
         if self._priority_updater is not None:
             self._priority_updater.update(batch.info.key.numpy(), np.concatenate(priorities).astype(np.float64))
