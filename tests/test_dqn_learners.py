@@ -139,7 +139,9 @@ def test_two_learners_push_to_a_parameter_server_in_a_distributed_run(tmp_path, 
         log = utils.read_csv_log(os.path.join(tmp_path, "logs", f"learner_{learner_id}.csv"))
         assert max(log["learner_steps"]) > 0 and max(log["parameter_version"]) > 0, f"learner {learner_id}"
         logged_steps.append(max(log["learner_steps"]))
-    assert sum(logged_steps) <= result["learner_steps"] <= server["pushes"], (logged_steps, result, server)
+    # The learners' counts reach the counter a second late at most, so only the pushes bound both.
+    assert sum(logged_steps) <= server["pushes"], (logged_steps, server)
+    assert 0 < result["learner_steps"] <= server["pushes"], (result, server)
     # Actors and the evaluator read the server's parameters.
     assert 0 < result["parameter_version"] <= server["version"]
     for actor_id in range(2):
