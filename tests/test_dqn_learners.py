@@ -133,15 +133,12 @@ def test_two_learners_push_to_a_parameter_server_in_a_distributed_run(tmp_path, 
         assert server["updates"] <= server["pushes"] - server["waiting"] <= 2 * server["updates"], server
     else:
         assert server["pushes"] == server["updates"] == sum(server["staleness_histogram"].values()), server
-    # Both learners pushed, and adopted the server's parameters; the counted learner steps are their pushes.
-    logged_steps = []
+    # Both learners pushed and adopted the server's parameters (their logs run on past the result's server stats,
+    # taken as the evaluator ended the run; the in-process test above checks the exact sums).
     for learner_id in range(2):
         log = utils.read_csv_log(os.path.join(tmp_path, "logs", f"learner_{learner_id}.csv"))
         assert max(log["learner_steps"]) > 0 and max(log["parameter_version"]) > 0, f"learner {learner_id}"
-        logged_steps.append(max(log["learner_steps"]))
-    # The learners' counts reach the counter a second late at most, so only the pushes bound both.
-    assert sum(logged_steps) <= server["pushes"], (logged_steps, server)
-    assert 0 < result["learner_steps"] <= server["pushes"], (result, server)
+    assert 0 < result["learner_steps"] <= server["pushes"], (result, server)  # Counted: the learners' pushes.
     # Actors and the evaluator read the server's parameters.
     assert 0 < result["parameter_version"] <= server["version"]
     for actor_id in range(2):
