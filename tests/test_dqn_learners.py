@@ -7,6 +7,7 @@ import os
 import numpy as np
 import pytest
 from conftest import usage_error
+from test_dqn import _fill
 
 import replay
 from agents import dqn, envs, experiments, utils
@@ -20,21 +21,6 @@ def _spec():
     return replay.make_environment_spec(envs.make_environment(ENV))
 
 
-def _fill(client, builder, num_episodes=20):
-    """Random-policy CartPole episodes through the builder's adder (every item at the adder's priority, 1.0)."""
-    environment = envs.make_environment(ENV, seed=0)
-    adder = builder.make_adder(client)
-    rng = np.random.default_rng(0)
-    for _ in range(num_episodes):
-        timestep = environment.reset()
-        adder.add_first(timestep)
-        while not timestep.last():
-            action = np.int64(rng.integers(2))
-            timestep = environment.step(action)
-            adder.add(action, timestep)
-    adder.flush()
-
-
 def _priorities(client, table, num_samples=300):
     return [float(s.info.priority) for s in client.sample(table, num_samples=num_samples, emit_timesteps=False)]
 
@@ -45,7 +31,7 @@ def test_two_learners_take_turns_on_one_server_and_send_priorities():
     spec = _spec()
     with replay.ReplayServer(builder.make_replay_tables(spec, rate_limited=False)) as server:
         client = server.client()
-        _fill(client, builder)
+        _fill(server, builder)
         parameter_server = builder.make_parameter_server(spec, seed=0)
         initial = parameter_server.get()[1]
         networks = [builder.make_networks(spec, seed=i + 1) for i in range(2)]  # Replaced by the server's.

@@ -4,7 +4,7 @@ TensorFlow and Reverb are imported by the methods that need them, so nodes that 
 (numpy) never import them.
 """
 
-from typing import TYPE_CHECKING, Iterator, List, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Dict, Iterator, List, Optional, Tuple
 
 from agents import core, envs
 from agents.dqn.acting import DQNActor, apex_epsilons, linear_epsilon
@@ -101,18 +101,25 @@ class DQNBuilder(core.Builder):
             network,
             target_network,
             iterator,
-            discount=c.discount,
             learning_rate=c.learning_rate,
+            priority_updater=priority_updater,
+            publisher=publisher,
+            publish_period=c.publish_period,
+            counter=counter,
+            logger=logger,
+            **self._learning_settings(),
+        )
+
+    def _learning_settings(self) -> Dict[str, Any]:
+        """What the one learner and each of several learners take alike from the config."""
+        c = self.config
+        return dict(
+            discount=c.discount,
             target_update_period=c.target_update_period,
             importance_sampling_exponent=c.importance_sampling_exponent,
             huber_delta=c.huber_delta,
             max_gradient_norm=c.max_gradient_norm,
-            priority_updater=priority_updater,
-            publisher=publisher,
-            publish_period=c.publish_period,
             num_sgd_steps_per_step=c.num_sgd_steps_per_step,
-            counter=counter,
-            logger=logger,
         )
 
     def num_learners(self) -> int:
@@ -152,22 +159,16 @@ class DQNBuilder(core.Builder):
     ) -> "ParallelDQNLearner":
         from agents.dqn.learning import ParallelDQNLearner  # pylint: disable=import-outside-toplevel
 
-        c = self.config
         network, target_network = networks
         return ParallelDQNLearner(
             network,
             target_network,
             iterator,
             parameter_server,
-            discount=c.discount,
-            target_update_period=c.target_update_period,
-            importance_sampling_exponent=c.importance_sampling_exponent,
-            huber_delta=c.huber_delta,
-            max_gradient_norm=c.max_gradient_norm,
             priority_updater=priority_updater,
-            num_sgd_steps_per_step=c.num_sgd_steps_per_step,
             counter=counter,
             logger=logger,
+            **self._learning_settings(),
         )
 
     def make_actor(
