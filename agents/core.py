@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     import replay
     from agents.experiments.config import ExperimentConfig
     from agents.utils.loggers import Logger
+    from agents.utils.parameter_server import ParameterServer
 
 T = TypeVar("T")
 Versioned = Tuple[int, Any]  # (version, parameters)
@@ -53,6 +54,16 @@ class ParameterPublisher(Protocol):
 
 class ParameterSource(Protocol):
     """Where actors pull parameters from: `(version, params)` when newer than `known_version`, else None."""
+
+    def get(self, known_version: int = -1) -> Optional[Versioned]: ...
+
+
+class GradientSink(Protocol):
+    """Where gradients go (a utils.ParameterServer or a client of one): `push_gradients` returns the newest
+    `(version, parameters)` once the push is applied, or None when nothing is newer than `based_on_version` (a
+    client of a stopping program's server gives up with None too)."""
+
+    def push_gradients(self, gradients: Any, based_on_version: int, group: int = 0) -> Optional[Versioned]: ...
 
     def get(self, known_version: int = -1) -> Optional[Versioned]: ...
 
@@ -346,6 +357,31 @@ class Builder(abc.ABC):
         logger: Optional["Logger"] = None,
     ) -> Learner:
         """The learner: consumes `iterator`, publishes parameters, sends priorities (when prioritized)."""
+
+    def num_learners(self) -> int:
+        """Learner nodes of a distributed run. One applies its own updates and publishes its parameters (make_learner);
+        several each push gradients to one parameter server, which applies them and publishes the result
+        (make_parameter_server, make_gradient_learner)."""
+        return 1
+
+    def make_parameter_server(
+        self, environment_spec: "replay.EnvironmentSpec", seed: int, logger: Optional["Logger"] = None
+    ) -> "ParameterServer":
+        """With several learners: the server holding the parameters and optimizer they share."""
+        raise NotImplementedError(f"{type(self).__name__} runs one learner; it has no parameter server.")
+
+    def make_gradient_learner(
+        self,
+        networks: Any,
+        iterator: Iterator[Any],
+        parameter_server: GradientSink,
+        *,
+        priority_updater: Optional["replay.PriorityUpdater"] = None,
+        counter: Optional[Counting] = None,
+        logger: Optional["Logger"] = None,
+    ) -> Learner:
+        """With several learners: one of them, pushing gradients to `parameter_server` and adopting what it returns."""
+        raise NotImplementedError(f"{type(self).__name__} runs one learner; it makes no gradient learner.")
 
     @abc.abstractmethod
     def make_actor(

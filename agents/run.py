@@ -192,6 +192,11 @@ def prepare(argv: Optional[List[str]] = None, config: Any = None, start_time: Op
         values = {**saved_config, **_or_usage_error(parse_overrides, builder_class.config_class, overrides)}
         config = _or_usage_error(lambda: builder_class.config_class(**values))
     builder = builder_class(config)
+    _or_usage_error(
+        lambda: experiments.check_learners(
+            builder, single_process=flags["single_process"], resuming=resume_dir is not None
+        )
+    )
     if flags["num_actors"] < 1:
         raise UsageError(f"--num_actors must be >= 1 (got {flags['num_actors']}).")
     if flags["deterministic"]:
@@ -266,7 +271,8 @@ def main(argv: Optional[List[str]] = None, config: Any = None, start_time: Optio
         f"{result['actor_steps']:,} actor steps, {result['learner_steps']:,} learner steps. "
         f"Plot: {os.path.join(run_dir, 'learning_curve.png')}"
     )
-    resumable = not isinstance(experiment.builder, core.ProgramBuilder) or experiment.builder.resumable
+    builder = experiment.builder
+    resumable = builder.resumable if isinstance(builder, core.ProgramBuilder) else builder.num_learners() == 1
     if result.get("stopped_by") == "user" and resumable:
         print(f"Continue it with: python -m agents.run --resume {run_dir}")
     return result

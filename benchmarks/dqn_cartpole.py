@@ -1,29 +1,85 @@
 """Time to solve CartPole-v1 with DQN (distributed Ape-X, single process, Stable-Baselines3), and where it goes.
 
 An alias of `benchmarks/time_to_solve.py --agent dqn --env CartPole-v1 --baselines sb3_dqn` (its table,
-criterion and JSON come from there) plus DQN-only measurements: one actor's env steps/s against a bare
+criterion and JSON come from there) with two more distributed variants, 2 learners pushing gradients to a parameter
+server (`--config num_learners=2`, asynchronous; and with `synchronous_learners=true`) next to the one learner of
+`distributed` (time to solve; "learner steps/s" are gradient steps/s of all learners, which the rate limiter ties to
+the actors' inserts), then 1 and 2 learners trained to a fixed budget with the rate limiter out of their way (their
+gradient steps/s as fast as they go), plus DQN-only measurements: one actor's env steps/s against a bare
 environment + Reverb writer loop, the TF/Reverb import, the learner's first tf.function trace, and from the
 distributed runs' logs the interpreter start, first actor episode and parameter staleness.
 
-    python benchmarks/dqn_cartpole.py [--seeds 3] [--max_seconds 120] [--num_actors 2] [--quick]
-        [--runs_dir DIR] [--json PATH]
+    python benchmarks/dqn_cartpole.py [--seeds 3] [--max_seconds 120] [--num_actors 2] [--throughput_seconds 60]
+        [--quick] [--runs_dir DIR] [--json PATH]
 
 The JSON has
 the time-to-solve measurement under "time_to_solve" (time_to_solve.py's format), the medians as
-distributed_seconds / single_process_seconds / sb3_seconds (null if unsolved or SB3 is not installed) and
-"where_time_goes".
+distributed_seconds / single_process_seconds / sb3_seconds / two_learners_seconds / two_learners_sync_seconds (null
+if unsolved or SB3 is not installed), "gradient_steps_per_second" (medians by variant), "learner_throughput" (one
+row per learner count) and "where_time_goes".
 """
 
 import argparse
 import os
 import sys
+import tempfile
 import time
-from typing import Dict, Optional
+from typing import Any, Dict, List, Optional
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import time_to_solve  # noqa: E402  pylint: disable=wrong-import-position
 
 REPO = time_to_solve.REPO
+# The parameter-server variants: {name: (description, more arguments of the run script)}.
+LEARNER_VARIANTS = {
+    "two_learners": ("Encore dqn, 2 actors, 2 learners (asynchronous pushes)", ["--config", "num_learners=2"]),
+    "two_learners_sync": (
+        "Encore dqn, 2 actors, 2 learners (synchronous rounds)",
+        ["--config", "num_learners=2", "--config", "synchronous_learners=true"],
+    ),
+}
+
+
+def learner_throughput(num_learners: int, seconds: float, num_actors: int, work_dir: str) -> Dict[str, Any]:
+    """One distributed run with `num_learners` learners for `seconds` (start-up included), training to the budget
+    without evaluations, its rate limiter's tolerance so wide that past min_replay_size the learners sample as fast
+    as they can: their gradient steps/s (all learners), the actors' env steps/s and the parameter server's rates."""
+    run_dir = os.path.join(work_dir, f"throughput_{num_learners}_learners")
+    command = [
+        *time_to_solve.encore_command("dqn", "CartPole-v1", 0, run_dir, seconds, num_actors, False),
+        *("--stop_when_solved", "false", "--eval_every", str(10**12)),
+        *("--config", "samples_per_insert_tolerance=1000", "--config", f"num_learners={num_learners}"),
+    ]
+    process = time_to_solve.run_process(command, seconds + time_to_solve.DEADLINE_MARGIN_SECONDS, run_dir + ".process")
+    row: Dict[str, Any] = {"learners": num_learners, "error": None}
+    result_path = os.path.join(run_dir, "result.json")
+    if not os.path.exists(result_path):
+        row["error"] = f"exit code {process['returncode']}, no result.json:\n{process['stderr_tail']}"
+        return row
+    server = time_to_solve._read_json(result_path).get("parameter_server") or {}  # pylint: disable=protected-access
+    logs = time_to_solve.encore_log_stats(run_dir, process["launched"])
+    row.update(
+        gradient_steps_per_second=logs["learner_steps_per_second"],
+        actor_steps_per_second=logs["actor_steps_per_second"],
+        server_updates_per_second=server.get("updates_per_second"),
+        staleness_median=server.get("staleness_median"),
+    )
+    return row
+
+
+def print_learner_throughput(rows: List[Dict[str, Any]]) -> None:
+    print("\nLearners unthrottled (samples_per_insert_tolerance=1000), training to the budget without evaluations:")
+    print("  learners  gradient steps/s  actor steps/s  server updates/s  staleness median")
+    cell = lambda value: "-" if value is None else f"{value:,.1f}"  # noqa: E731
+    for row in rows:
+        if row["error"]:
+            print(f"  {row['learners']:<8}  error: " + row["error"].strip().replace("\n", "\n    "))
+            continue
+        print(
+            f"  {row['learners']:<8}  {cell(row['gradient_steps_per_second']):<16}  "
+            f"{cell(row['actor_steps_per_second']):<13}  {cell(row['server_updates_per_second']):<16}  "
+            f"{cell(row['staleness_median'])}"
+        )
 
 
 def actor_throughput(num_steps: int) -> Dict[str, float]:
@@ -120,6 +176,7 @@ def main() -> int:
     time_to_solve.exit_on_sigterm()
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     time_to_solve.add_arguments(parser)
+    parser.add_argument("--throughput_seconds", type=float, default=60.0, help="budget of each unthrottled run")
     args = parser.parse_args()
     seeds, max_seconds = time_to_solve.budget(args)
     try:
@@ -131,12 +188,20 @@ def main() -> int:
             max_seconds,
             args.num_actors,
             runs_dir=args.runs_dir,
+            more_variants=LEARNER_VARIANTS,
         )
     except time_to_solve.UsageError as error:
         parser.error(str(error))
     time_to_solve.print_table(measurement)
     if args.json:  # Written now too, so that the measurement survives a failure below.
-        time_to_solve.write_json(args.json, results(measurement, None))
+        time_to_solve.write_json(args.json, results(measurement, None, []))
+
+    with tempfile.TemporaryDirectory(prefix="dqn-learners-") as temporary:
+        work_dir = os.path.join(args.runs_dir, "throughput") if args.runs_dir else temporary
+        os.makedirs(work_dir, exist_ok=True)
+        seconds = min(args.throughput_seconds, 30.0) if args.quick else args.throughput_seconds
+        throughput = [learner_throughput(n, seconds, args.num_actors, work_dir) for n in (1, 2)]
+    print_learner_throughput(throughput)
 
     where = where_time_goes(measurement, args.quick)
     print("\nOne actor vs a bare env + Reverb writer loop, and where the time goes:")
@@ -144,18 +209,27 @@ def main() -> int:
         print(f"  {key:45s} {'-' if value is None else format(value, ',.3f')}")
 
     if args.json:
-        time_to_solve.write_json(args.json, results(measurement, where))
+        time_to_solve.write_json(args.json, results(measurement, where, throughput))
         print(f"\nwrote {args.json}")
-    return 1 if measurement["errors"] else 0
+    return 1 if measurement["errors"] or any(row["error"] for row in throughput) else 0
 
 
-def results(measurement: Dict, where: Optional[Dict[str, float]]) -> Dict:
+def results(measurement: Dict, where: Optional[Dict[str, float]], throughput: List[Dict[str, Any]]) -> Dict:
     """The JSON: the time-to-solve measurement, its medians under the old names, and where the time goes."""
     variants = measurement["variants"]
     return {
         "distributed_seconds": variants["distributed"]["median_seconds"],
         "single_process_seconds": variants["single_process"]["median_seconds"],
         "sb3_seconds": variants["sb3_dqn"]["median_seconds"] if "sb3_dqn" in variants else None,
+        "two_learners_seconds": variants["two_learners"]["median_seconds"],
+        "two_learners_sync_seconds": variants["two_learners_sync"]["median_seconds"],
+        "gradient_steps_per_second": {
+            name: time_to_solve.median_or_none(
+                [run.get("learner_steps_per_second") for run in measurement["details"][name]["runs"]]
+            )
+            for name in ("distributed", *LEARNER_VARIANTS)
+        },
+        "learner_throughput": throughput,
         "seeds": measurement["settings"]["seeds"],
         "where_time_goes": where,
         "time_to_solve": measurement,

@@ -264,6 +264,11 @@ def encore_log_stats(run_dir: str, launched: float) -> Dict[str, Optional[float]
     names = sorted(os.listdir(logs)) if os.path.isdir(logs) else []
     actor_logs = [_csv_columns(os.path.join(logs, name)) for name in names if name.startswith("actor")]
     learner_log = _csv_columns(os.path.join(logs, "learner.csv"))
+    # Several learners (learner_<id>.csv) each log their own steps: the program's rate is their sum.
+    learner_rates = [
+        _rate(_csv_columns(os.path.join(logs, name)), "learner_steps") for name in names if name.startswith("learner")
+    ]
+    learner_rates = [rate for rate in learner_rates if rate]
     first_rows = [c["timestamp"][0] for c in actor_logs if c.get("timestamp")]
     rates = [r for r in (_rate(c, "actor_steps") for c in actor_logs) if r]
     staleness = []
@@ -279,7 +284,7 @@ def encore_log_stats(run_dir: str, launched: float) -> Dict[str, Optional[float]
     return {
         "first_episode_seconds": (min(first_rows) - launched) if first_rows else None,
         "actor_steps_per_second": max(rates) if rates else None,
-        "learner_steps_per_second": _rate(learner_log, "learner_steps"),
+        "learner_steps_per_second": sum(learner_rates) if learner_rates else None,
         "median_parameter_staleness": statistics.median(staleness) if staleness else None,
     }
 
@@ -593,8 +598,11 @@ def measure(
     runs_dir: Optional[str] = None,
     print_fn: Callable[[str], None] = print,
     variants: Sequence[str] = VARIANTS,
+    more_variants: Optional[Dict[str, Tuple[str, List[str]]]] = None,
 ) -> Dict[str, Any]:
-    """Measures time to solve; returns the JSON's contents. `variants`: which of VARIANTS the agent runs as."""
+    """Measures time to solve; returns the JSON's contents. `variants`: which of VARIANTS the agent runs as;
+    `more_variants`: {name: (description, more arguments of the run script)}, distributed runs measured after
+    `distributed` (e.g. with --config changes)."""
     from agents import envs
 
     target = envs.solved_return(env)
@@ -628,7 +636,8 @@ def measure(
     unknown_variants = [v for v in variants if v not in VARIANTS]
     if unknown_variants:
         raise UsageError(f"unknown variants {unknown_variants}; known: {', '.join(VARIANTS)}")
-    runs: Dict[str, List[Dict[str, Any]]] = {name: [] for name in (*variants, *installed)}
+    more_variants = more_variants or {}
+    runs: Dict[str, List[Dict[str, Any]]] = {name: [] for name in (*variants, *more_variants, *installed)}
     eval_episodes: Optional[int] = None
     with tempfile.TemporaryDirectory(prefix="time-to-solve-") as temporary:
         work_dir = runs_dir or temporary
@@ -638,6 +647,9 @@ def measure(
                 if name in VARIANTS:
                     run = run_encore(agent, env, seed, name == "single_process", max_seconds, num_actors, work_dir)
                     eval_episodes = eval_episodes or run.get("eval_episodes")
+                elif name in more_variants:
+                    extra_args = more_variants[name][1]
+                    run = run_encore(agent, env, seed, False, max_seconds, num_actors, work_dir, name, extra_args)
                 else:
                     run = run_baseline(name, env, seed, max_seconds, eval_episodes or DEFAULT_EVAL_EPISODES, work_dir)
                 runs[name].append(run)
@@ -665,7 +677,9 @@ def measure(
         "deadline_seconds": max_seconds + DEADLINE_MARGIN_SECONDS,
         "details": {
             name: {
-                "description": describe(name, agent, env, num_actors),
+                "description": more_variants[name][0]
+                if name in more_variants
+                else describe(name, agent, env, num_actors),
                 "runs": variant_runs,
                 **({"hyperparameters": baseline_hyperparameters(name, env)[0]} if name in BASELINES else {}),
             }

@@ -2,7 +2,7 @@
 server."""
 
 from replay import import_tensorflow  # noqa: F401, I001  First: TensorFlow without its CPU-only plugin noise.
-from typing import Any, Dict, List, Optional, Protocol, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import dm_env
 import numpy as np
@@ -12,20 +12,12 @@ import replay
 from agents.a3c.acting import RolloutCollector, n_step_targets
 from agents.a3c.config import A3CConfig
 from agents.a3c.networks import make_network
-from agents.core import Versioned
+from agents.core import GradientSink, Versioned
 
 
 def make_optimizer(config: A3CConfig) -> tf.keras.optimizers.Optimizer:
     """The parameter server's optimizer: RMSProp, its mean of squared gradients starting at 0."""
     return tf.keras.optimizers.RMSprop(config.learning_rate, rho=config.rmsprop_decay, epsilon=config.rmsprop_epsilon)
-
-
-class GradientSink(Protocol):
-    """Where a worker pushes gradients (a utils.ParameterServer or a client of one)."""
-
-    def push_gradients(self, gradients: Any, based_on_version: int, group: int = 0) -> Optional[Versioned]: ...
-
-    def get(self, known_version: int = -1) -> Optional[Versioned]: ...
 
 
 class A2CLoss:

@@ -1,7 +1,6 @@
 """A3C/A2C as a launch program: a parameter server, `num_workers` workers, a counter and the experiment layer's
 evaluator. This module stays light: TensorFlow is imported by the nodes that need it, in their own processes."""
 
-import concurrent.futures
 import logging
 import os
 import threading
@@ -10,12 +9,11 @@ from typing import Any, List, Optional
 import launch as lp
 import replay
 from agents import utils
-from agents.core import Counting, Versioned
+from agents.core import Counting
 from agents.experiments.config import ExperimentConfig
 from agents.experiments.distributed import counter_checkpoint_path, make_counter_node
-from agents.experiments.nodes import EvaluatorNode
+from agents.experiments.nodes import EvaluatorNode, StoppableGradientSink
 
-_STOP_POLL_SECONDS = 0.1  # How often a worker waiting on the server checks whether the program stops.
 _STOPPING_SECONDS = 5.0  # How long a worker whose server went away waits for the program's stop before failing.
 _IDLE_SECONDS = 0.05
 _NODE_DOWN_ERRORS = (ConnectionError, TimeoutError, lp.RemoteError)
@@ -103,27 +101,6 @@ class WorkerLoop:
             self._logger.close()
 
 
-class _StoppableServer:
-    """A client of the parameter server whose pushes give up (returning None) once the program stops, rather than
-    wait out a barrier or the call's timeout."""
-
-    def __init__(self, server: Any, stop: threading.Event):
-        self._server = server
-        self._stop = stop
-
-    def push_gradients(self, gradients: Any, based_on_version: int, group: int = 0) -> Optional[Versioned]:
-        future = self._server.futures.push_gradients(gradients, based_on_version, group)
-        while True:
-            try:
-                return future.result(timeout=_STOP_POLL_SECONDS)
-            except concurrent.futures.TimeoutError:
-                if self._stop.is_set():  # Left to finish (or fail) on its own: the worker closes the client.
-                    return None
-
-    def get(self, known_version: int = -1) -> Optional[Versioned]:
-        return self._server.get(known_version)
-
-
 class WorkerNode:
     """A WorkerLoop as a launch node, talking to the parameter server and counter nodes."""
 
@@ -134,7 +111,7 @@ class WorkerNode:
             experiment,
             worker_id,
             num_workers,
-            _StoppableServer(server, self._stop),
+            StoppableGradientSink(server, self._stop),
             utils.Counter(counter, prefix="actor", time_delta=0.25),
         )
 

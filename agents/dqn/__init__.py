@@ -1,4 +1,5 @@
-"""Ape-X DQN: double DQN on prioritized n-step replay, one learner and many actors.
+"""Ape-X DQN: double DQN on prioritized n-step replay, one learner (or several sharing a parameter server) and many
+actors.
 
 Names are imported on first use, so nodes that only act or evaluate (numpy)
 never import TensorFlow.
@@ -14,6 +15,8 @@ _EXPORTS = {
     "DQNBuilder": "builder",
     "DQNConfig": "config",
     "DQNLearner": "learning",
+    "DoubleQGradients": "learning",
+    "ParallelDQNLearner": "learning",
     "double_q_targets": "learning",
     "importance_weights": "learning",
     "QNetwork": "networks",

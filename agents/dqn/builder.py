@@ -4,7 +4,7 @@ TensorFlow and Reverb are imported by the methods that need them, so nodes that 
 (numpy) never import them.
 """
 
-from typing import TYPE_CHECKING, Iterator, List, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Dict, Iterator, List, Optional, Tuple
 
 from agents import core, envs
 from agents.dqn.acting import DQNActor, apex_epsilons, linear_epsilon
@@ -14,9 +14,9 @@ if TYPE_CHECKING:
     import reverb
 
     import replay
-    from agents.dqn.learning import DQNLearner
+    from agents.dqn.learning import DQNLearner, ParallelDQNLearner
     from agents.dqn.networks import QNetwork
-    from agents.utils import Logger
+    from agents.utils import Logger, ParameterServer
 
 
 class DQNBuilder(core.Builder):
@@ -101,18 +101,74 @@ class DQNBuilder(core.Builder):
             network,
             target_network,
             iterator,
-            discount=c.discount,
             learning_rate=c.learning_rate,
+            priority_updater=priority_updater,
+            publisher=publisher,
+            publish_period=c.publish_period,
+            counter=counter,
+            logger=logger,
+            **self._learning_settings(),
+        )
+
+    def _learning_settings(self) -> Dict[str, Any]:
+        """What the one learner and each of several learners take alike from the config."""
+        c = self.config
+        return dict(
+            discount=c.discount,
             target_update_period=c.target_update_period,
             importance_sampling_exponent=c.importance_sampling_exponent,
             huber_delta=c.huber_delta,
             max_gradient_norm=c.max_gradient_norm,
-            priority_updater=priority_updater,
-            publisher=publisher,
-            publish_period=c.publish_period,
             num_sgd_steps_per_step=c.num_sgd_steps_per_step,
+        )
+
+    def num_learners(self) -> int:
+        return self.config.num_learners
+
+    def make_parameter_server(
+        self, environment_spec: "replay.EnvironmentSpec", seed: int, logger: Optional["Logger"] = None
+    ) -> "ParameterServer":
+        """The online network's initial parameters and Adam, the single learner's optimizer, so that one learner
+        and several differ only in who applies the updates; asynchronous unless `synchronous_learners` (then the
+        mean of one push from every learner per update)."""
+        from agents.dqn.networks import make_q_network  # pylint: disable=import-outside-toplevel
+        from agents.utils import ParameterServer  # pylint: disable=import-outside-toplevel
+
+        c = self.config
+
+        def make_parameters():
+            return make_q_network(environment_spec, c.hidden_sizes, c.dueling, seed, "q_network").numpy_parameters()
+
+        def make_optimizer():
+            import tensorflow as tf  # pylint: disable=import-outside-toplevel  # Imported by the server already.
+
+            return tf.keras.optimizers.Adam(c.learning_rate)
+
+        group_size = c.num_learners if c.synchronous_learners else 1
+        return ParameterServer(make_parameters, make_optimizer, group_size=group_size, logger=logger)
+
+    def make_gradient_learner(
+        self,
+        networks: Tuple["QNetwork", "QNetwork"],
+        iterator: Iterator["reverb.ReplaySample"],
+        parameter_server: core.GradientSink,
+        *,
+        priority_updater: Optional["replay.PriorityUpdater"] = None,
+        counter: Optional[core.Counting] = None,
+        logger: Optional["Logger"] = None,
+    ) -> "ParallelDQNLearner":
+        from agents.dqn.learning import ParallelDQNLearner  # pylint: disable=import-outside-toplevel
+
+        network, target_network = networks
+        return ParallelDQNLearner(
+            network,
+            target_network,
+            iterator,
+            parameter_server,
+            priority_updater=priority_updater,
             counter=counter,
             logger=logger,
+            **self._learning_settings(),
         )
 
     def make_actor(

@@ -12,6 +12,11 @@ class DQNConfig:
 
     The defaults are tuned for CartPole-v1 (a small MLP, a short replay warm-up
     and few learner steps per insert) on a 2-core machine.
+
+    `num_learners` > 1 (distributed runs only): that many learner nodes sample the same table and push each
+    minibatch's gradient to a parameter server, which applies it with Adam (one set of moments for all learners)
+    and publishes the parameters; asynchronously (each push applied as it arrives) or, with
+    `synchronous_learners`, as the mean of one push from every learner per update.
     """
 
     # Network.
@@ -45,6 +50,10 @@ class DQNConfig:
     variable_update_period: int = 100  # Actor steps between parameter polls.
     publish_period: int = 10  # Gradient steps between parameter publications.
 
+    # Learners (see the class docstring).
+    num_learners: int = 1
+    synchronous_learners: bool = False
+
     def replace(self, **changes) -> "DQNConfig":
         """A copy with some fields changed."""
         return dataclasses.replace(self, **changes)
@@ -56,6 +65,8 @@ class DQNConfig:
             more.append(f"hidden_sizes must all be >= 1 (got {self.hidden_sizes})")
         if self.min_replay_size > self.max_replay_size:
             more.append(f"min_replay_size ({self.min_replay_size}) must be <= max_replay_size ({self.max_replay_size})")
+        if self.synchronous_learners and self.num_learners == 1:
+            more.append("synchronous_learners=true needs num_learners > 1 (one learner has no one to wait for)")
         check_ranges(
             self,
             at_least_one=(
@@ -68,6 +79,7 @@ class DQNConfig:
                 "epsilon_decay_steps",
                 "variable_update_period",
                 "publish_period",
+                "num_learners",
             ),
             positive=("learning_rate", "samples_per_insert", "huber_delta"),
             unit_interval=("discount", "importance_sampling_exponent", "epsilon_start", "epsilon_end"),

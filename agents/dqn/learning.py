@@ -1,7 +1,7 @@
 """Double DQN learner on prioritized n-step transitions."""
 
 from replay import import_tensorflow  # noqa: F401, I001  First: TensorFlow without its CPU-only plugin noise.
-from typing import Any, Dict, Iterator, List, Optional, Sequence
+from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
 import reverb
@@ -30,6 +30,59 @@ def double_q_targets(
     best_actions = tf.argmax(q_next_online, axis=-1, output_type=tf.int32)
     q_next = tf.gather(q_next_target, best_actions, axis=-1, batch_dims=1)
     return rewards + gamma * discounts * q_next
+
+
+class DoubleQGradients:
+    """The gradient of double DQN's loss on one minibatch: the Huber loss of the TD errors against
+    `double_q_targets` (the target network's values at the online network's greedy actions), weighted by prioritized
+    replay's importance weights (exponent `importance_sampling_exponent`), its global norm clipped to
+    `max_gradient_norm` (None: no clipping). Called inside a tf.function."""
+
+    def __init__(
+        self,
+        network: QNetwork,
+        target_network: QNetwork,
+        discount: float,
+        importance_sampling_exponent: float,
+        huber_delta: float,
+        max_gradient_norm: Optional[float],
+    ):
+        self._network = network
+        self._target_network = target_network
+        self._discount = float(discount)
+        self._beta = float(importance_sampling_exponent)
+        self._huber_delta = float(huber_delta)
+        self._max_gradient_norm = max_gradient_norm
+
+    def __call__(self, sample: reverb.ReplaySample) -> Tuple[tf.Tensor, List[tf.Tensor], Dict[str, tf.Tensor]]:
+        """(TD errors, gradients of the network's parameters, metrics) of one minibatch."""
+        transitions = sample.data
+        with tf.GradientTape() as tape:
+            q_values = self._network(transitions.observation)
+            actions = tf.cast(transitions.action, tf.int32)
+            q_taken = tf.gather(q_values, actions, axis=-1, batch_dims=1)
+            targets = double_q_targets(
+                tf.cast(transitions.reward, tf.float32),
+                tf.cast(transitions.discount, tf.float32),
+                self._discount,
+                self._network(transitions.next_observation),
+                self._target_network(transitions.next_observation),
+            )
+            td_errors = tf.stop_gradient(targets) - q_taken
+            losses = huber(td_errors, self._huber_delta)
+            loss = tf.reduce_mean(losses * importance_weights(sample.info.probability, self._beta))
+        gradients = tape.gradient(loss, self._network.parameters)
+        if self._max_gradient_norm is not None:
+            gradients, gradient_norm = tf.clip_by_global_norm(gradients, self._max_gradient_norm)
+        else:
+            gradient_norm = tf.linalg.global_norm(gradients)
+        metrics = {
+            "loss": loss,
+            "mean_q": tf.reduce_mean(q_taken),
+            "td_error": tf.reduce_mean(tf.abs(td_errors)),
+            "gradient_norm": gradient_norm,  # Before clipping.
+        }
+        return td_errors, gradients, metrics
 
 
 class DQNLearner(core.Learner):
@@ -65,11 +118,10 @@ class DQNLearner(core.Learner):
         self._network = network
         self._target_network = target_network
         self._iterator = iterator
-        self._discount = float(discount)
+        self._gradients = DoubleQGradients(
+            network, target_network, discount, importance_sampling_exponent, huber_delta, max_gradient_norm
+        )
         self._target_update_period = int(target_update_period)
-        self._beta = float(importance_sampling_exponent)
-        self._huber_delta = float(huber_delta)
-        self._max_gradient_norm = max_gradient_norm
         self._priority_updater = priority_updater
         self._reports = core.LearnerReports(network.numpy_parameters, publisher, int(publish_period), counter, logger)
         if num_sgd_steps_per_step < 1:
@@ -120,34 +172,9 @@ class DQNLearner(core.Learner):
         )
 
     def _sgd_step(self, sample: reverb.ReplaySample):
-        transitions = sample.data
-        with tf.GradientTape() as tape:
-            q_values = self._network(transitions.observation)
-            actions = tf.cast(transitions.action, tf.int32)
-            q_taken = tf.gather(q_values, actions, axis=-1, batch_dims=1)
-            targets = double_q_targets(
-                tf.cast(transitions.reward, tf.float32),
-                tf.cast(transitions.discount, tf.float32),
-                self._discount,
-                self._network(transitions.next_observation),
-                self._target_network(transitions.next_observation),
-            )
-            td_errors = tf.stop_gradient(targets) - q_taken
-            losses = huber(td_errors, self._huber_delta)
-            loss = tf.reduce_mean(losses * importance_weights(sample.info.probability, self._beta))
+        td_errors, gradients, metrics = self._gradients(sample)
         variables = self._network.parameters
-        gradients = tape.gradient(loss, variables)
-        if self._max_gradient_norm is not None:
-            gradients, gradient_norm = tf.clip_by_global_norm(gradients, self._max_gradient_norm)
-        else:
-            gradient_norm = tf.linalg.global_norm(gradients)
         self._optimizer.apply_gradients(zip(gradients, variables))
-        metrics = {
-            "loss": loss,
-            "mean_q": tf.reduce_mean(q_taken),
-            "td_error": tf.reduce_mean(tf.abs(td_errors)),
-            "gradient_norm": gradient_norm,  # Before clipping.
-        }
         num_steps = self._num_steps.assign_add(1)
 
         def update_target():
@@ -183,3 +210,104 @@ class DQNLearner(core.Learner):
         self._network.set_parameters(state["network"])
         self._target_network.set_parameters(state["target_network"])
         self._num_steps.assign(state["num_steps"])
+
+
+class ParallelDQNLearner(core.Learner):
+    """One of several double-DQN learners training one Q-network on a parameter server (Gorila-style).
+
+    Each step takes a batch from `iterator`, splits it into `num_sgd_steps_per_step` minibatches and, for each,
+    pushes the clipped gradient (see DoubleQGradients) to `parameter_server`, which applies it with its optimizer;
+    the `(version, parameters)` the push returns become this learner's network, so the next minibatch's gradient is
+    taken at the newest parameters. The target network copies them whenever the server's version passes a multiple
+    of `target_update_period` (updates of the shared network, whoever pushed them). |TD errors| go back through
+    `priority_updater`, steps (this learner's gradient pushes) to `counter` and rows with the adopted
+    `parameter_version` to `logger`. The server publishes the parameters and holds all the state worth saving.
+    A push that comes back with nothing (the program is stopping) ends the learner with StopIteration.
+    """
+
+    def __init__(
+        self,
+        network: QNetwork,
+        target_network: QNetwork,
+        iterator: Iterator[reverb.ReplaySample],
+        parameter_server: core.GradientSink,
+        *,
+        discount: float = 0.99,
+        target_update_period: int = 100,
+        importance_sampling_exponent: float = 0.4,
+        huber_delta: float = 1.0,
+        max_gradient_norm: Optional[float] = 10.0,
+        priority_updater: Optional[replay.PriorityUpdater] = None,
+        num_sgd_steps_per_step: int = 1,
+        counter: Optional[core.Counting] = None,
+        logger: Optional[Logger] = None,
+    ):
+        if num_sgd_steps_per_step < 1:
+            raise ValueError(f"num_sgd_steps_per_step must be >= 1 (got {num_sgd_steps_per_step}).")
+        self._network = network
+        self._target_network = target_network
+        self._iterator = iterator
+        self._server = parameter_server
+        self._target_update_period = int(target_update_period)
+        self._priority_updater = priority_updater
+        self._num_sgd_steps_per_step = int(num_sgd_steps_per_step)
+        self._reports = core.LearnerReports(network.numpy_parameters, counter=counter, logger=logger)
+        self._gradients = DoubleQGradients(
+            network, target_network, discount, importance_sampling_exponent, huber_delta, max_gradient_norm
+        )
+        self._gradients_fn = tf.function(self._minibatch_gradients, autograph=False)
+        self._num_steps = 0
+        self.version = -1  # Of the parameters the network holds (the server's version).
+        self._target_version = -1
+
+    @property
+    def num_steps(self) -> int:
+        return self._num_steps
+
+    @property
+    def checkpoint_objects(self) -> Dict[str, Any]:
+        return {}  # The parameters and optimizer state live on the parameter server.
+
+    def _minibatch_gradients(self, batch: reverb.ReplaySample, index: tf.Tensor):
+        """|TD errors|, gradients and metrics of minibatch `index` of the batch's num_sgd_steps_per_step."""
+        count = self._num_sgd_steps_per_step
+        minibatch = tf.nest.map_structure(lambda x: tf.reshape(x, [count, -1, *x.shape[1:]])[index], batch)
+        td_errors, gradients, metrics = self._gradients(minibatch)
+        return tf.abs(td_errors), gradients, metrics
+
+    def step(self) -> None:
+        """num_sgd_steps_per_step gradient pushes on one sampled batch, then priorities, counts, logs."""
+        if self.version < 0:
+            self._adopt(self._server.get(self.version))
+        batch = next(self._iterator)
+        count = self._num_sgd_steps_per_step
+        priorities, sums = [], {key: 0.0 for key in _METRICS}
+        for i in range(count):
+            td_errors, gradients, metrics = self._gradients_fn(batch, tf.constant(i))
+            self._adopt(self._server.push_gradients([g.numpy() for g in gradients], self.version))
+            self._num_steps += 1
+            priorities.append(td_errors.numpy())
+            sums = {key: total + float(metrics[key]) for key, total in sums.items()}
+        if self._priority_updater is not None:
+            self._priority_updater.update(batch.info.key.numpy(), np.concatenate(priorities).astype(np.float64))
+        self._reports.after_step(
+            self._num_steps,
+            count,
+            lambda: {**{key: total / count for key, total in sums.items()}, "parameter_version": self.version},
+        )
+
+    def _adopt(self, fetched: Optional[core.Versioned]) -> None:
+        if fetched is None:
+            raise StopIteration  # The server gave nothing back: the program is stopping.
+        version, parameters = fetched
+        if version <= self.version:
+            return
+        self._network.set_parameters(parameters)
+        period = self._target_update_period
+        if self._target_version < 0 or version // period > self._target_version // period:
+            self._target_network.set_parameters(parameters)
+            self._target_version = version
+        self.version = version
+
+    def get_variables(self, names: Sequence[str] = ()) -> List[Any]:
+        return [self._network.numpy_parameters()]

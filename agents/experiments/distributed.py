@@ -2,16 +2,18 @@
 
 import functools
 import os
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Union
 
 import launch as lp
 import replay
-from agents import utils
+from agents import core, utils
 from agents.experiments.config import ExperimentConfig
-from agents.experiments.nodes import ActorNode, CounterNode, EvaluatorNode, LearnerNode
+from agents.experiments.nodes import ActorNode, CounterNode, EvaluatorNode, LearnerNode, make_parameter_server
 
 # Calls to a node that has stopped fail after this long instead of waiting for it forever.
 _CALL_TIMEOUT = {"call_timeout": 3.0}
+# A synchronous push waits for its round (up to the parameter server's barrier_timeout, 10 s by default).
+_PUSH_CALL_TIMEOUT = {"call_timeout": 40.0}
 # How soon program.json shows the pid of a restarted node.
 _PIDS_POLL_SECONDS = 0.2
 
@@ -26,7 +28,8 @@ def _replay_checkpoint_dir(experiment: ExperimentConfig) -> str:
 
 
 def make_distributed_program(experiment: ExperimentConfig, num_actors: int) -> lp.Program:
-    """An lp.Program with nodes replay, counter, variable_server, learner, actor (xN), evaluator.
+    """An lp.Program with nodes replay, counter, variable_server, learner, actor (xN), evaluator; for a builder with
+    several learners, parameter_server and learner (x num_learners) instead of variable_server and learner.
 
     Replay restores its latest checkpoint in run_dir/replay, the learner its latest in run_dir/checkpoints and
     the counter run_dir/checkpoints/counter.json, so a program made for a run directory that holds them continues
@@ -34,6 +37,9 @@ def make_distributed_program(experiment: ExperimentConfig, num_actors: int) -> l
     """
     if num_actors < 1:
         raise ValueError(f"num_actors must be >= 1 (got {num_actors}).")
+    check_learners(
+        experiment.builder, single_process=False, resuming=os.path.exists(counter_checkpoint_path(experiment.run_dir))
+    )
     program = lp.Program(experiment.builder.name)
     add = functools.partial(program.add_node, max_restarts=experiment.max_restarts)
     replay_handle = add(
@@ -45,15 +51,18 @@ def make_distributed_program(experiment: ExperimentConfig, num_actors: int) -> l
         label="replay",
     )
     counter = add(make_counter_node(experiment), label="counter")
-    variable_server = add(
-        lp.CourierNode(utils.VariableServer, courier_client_kwargs=_CALL_TIMEOUT), label="variable_server"
-    )
-    learner = add(
-        lp.CourierNode(
-            LearnerNode, experiment, replay_handle, variable_server, counter, courier_client_kwargs=_CALL_TIMEOUT
-        ),
-        label="learner",
-    )
+    if experiment.builder.num_learners() == 1:
+        variable_server = add(
+            lp.CourierNode(utils.VariableServer, courier_client_kwargs=_CALL_TIMEOUT), label="variable_server"
+        )
+        learner = add(
+            lp.CourierNode(
+                LearnerNode, experiment, replay_handle, variable_server, counter, courier_client_kwargs=_CALL_TIMEOUT
+            ),
+            label="learner",
+        )
+    else:  # The parameter server is what actors and the evaluator read; the first learner answers status().
+        variable_server, learner = _add_gradient_learners(program, experiment, replay_handle, counter)
     for actor_id in range(num_actors):
         add(
             lp.CourierNode(ActorNode, experiment, actor_id, num_actors, replay_handle, variable_server, counter),
@@ -61,6 +70,55 @@ def make_distributed_program(experiment: ExperimentConfig, num_actors: int) -> l
         )
     add(lp.CourierNode(EvaluatorNode, experiment, variable_server, counter, learner), label="evaluator")
     return program
+
+
+def _add_gradient_learners(
+    program: lp.Program, experiment: ExperimentConfig, replay_handle: Any, counter: Any
+) -> tuple:
+    """A parameter_server node and the builder's num_learners() learner nodes pushing to it; returns the handles of
+    the server and of the first learner. The server holds the only copy of the parameters and optimizer state and is
+    not restarted; a restarted learner starts from its newest parameters."""
+    num_learners = experiment.builder.num_learners()
+    server = program.add_node(
+        lp.CourierNode(
+            make_parameter_server,
+            experiment,
+            courier_kwargs={"thread_pool_size": 16 + num_learners},  # Every learner may wait at a barrier at once.
+            courier_client_kwargs=_PUSH_CALL_TIMEOUT,
+        ),
+        label="parameter_server",
+        max_restarts=0,
+    )
+    learners = [
+        program.add_node(
+            lp.CourierNode(
+                LearnerNode, experiment, replay_handle, server, counter, learner_id, courier_client_kwargs=_CALL_TIMEOUT
+            ),
+            label="learner",
+            max_restarts=experiment.max_restarts,
+        )
+        for learner_id in range(num_learners)
+    ]
+    return server, learners[0]
+
+
+def check_learners(builder: Union[core.Builder, core.ProgramBuilder], *, single_process: bool, resuming: bool) -> None:
+    """Raises ValueError, naming the fix, when a builder with several learners is asked to run in one process or to
+    continue an earlier run."""
+    if isinstance(builder, core.ProgramBuilder) or builder.num_learners() == 1:
+        return
+    what = f"num_learners={builder.num_learners()}"
+    if single_process:
+        raise ValueError(
+            f"{what}: several learners push gradients to a parameter server between the nodes of a distributed run; "
+            "drop --single_process, or set num_learners=1."
+        )
+    if resuming:
+        raise ValueError(
+            f"{what}: the run directory holds an earlier run, but a run with several learners keeps no checkpoint of "
+            "its parameter server (the parameters and optimizer state they share), so it cannot be continued; "
+            "start a new run (a new run directory)."
+        )
 
 
 def make_counter_node(experiment: ExperimentConfig) -> lp.CourierNode:

@@ -24,6 +24,7 @@ _SAMPLE_TIMEOUT_MS = 1000  # The learner re-checks for stop this often while rep
 _CLOSE_TIMEOUT_SECS = 2.0  # For the last priority updates at stop: well inside the termination notice.
 _RETRY_SECONDS = 0.5  # Between calls to a node that did not answer.
 _FINAL_CALL_SECONDS = 1.0  # For the last counts and learner status once the program is stopping.
+_STOP_POLL_SECONDS = 0.1  # How often a push waiting on a parameter server checks whether the program stops.
 
 
 # What a call to a node that is down or restarting raises (courier clients rebuild remote errors with their type).
@@ -64,6 +65,27 @@ class _NonBlockingPublisher:
                 logging.warning("Publishing parameters works again.")
             self._failing = error is not None
         self._in_flight = self._variable_server.futures.publish(params, version)
+
+
+class StoppableGradientSink:
+    """A client of a parameter server whose pushes give up (returning None) once `stop` is set, rather than wait out
+    a barrier or the call's timeout."""
+
+    def __init__(self, server: Any, stop: threading.Event):
+        self._server = server
+        self._stop = stop
+
+    def push_gradients(self, gradients: Any, based_on_version: int, group: int = 0) -> Optional[core.Versioned]:
+        future = self._server.futures.push_gradients(gradients, based_on_version, group)
+        while True:
+            try:
+                return future.result(timeout=_STOP_POLL_SECONDS)
+            except concurrent.futures.TimeoutError:
+                if self._stop.is_set():  # Left to finish (or fail) on its own: the node closes the client.
+                    return None
+
+    def get(self, known_version: int = -1) -> Optional[core.Versioned]:
+        return self._server.get(known_version)
 
 
 class _TolerantPriorityUpdater:
@@ -118,10 +140,35 @@ def table_status(client: Any) -> Dict[str, Any]:
     }
 
 
-class LearnerNode:
-    """Runs the builder's learner until the program stops; checkpoints it (the counter node checkpoints itself)."""
+def make_parameter_server(experiment: ExperimentConfig) -> utils.ParameterServer:
+    """The parameter server of a builder with several learners (core.Builder.make_parameter_server), logging its
+    stats() to run_dir/logs/parameter_server.csv."""
+    replay.import_tensorflow()
+    return experiment.builder.make_parameter_server(
+        replay.make_environment_spec(experiment.make_environment(experiment.seed)),
+        experiment.seed,
+        logger=utils.make_logger(
+            "parameter_server", experiment.run_dir, terminal=experiment.verbose, steps_key="updates"
+        ),
+    )
 
-    def __init__(self, experiment: ExperimentConfig, replay_client: Any, variable_server: Any, counter: Any):
+
+class LearnerNode:
+    """Runs the builder's learner until the program stops; checkpoints it (the counter node checkpoints itself).
+
+    With a `learner_id`, it is that one of the builder's several learners (see core.Builder.num_learners):
+    `variable_server` is then a parameter server it pushes gradients to, it logs as learner_<id>, keeps no checkpoint
+    (the server holds the parameters and optimizer) and its status() includes the server's stats().
+    """
+
+    def __init__(
+        self,
+        experiment: ExperimentConfig,
+        replay_client: Any,
+        variable_server: Any,
+        counter: Any,
+        learner_id: Optional[int] = None,
+    ):
         builder = experiment.builder
         self._client = replay_client
         spec = replay.make_environment_spec(experiment.make_environment(experiment.seed))
@@ -134,27 +181,34 @@ class LearnerNode:
             lambda: builder.make_dataset_iterator(replay_client.server_address, _SAMPLE_TIMEOUT_MS),
             lp.stop_event().is_set,
         )
-        self._learner = builder.make_learner(
-            builder.make_networks(spec, experiment.seed),
-            iterator,
-            publisher=_NonBlockingPublisher(variable_server),
+        learner_parts = dict(
             priority_updater=None
             if self._priority_updater is None
             else _TolerantPriorityUpdater(self._priority_updater),
             counter=utils.Counter(counter, prefix="learner"),
             logger=utils.make_logger(
-                "learner",
+                "learner" if learner_id is None else f"learner_{learner_id}",
                 experiment.run_dir,
                 terminal=experiment.verbose,
                 time_delta=_LEARNER_LOG_SECONDS,
                 steps_key="learner_steps",
             ),
         )
-        self._checkpointer = utils.Checkpointer(
-            self._learner.checkpoint_objects,
-            os.path.join(experiment.run_dir, "checkpoints"),
-            time_delta_minutes=experiment.checkpoint_seconds / 60,
-        )
+        networks = builder.make_networks(spec, experiment.seed)
+        self._parameter_server = None if learner_id is None else variable_server
+        self._checkpointer: Optional[utils.Checkpointer] = None
+        if learner_id is None:
+            self._learner = builder.make_learner(
+                networks, iterator, publisher=_NonBlockingPublisher(variable_server), **learner_parts
+            )
+            self._checkpointer = utils.Checkpointer(
+                self._learner.checkpoint_objects,
+                os.path.join(experiment.run_dir, "checkpoints"),
+                time_delta_minutes=experiment.checkpoint_seconds / 60,
+            )
+        else:
+            sink = StoppableGradientSink(variable_server, lp.stop_event())
+            self._learner = builder.make_gradient_learner(networks, iterator, sink, **learner_parts)
         self._final_lock = threading.Lock()
         self._final_saved = False
 
@@ -174,9 +228,13 @@ class LearnerNode:
                     if stop.is_set():
                         break  # Replay stopped under a sample or a priority update: the program is ending.
                     raise
-                self._checkpointer.save()
+                if self._checkpointer is not None:
+                    self._checkpointer.save()
         finally:
             self._final_checkpoint()
+            if self._parameter_server is not None:
+                # A push sent as the program stopped waits for a server that is gone until its timeout: end it now.
+                self._parameter_server.close()
             if self._priority_updater is not None:
                 try:
                     self._priority_updater.close(timeout=_CLOSE_TIMEOUT_SECS)
@@ -185,17 +243,19 @@ class LearnerNode:
 
     def _final_checkpoint(self) -> None:
         with self._final_lock:
-            if self._final_saved:
+            if self._final_saved or self._checkpointer is None:
                 return
             self._final_saved = True
             self._checkpointer.save(force=True)
 
     def status(self) -> Dict[str, Any]:
-        """Learner steps, the checkpoint it started from, and the replay tables' state (see table_status)."""
+        """Learner steps, the checkpoint it started from, the replay tables' state (see table_status) and, for one
+        of several learners, `parameter_server`: the server's stats()."""
         return {
             "learner_steps": self._learner.num_steps,
-            "resumed_from": self._checkpointer.restored_from,
+            "resumed_from": None if self._checkpointer is None else self._checkpointer.restored_from,
             **table_status(self._client),
+            **({} if self._parameter_server is None else {"parameter_server": self._parameter_server.stats()}),
         }
 
 

@@ -10,6 +10,7 @@ import numpy as np
 import replay
 from agents import core, utils
 from agents.experiments.config import ExperimentConfig
+from agents.experiments.distributed import check_learners
 from agents.experiments.evaluation import Evaluations, make_evaluator_logger
 
 _PROGRESS_SECONDS = 5.0
@@ -62,6 +63,7 @@ def run_single_process(experiment: ExperimentConfig, print_fn: Callable[[str], N
     """
     builder = experiment.builder
     run_dir = experiment.run_dir
+    check_learners(builder, single_process=True, resuming=False)
     if experiment.deterministic:
         _make_repeatable(builder, experiment.seed)
     environment = experiment.make_environment(experiment.seed)
