@@ -86,9 +86,10 @@ def send_job(fd: int, data: bytes) -> None:
             pass  # The node died before reading its job; poll() reports how.
 
 
-def read_output(process: NodeOutput, name: str, log_path: str, stdout: IO[str] = sys.stdout) -> List[threading.Thread]:
-    """Started threads that copy the process's output lines to `log_path` and, prefixed `[name] `, to `stdout` and
-    sys.stderr."""
+def read_output(process: NodeOutput, name: str, log_path: str, all_to_stderr: bool = False) -> List[threading.Thread]:
+    """Started threads that copy the process's output lines to `log_path` and, prefixed `[name] `, to sys.stdout
+    (sys.stderr with `all_to_stderr`) and sys.stderr."""
+    stdout = sys.stderr if all_to_stderr else sys.stdout
     readers = [
         threading.Thread(
             target=_output.copy_lines,

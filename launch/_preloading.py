@@ -174,7 +174,7 @@ class ForkServer:
         finally:
             server_end.close()
         self._socket = launcher_end
-        self._threads = _node_process.read_output(self._process, "preload", self._log_path, stdout=sys.stderr)
+        self._threads = _node_process.read_output(self._process, "preload", self._log_path, all_to_stderr=True)
         self._threads.append(threading.Thread(target=self._receive, name="preload:messages", daemon=True))
         self._threads[-1].start()
 
