@@ -44,9 +44,9 @@ def launch(
     `terminal`: accepted for Launchpad compatibility; local_mp and ray always print node output here,
     prefixed `[label/index]`, and writes it to log files (no tmux/xterm windows).
     `preload` (local_mp; default: true unless the environment sets ENCORE_PRELOAD=0): nodes that use TensorFlow
-    (replay nodes, nodes given a replay handle, nodes whose code refers to TensorFlow) are forked from one process
-    that imported TensorFlow, Reverb and `replay` once, instead of each importing them (seconds per node);
-    `preload=False` spawns every node.
+    (replay nodes and nodes given a replay handle; every node if the program's definition refers to TensorFlow)
+    are forked from one process that imported TensorFlow, Reverb and `replay` once, instead of each importing
+    them (seconds per node); `preload=False` spawns every node.
     ray: `ray_address` of the cluster (else RAY_ADDRESS; with neither, a local Ray instance lives as long as the
     program); `ray_resources` {group label: Ray actor options such as {"num_cpus": 1, "resources": {"gpu_host":
     1}}}; `ray_allow_unauthenticated` joins a cluster reached over the network without Ray's token auth.

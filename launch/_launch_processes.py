@@ -108,7 +108,7 @@ def launch(
     control_server.start()
     env = _child_env(token, control_server.address)
     nodes = program.get_all_nodes()
-    preloaded = [node for node in nodes if preload and _preloading.uses_tensorflow(node)]
+    preloaded = _preloading.nodes_to_fork(program, job) if preload else []
     fork_server = _preloading.ForkServer(env, log_dir) if preloaded else None
     workers = [_ProcessWorker(node, job, log_dir, env, fork_server if node in preloaded else None) for node in nodes]
 

@@ -9,12 +9,12 @@ import signal
 import socket
 import sys
 import threading
+import types
 from typing import Dict, List, Optional
 
-import cloudpickle
 import tree
 
-from launch import _fork_server, _handles, _node_process, _nodes
+from launch import _fork_server, _handles, _node_process, _nodes, _program
 
 # Set to 0 (or false, no) to spawn every local_mp node instead, when launch() is not given `preload`.
 PRELOAD_ENV = "ENCORE_PRELOAD"
@@ -30,22 +30,39 @@ def _is_tensorflow_module(name: str) -> bool:
     return top in ("tensorflow", "reverb") or (top == "replay" and name not in ("replay", "replay.specs"))
 
 
-def uses_tensorflow(node: _nodes.Node) -> bool:
-    """Whether `node` will import TensorFlow, judged from its definition: it serves replay (ReverbNode), receives a
-    replay handle (which becomes a reverb.Client), or its pickled definition refers to a TensorFlow module,
-    directly or through a module that imported one at its top (e.g. a node function next to `import tensorflow
-    as tf`). A node that imports it only inside a function is not seen; it still runs, importing it itself."""
+def nodes_to_fork(program: _program.Program, job: bytes) -> List[_nodes.Node]:
+    """The nodes of `program` that will import TensorFlow, judged from their definitions.
+
+    Every node process unpickles the whole program (`job`), so if it refers to a TensorFlow module (e.g. a node
+    function in a script that imports TensorFlow, or in a module that imported it at its top), every node imports
+    it: all are forked. Otherwise the nodes that serve replay (ReverbNode) or receive a replay handle (which
+    becomes a reverb.Client) are. A node that imports TensorFlow only inside a function of an importable module is
+    not seen: it is spawned and imports it itself, as without preloading.
+    """
+    nodes = program.get_all_nodes()
+    if refers_to_tensorflow(job):
+        return nodes
+    return [node for node in nodes if _uses_replay(node)]
+
+
+def _uses_replay(node: _nodes.Node) -> bool:
     parts = [node, *getattr(node, "nodes", ())]
     if any(isinstance(part, _nodes.ReverbNode) for part in parts):
         return True
-    if any(isinstance(value, _handles.ReverbHandle) for part in parts for value in tree.flatten(vars(part))):
-        return True
-    for name in _referenced_names(cloudpickle.dumps(node)):
+    return any(isinstance(value, _handles.ReverbHandle) for part in parts for value in tree.flatten(vars(part)))
+
+
+def refers_to_tensorflow(pickled: bytes) -> bool:
+    """Whether unpickling imports TensorFlow: the pickle names a TensorFlow module, or a module (already imported
+    here) that imported one at its top."""
+    for name in _referenced_names(pickled):
         if _is_tensorflow_module(name):
             return True
         module = sys.modules.get(name)
         if module is not None and any(
-            _is_tensorflow_module(getattr(value, "__name__", "")) and type(value) is type(sys)
+            isinstance(value, types.ModuleType)
+            and _is_tensorflow_module(value.__name__)
+            and not value.__name__.startswith(name + ".")  # A package's submodule, imported later by someone.
             for value in vars(module).values()
         ):
             return True
