@@ -139,7 +139,6 @@ class ForkServer:
         self._ended = False
         self.failure: Optional[str] = None  # Why it cannot fork (any more); nodes are spawned then.
         self.failure_shown = False
-        self.import_seconds: Optional[float] = None
         self._waiting: List[ForkedProcess] = []  # Asked for before the imports were done.
         self._running: Dict[int, ForkedProcess] = {}  # Request id -> process, until it exits.
         self._ids = itertools.count()
@@ -207,7 +206,10 @@ class ForkServer:
             self._running[process.request_id] = process
             process.close_child_fds()  # The node holds them now.
         else:
-            process.end(1, lost=self.failure or "The preloading process ended before forking this node.")
+            self.failure = (
+                self.failure or f"The preloading process ended; see {self._log_path}. Nodes are spawned instead."
+            )
+            process.end(1, lost=self.failure)
 
     def _receive(self) -> None:
         while True:
@@ -220,7 +222,9 @@ class ForkServer:
             message = json.loads(data)
             with self._lock:
                 if "ready" in message:
-                    self._ready, self.import_seconds = True, message["ready"]
+                    self._ready = True
+                    with open(self._log_path, "a") as log:  # Here, not on the terminal: where start-up time goes.
+                        log.write(f"Imported {', '.join(_fork_server.PRELOADED_MODULES)} in {message['ready']:.2f}s.\n")
                     for process in self._waiting:
                         self._send_fork(process)
                     self._waiting = []
