@@ -40,7 +40,7 @@ def _tf_client(client, path):
     """Runs a TF op, traces a tf.function, inserts into replay, reports, and waits for the stop."""
     import tensorflow as tf  # pylint: disable=import-outside-toplevel
 
-    double = tf.function(lambda x: 2.0 * x)
+    double = tf.function(lambda x: 2.0 * x, autograph=False)
     value = float(double(tf.reduce_sum(tf.constant([1.0, 2.0]))))
     client.insert([tf.constant(value)], {"queue": 1.0})
     _report(path, value=value)
