@@ -1,13 +1,14 @@
 """The preloading process of local_mp: `python -m launch._fork_server LAUNCHER_PID`, its launcher's socket on fd 3.
 
-It imports TensorFlow, Reverb and `replay` once, then forks one process per node its launcher asks for, so a node
-starts with them imported instead of importing them again (3-6 s each on 2 cores). It stays single-threaded and
-runs no node code: forking copies only the calling thread, so a thread alive here would leave its locks held
-forever in every node (TensorFlow creates its thread pools on its first op, which only nodes run).
+It imports TensorFlow, Reverb, `replay` and the modules the program refers to once, then forks one process per
+node its launcher asks for, so a node starts with them imported instead of importing them again (3-6 s each on
+2 cores). It stays single-threaded and runs no node code: forking copies only the calling thread, so a thread
+alive here would leave its locks held forever in every node (TensorFlow creates its thread pools on its first
+op, which only nodes run).
 
 Messages are JSON, one per SOCK_SEQPACKET datagram (nothing here is unpickled):
-  launcher -> here: {"fork": id, "argv": [node name, error file], "title": ...} with the node's stdin, stdout and
-                    stderr as SCM_RIGHTS; {"signal": id, "signum": n}
+  launcher -> here: {"preload": [module names]} first; then {"fork": id, "argv": [node name, error file],
+                    "title": ...} with the node's stdin, stdout and stderr as SCM_RIGHTS; {"signal": id, "signum": n}
   here -> launcher: {"ready": seconds spent importing} or {"failed": why}; {"forked": id, "pid": pid};
                     {"exited": id, "code": exit code as Popen's returncode}
 """
@@ -21,7 +22,8 @@ from launch import _process_entry
 if __name__ == "__main__":
     _process_entry.die_with_parent(int(sys.argv[1]))  # Before the imports, which take seconds.
 
-import json  # pylint: disable=g-import-not-at-top,wrong-import-position
+import importlib  # pylint: disable=g-import-not-at-top,wrong-import-position
+import json
 import select
 import socket
 import threading
@@ -42,14 +44,19 @@ def send(sock: socket.socket, message: dict, fds: Sequence[int] = ()) -> None:
     socket.send_fds(sock, [json.dumps(message).encode()], list(fds))
 
 
-def _preload() -> None:
-    import importlib  # pylint: disable=import-outside-toplevel
-
+def _preload(program_modules: Sequence[str]) -> None:
+    """Imports TensorFlow, Reverb and `replay`, then `program_modules`: what each node imports anyway when it
+    unpickles the program."""
     import replay  # pylint: disable=import-outside-toplevel
 
     replay.import_tensorflow()
     for name in PRELOADED_MODULES:
         importlib.import_module(name)
+    for name in program_modules:
+        try:
+            importlib.import_module(name)
+        except Exception:  # pylint: disable=broad-except  # Each node meets the same error and reports it.
+            pass
 
 
 def _check_single_threaded() -> None:
@@ -67,8 +74,9 @@ def _check_single_threaded() -> None:
     threads = len(os.listdir(task_dir)) if os.path.isdir(task_dir) else threading.active_count()
     if threads > 1 or threading.active_count() > 1:
         raise RuntimeError(
-            f"{threads} threads run in the preloading process after it imported {', '.join(PRELOADED_MODULES)}: "
-            "forking it is not safe. Launch with preload=False (or ENCORE_PRELOAD=0) to spawn every node."
+            f"{threads} threads run in the preloading process after it imported TensorFlow, Reverb, replay and the "
+            "modules the program refers to (one of which started a thread): forking it is not safe. Launch with "
+            "preload=False (or ENCORE_PRELOAD=0) to spawn every node."
         )
 
 
@@ -150,8 +158,11 @@ def main() -> None:
     launcher_pid = int(sys.argv[1])
     sock = socket.socket(fileno=SOCKET_FD)
     started = time.monotonic()
+    first = sock.recv(MAX_MESSAGE_BYTES)  # {"preload": [module names]}, sent before any fork request.
+    if not first:
+        return  # The launcher has gone.
     try:
-        _preload()
+        _preload(json.loads(first)["preload"])
         _check_single_threaded()
     except Exception:  # pylint: disable=broad-except  # Whatever an import raises; the launcher shows it.
         send(sock, {"failed": traceback.format_exc()})

@@ -109,7 +109,7 @@ def launch(
     env = _child_env(token, control_server.address)
     nodes = program.get_all_nodes()
     preloaded = _preloading.nodes_to_fork(program, job) if preload else []
-    fork_server = _preloading.ForkServer(env, log_dir) if preloaded else None
+    fork_server = _preloading.ForkServer(env, log_dir, _preloading.program_modules(job)) if preloaded else None
     workers = [_ProcessWorker(node, job, log_dir, env, fork_server if node in preloaded else None) for node in nodes]
 
     def on_end() -> None:

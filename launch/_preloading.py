@@ -69,6 +69,15 @@ def refers_to_tensorflow(pickled: bytes) -> bool:
     return False
 
 
+def program_modules(job: bytes) -> List[str]:
+    """The modules (imported here) that the pickled program refers to by name: what each node process imports
+    when it unpickles it, so what the preloading process imports once for all."""
+    names = sorted(n for n in _referenced_names(job) if n != "__main__" and getattr(sys.modules.get(n), "__file__", 0))
+    while len(json.dumps(names)) > _fork_server.MAX_MESSAGE_BYTES // 2:  # Far more than a program refers to.
+        names.pop()
+    return names
+
+
 def _referenced_names(pickled: bytes) -> set:
     """The strings of a pickle: among them the module names of everything it refers to."""
     names = set()
@@ -128,8 +137,10 @@ class ForkServer:
     """The launcher's end of its preloading process, started on the first `fork()` (from the controller's thread:
     the parent-death signal of a process fires when the thread that started it ends)."""
 
-    def __init__(self, env: dict, log_dir: str):
+    def __init__(self, env: dict, log_dir: str, modules: List[str]):
+        """`modules`: what it imports after TensorFlow, Reverb and `replay` (see program_modules)."""
         self._env = env
+        self._modules = modules
         self._log_path = os.path.join(log_dir, "preload.log")
         self._lock = threading.Lock()
         self._socket: Optional[socket.socket] = None
@@ -190,6 +201,7 @@ class ForkServer:
         finally:
             server_end.close()
         self._socket = launcher_end
+        self._send({"preload": self._modules})
         self._threads = _node_process.read_output(self._process, "preload", self._log_path, all_to_stderr=True)
         self._threads.append(threading.Thread(target=self._receive, name="preload:messages", daemon=True))
         self._threads[-1].start()
@@ -224,7 +236,10 @@ class ForkServer:
                 if "ready" in message:
                     self._ready = True
                     with open(self._log_path, "a") as log:  # Here, not on the terminal: where start-up time goes.
-                        log.write(f"Imported {', '.join(_fork_server.PRELOADED_MODULES)} in {message['ready']:.2f}s.\n")
+                        log.write(
+                            f"Imported TensorFlow, Reverb, replay and {len(self._modules)} modules the program refers "
+                            f"to in {message['ready']:.2f}s.\n"
+                        )
                     for process in self._waiting:
                         self._send_fork(process)
                     self._waiting = []

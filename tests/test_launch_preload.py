@@ -56,7 +56,8 @@ def _reports(path, count):
     def read():
         return [json.load(open(os.path.join(path, n))) for n in os.listdir(path) if n.endswith(".json")]
 
-    wait_until(lambda: len(read()) >= count, f"{count} node reports")
+    # A deadline for a loaded machine: a spawned node imports TensorFlow itself (5 s idle, much more when busy).
+    wait_until(lambda: len(read()) >= count, f"{count} node reports", timeout=150)
     return read()
 
 
@@ -121,7 +122,7 @@ def test_tf_nodes_are_forked_from_one_preloading_process_and_run_tensorflow_and_
     finally:
         controller.stop_and_wait()
     assert not [p for p in psutil.Process().children() if "launch._fork_server" in " ".join(p.cmdline())]
-    assert (tmp_path / "logs" / "preload.log").read_text().startswith("Imported replay.server")  # Nothing else.
+    assert (tmp_path / "logs" / "preload.log").read_text().startswith("Imported TensorFlow")  # Nothing else.
     assert len((tmp_path / "logs" / "preload.log").read_text().splitlines()) == 1
 
 
