@@ -126,7 +126,8 @@ def node_pids(out, count):
     def pids():
         return [int(line.split()[1]) for line in out.read_text().splitlines() if line.startswith("up ")]
 
-    wait_until(lambda: len(pids()) >= count, f"{count} nodes to come up")
+    # A deadline for a loaded machine, where the preloading process's TensorFlow import can take tens of seconds.
+    wait_until(lambda: len(pids()) >= count, f"{count} nodes to come up", timeout=150)
     return pids()
 
 
