@@ -23,6 +23,7 @@ setuptools.setup(
         "grpcio>=1.48",
         "matplotlib>=3.6",
         "tensorboard>=2.15",  # Its event writer (TensorFlow's own dependency; loggers use it without TensorFlow).
+        "setproctitle>=1.3",  # local_mp: a node forked from the preloading process shows its label in `ps`.
     ],
     extras_require={
         "test": ["pytest>=7", "pytest-timeout>=2.1", "psutil>=5.9", "ruff==0.17.6"],

@@ -245,6 +245,8 @@ def soak(minutes: float, work_dir: str) -> Dict[str, Any]:
         start = time.monotonic()
         while time.monotonic() - start < seconds:
             for name, node in run.nodes().items():
+                if not node.get("pid"):  # Not started yet (a restarted node is forked once preloading is done).
+                    continue
                 try:
                     rss = psutil.Process(node["pid"]).memory_info().rss / 2**20
                 except psutil.NoSuchProcess:

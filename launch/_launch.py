@@ -32,6 +32,7 @@ def launch(
     ray_address: Optional[str] = None,
     ray_resources: Optional[Mapping[str, Mapping[str, Any]]] = None,
     ray_allow_unauthenticated: bool = False,
+    preload: Optional[bool] = None,
 ) -> _controller.Controller:
     """Starts `programs` and returns a controller (`wait()`, `stop()`).
 
@@ -42,6 +43,10 @@ def launch(
     `test_case`: a unittest.TestCase whose cleanup stops the program and waits for it.
     `terminal`: accepted for Launchpad compatibility; local_mp and ray always print node output here,
     prefixed `[label/index]`, and writes it to log files (no tmux/xterm windows).
+    `preload` (local_mp; default: true unless the environment sets ENCORE_PRELOAD=0): nodes that use TensorFlow
+    (replay nodes and nodes given a replay handle; every node if the program's definition refers to TensorFlow)
+    are forked from one process that imported TensorFlow, Reverb and `replay` once, instead of each importing
+    them (seconds per node); `preload=False` spawns every node.
     ray: `ray_address` of the cluster (else RAY_ADDRESS; with neither, a local Ray instance lives as long as the
     program); `ray_resources` {group label: Ray actor options such as {"num_cpus": 1, "resources": {"gpu_host":
     1}}}; `ray_allow_unauthenticated` joins a cluster reached over the network without Ray's token auth.
@@ -51,6 +56,8 @@ def launch(
     program = _merge(programs)
     _check_handles(program)
     kind = _launch_type(launch_type)
+    if preload is not None and kind is not LaunchType.LOCAL_MULTI_PROCESSING:
+        raise ValueError(f"preload applies to launch_type='local_mp' only, not {kind.value!r}.")
     if kind is not LaunchType.RAY and (ray_address or ray_resources or ray_allow_unauthenticated):
         raise ValueError(
             f"ray_address, ray_resources and ray_allow_unauthenticated apply to launch_type='ray' only, "
@@ -58,9 +65,10 @@ def launch(
         )
     notice = _flags.termination_notice_secs() if termination_notice_secs is None else termination_notice_secs
     if kind is LaunchType.LOCAL_MULTI_PROCESSING:
-        from launch import _launch_processes
+        from launch import _launch_processes, _preloading
 
-        controller = _launch_processes.launch(program, notice, log_dir)
+        preload = _preloading.preload_default() if preload is None else preload
+        controller = _launch_processes.launch(program, notice, log_dir, preload)
     elif kind is LaunchType.RAY:
         from launch import _launch_ray
 

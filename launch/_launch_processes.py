@@ -6,81 +6,23 @@ import signal
 import sys
 import tempfile
 import threading
-from typing import List, Optional
+from typing import List, Optional, Union
 
-from launch import _control, _controller, _courier, _flags, _nodes, _output, _ports, _program
-
-
-class _NodeProcess:
-    """A node's OS process, with its stdout and stderr as pipes and `job` on its stdin.
-
-    The job goes through a pipe rather than a file so that nothing is left on disk when the launcher is
-    killed (a file in a temporary directory would outlive a SIGKILL).
-
-    What `subprocess.Popen(..., process_group=0)` gives on Python 3.11, on 3.9 and 3.10 too: a
-    process group of its own, so Ctrl-C in the terminal reaches only the launcher, which stops the
-    nodes in order. It is spawned with os.posix_spawn (clone and exec, no fork): Python 3.9's Popen
-    forks, and gRPC's fork handlers then abort the child while the launcher's gRPC threads are busy.
-    """
-
-    def __init__(self, command: List[str], env: dict, job: bytes):
-        job_read, job_write = os.pipe()
-        out_read, out_write = os.pipe()
-        err_read, err_write = os.pipe()
-        try:
-            self.pid = os.posix_spawn(
-                command[0],
-                command,
-                env,
-                setpgroup=0,
-                setsigdef=(signal.SIGPIPE, signal.SIGXFSZ),  # As Popen(restore_signals=True).
-                file_actions=[
-                    (os.POSIX_SPAWN_DUP2, job_read, 0),
-                    (os.POSIX_SPAWN_DUP2, out_write, 1),
-                    (os.POSIX_SPAWN_DUP2, err_write, 2),
-                ],
-            )
-        except BaseException:
-            for fd in (job_write, out_read, err_read):
-                os.close(fd)
-            raise
-        finally:
-            for fd in (job_read, out_write, err_write):
-                os.close(fd)
-        # Written from a thread: a job larger than the pipe's buffer blocks until the node reads it.
-        threading.Thread(target=_send, args=(job_write, job), name=f"job:{self.pid}", daemon=True).start()
-        self.stdout = open(out_read, "rb")
-        self.stderr = open(err_read, "rb")
-        self.returncode: Optional[int] = None  # As Popen's: -N when killed by signal N.
-
-    def poll(self) -> Optional[int]:
-        if self.returncode is None:
-            pid, status = os.waitpid(self.pid, os.WNOHANG)
-            if pid:
-                self.returncode = os.waitstatus_to_exitcode(status)
-        return self.returncode
-
-    def wait(self) -> int:
-        if self.returncode is None:
-            _, status = os.waitpid(self.pid, 0)
-            self.returncode = os.waitstatus_to_exitcode(status)
-        return self.returncode
-
-    def send_signal(self, signum: int) -> None:
-        if self.returncode is None:  # A reaped pid may belong to another process by now.
-            os.kill(self.pid, signum)
-
-
-def _send(fd: int, data: bytes) -> None:
-    with open(fd, "wb") as pipe:
-        try:
-            pipe.write(data)
-        except BrokenPipeError:
-            pass  # The node died before reading its job; poll() reports how.
+from launch import _control, _controller, _courier, _flags, _nodes, _ports, _preloading, _program
+from launch._node_process import NodeProcess, read_output
 
 
 class _ProcessWorker(_controller.Worker):
-    def __init__(self, node: _nodes.Node, job: bytes, log_dir: str, env: dict):
+    """A node's process: forked by `fork_server` (which has TensorFlow imported) if given and able, else spawned."""
+
+    def __init__(
+        self,
+        node: _nodes.Node,
+        job: bytes,
+        log_dir: str,
+        env: dict,
+        fork_server: Optional[_preloading.ForkServer] = None,
+    ):
         super().__init__(node)
         slug = node.name.replace("/", "_")
         self._job = job
@@ -88,29 +30,20 @@ class _ProcessWorker(_controller.Worker):
         self._error_file = os.path.join(log_dir, f"{slug}.error")
         self._log_path = os.path.join(log_dir, f"{slug}.log")
         self._env = env
-        self._process: Optional[_NodeProcess] = None
+        self._fork_server = fork_server
+        self._process: Union[NodeProcess, _preloading.ForkedProcess, None] = None
         self._readers: List[threading.Thread] = []
 
     def start(self) -> None:
         if os.path.exists(self._error_file):
             os.remove(self._error_file)
-        command = [sys.executable, "-m", "launch._process_entry", self.node.name, self._error_file]
-        # Nodes die with the launcher, even when it is killed: see launch._process_entry.
-        self._process = _NodeProcess(command, self._env, self._job)
-        self._readers = [
-            threading.Thread(
-                target=_output.copy_lines,
-                daemon=True,
-                name=f"{self.node.name}:{kind}",
-                args=(pipe, target, self._log_path, f"[{self.node.name}] ".encode()),
-            )
-            for kind, pipe, target in (
-                ("out", self._process.stdout, sys.stdout),
-                ("err", self._process.stderr, sys.stderr),
-            )
-        ]
-        for reader in self._readers:
-            reader.start()
+        # Nodes die with the launcher, even when it is killed: see launch._process_entry and launch._fork_server.
+        if self._fork_server is not None and self._fork_server.failure is None:
+            self._process = self._fork_server.fork(self.node.name, self._error_file, self._job)
+        else:
+            command = [sys.executable, "-m", "launch._process_entry", self.node.name, self._error_file]
+            self._process = NodeProcess(command, self._env, self._job)
+        self._readers = read_output(self._process, self.node.name, self._log_path)
 
     @property
     def pid(self) -> Optional[int]:
@@ -122,14 +55,26 @@ class _ProcessWorker(_controller.Worker):
             return None
         for reader in self._readers:
             reader.join(2.0)  # Output the process wrote before exiting is shown first.
+        if self._process.lost is not None and self._process.pid is None:
+            self._spawn_instead()
+            return None
         if code == 0:
             return ""
+        if self._process.lost is not None:
+            return self._process.lost
         if os.path.exists(self._error_file):
             with open(self._error_file) as f:
                 return f.read()
         if code < 0:
             return f"Its process was killed by signal {signal.Signals(-code).name}."
         return f"Its process exited with status {code}; see {self._log_path}."
+
+    def _spawn_instead(self) -> None:
+        """The preloading process failed before forking this node: spawns it (from the controller's thread)."""
+        if not self._fork_server.failure_shown:
+            self._fork_server.failure_shown = True
+            print(f"[launch] {self._fork_server.failure}", file=sys.stderr, flush=True)
+        self.start()
 
     def notify_stop(self) -> None:
         _signal(self._process, signal.SIGTERM)
@@ -140,15 +85,18 @@ class _ProcessWorker(_controller.Worker):
         return True
 
 
-def _signal(process: _NodeProcess, signum: int) -> None:
+def _signal(process: Union[NodeProcess, _preloading.ForkedProcess], signum: int) -> None:
     try:
         process.send_signal(signum)
     except ProcessLookupError:
         pass
 
 
-def launch(program: _program.Program, termination_notice_secs: float, log_dir: Optional[str]) -> _controller.Controller:
-    """Starts one process per node of `program` and returns its controller."""
+def launch(
+    program: _program.Program, termination_notice_secs: float, log_dir: Optional[str], preload: bool
+) -> _controller.Controller:
+    """Starts one process per node of `program` and returns its controller. With `preload`, nodes that use
+    TensorFlow are forked from one process that imported it (launch._fork_server); the others are spawned."""
     _ports.assign_addresses(program)
     job = _control.pickle_program(program, "local_mp")
     token = secrets.token_hex(16)
@@ -159,12 +107,18 @@ def launch(program: _program.Program, termination_notice_secs: float, log_dir: O
     control_server = _courier.CourierServer(_control.methods(control), port=0, token=token)
     control_server.start()
     env = _child_env(token, control_server.address)
-    workers = [_ProcessWorker(node, job, log_dir, env) for node in program.get_all_nodes()]
+    nodes = program.get_all_nodes()
+    preloaded = _preloading.nodes_to_fork(program, job) if preload else []
+    fork_server = _preloading.ForkServer(env, log_dir, _preloading.program_modules(job)) if preloaded else None
+    workers = [_ProcessWorker(node, job, log_dir, env, fork_server if node in preloaded else None) for node in nodes]
 
     def on_end() -> None:
         control_server.stop(grace=0)
+        if fork_server is not None:
+            fork_server.close()
 
-    description = f"{len(workers)} node processes, logs in {log_dir}"
+    forked = f" ({len(preloaded)} forked from a process with TensorFlow imported)" if preloaded else ""
+    description = f"{len(workers)} node processes{forked}, logs in {log_dir}"
     return _control.supervise(program, workers, control, token, termination_notice_secs, on_end, description)
 
 

@@ -52,12 +52,13 @@ class Run:
         return self.output_path.read_text()
 
     def pids(self):
-        """{'label/index': pid} from program.json ({} until written)."""
+        """{'label/index': pid} from program.json ({} until written) of the nodes started (a node forked from the
+        preloading process has its pid once it is forked)."""
         try:
             program = utils.read_json(os.path.join(self.run_dir, "program.json"))
         except (OSError, ValueError):
             return {}
-        return {f"{node['label']}/{node['index']}": node["pid"] for node in program["nodes"]}
+        return {f"{node['label']}/{node['index']}": node["pid"] for node in program["nodes"] if node["pid"]}
 
     def counts(self):
         try:

@@ -26,26 +26,36 @@ LAUNCHER = textwrap.dedent("""
         with open(OUT, 'a') as f:
             f.write(f'{line}\\n')
 
-    def cooperative():
+    def run_tensorflow():
+        # With 'tf' in argv nodes refer to TensorFlow, so local_mp forks them from its preloading process.
+        import tensorflow as tf
+        record(f'tf {float(tf.reduce_sum(tf.constant([1.0, 2.0])))}')
+
+    def cooperative(use_tensorflow=None):
         record(f'up {os.getpid()}')
+        if use_tensorflow:
+            use_tensorflow()
         lp.wait_for_stop()
         record('cooperative stopped')
 
-    def stubborn():
+    def stubborn(use_tensorflow=None):
         record(f'up {os.getpid()}')
+        if use_tensorflow:
+            use_tensorflow()
         time.sleep(1000000)
 
-    def crasher():
+    def crasher(use_tensorflow=None):
         while sum(line.startswith('up ') for line in open(OUT)) < 2:  # The others are up first.
             time.sleep(0.05)
         raise ZeroDivisionError('crash on purpose')
 
     def main(argv):
         program = lp.Program('lifecycle')
-        program.add_node(lp.CourierNode(cooperative), label='cooperative')
-        program.add_node(lp.PyNode(stubborn), label='stubborn')
+        use_tensorflow = run_tensorflow if 'tf' in argv else None
+        program.add_node(lp.CourierNode(cooperative, use_tensorflow), label='cooperative')
+        program.add_node(lp.PyNode(stubborn, use_tensorflow), label='stubborn')
         if 'crash' in argv:
-            program.add_node(lp.PyNode(crasher), label='crasher')
+            program.add_node(lp.PyNode(crasher, use_tensorflow), label='crasher')
         lp.launch(program)
 
     if __name__ == '__main__':
@@ -116,7 +126,8 @@ def node_pids(out, count):
     def pids():
         return [int(line.split()[1]) for line in out.read_text().splitlines() if line.startswith("up ")]
 
-    wait_until(lambda: len(pids()) >= count, f"{count} nodes to come up")
+    # A deadline for a loaded machine, where the preloading process's TensorFlow import can take tens of seconds.
+    wait_until(lambda: len(pids()) >= count, f"{count} nodes to come up", timeout=150)
     return pids()
 
 
@@ -131,9 +142,32 @@ def assert_gone(pids):
     wait_until(lambda: not any(_alive(pid) for pid in pids), f"node processes {pids} to end")
 
 
-def test_ctrl_c_stops_every_node_within_the_notice_and_exits_0(tmp_path):
-    process, out = start_launcher(tmp_path, notice=2)
+# "spawned": nodes without TensorFlow, each its own interpreter; "forked": nodes that use TensorFlow, forked from
+# local_mp's preloading process (launch._fork_server).
+NODE_KINDS = {"spawned": (), "forked": ("tf",)}
+
+
+def preloading_process(launcher_pid):
+    """The launcher's preloading process (there is one once a node that uses TensorFlow started)."""
+    (server,) = [p for p in psutil.Process(launcher_pid).children() if "launch._fork_server" in " ".join(p.cmdline())]
+    return server
+
+
+def assert_started_as(kind, pids, launcher_pid, out):
+    """Spawned nodes are the launcher's children; forked ones its preloading process's, and ran TensorFlow."""
+    parents = {psutil.Process(pid).ppid() for pid in pids}
+    if kind == "spawned":
+        assert parents == {launcher_pid}
+    else:
+        assert parents == {preloading_process(launcher_pid).pid}
+        wait_until(lambda: out.read_text().count("tf 3.0") == len(pids), "the nodes' TensorFlow op")
+
+
+@pytest.mark.parametrize("kind", NODE_KINDS)
+def test_ctrl_c_stops_every_node_within_the_notice_and_exits_0(kind, tmp_path):
+    process, out = start_launcher(tmp_path, *NODE_KINDS[kind], notice=2)
     pids = node_pids(out, 2)
+    assert_started_as(kind, pids, process.pid, out)
     # Nodes run in process groups of their own, so Ctrl-C, which the terminal sends to the launcher's
     # whole (foreground) process group, reaches only the launcher: it stops the nodes itself.
     assert all(os.getpgid(pid) != os.getpgid(process.pid) for pid in pids)
@@ -165,18 +199,21 @@ def test_ctrl_c_stops_a_program_the_launcher_waits_for_at_exit(launch_type, tmp_
     assert "abandoned" not in output  # Every node (thread or process) stopped on the notice.
 
 
-def test_nodes_die_with_the_launcher_on_kill_9(tmp_path):
-    process, out = start_launcher(tmp_path)
+@pytest.mark.parametrize("kind", NODE_KINDS)
+def test_nodes_die_with_the_launcher_on_kill_9(kind, tmp_path):
+    process, out = start_launcher(tmp_path, *NODE_KINDS[kind])
     pids = node_pids(out, 2)
-    assert all(psutil.Process(pid).ppid() == process.pid for pid in pids)
+    assert_started_as(kind, pids, process.pid, out)
+    others = [preloading_process(process.pid).pid] if kind == "forked" else []
     process.kill()
     process.wait(10)
-    assert_gone(pids)
+    assert_gone(pids + others)
     process.stdout.close()
 
 
-def test_crashing_node_fails_the_launcher_with_its_label_and_traceback(tmp_path):
-    process, out = start_launcher(tmp_path, "crash", notice=2)
+@pytest.mark.parametrize("kind", NODE_KINDS)
+def test_crashing_node_fails_the_launcher_with_its_label_and_traceback(kind, tmp_path):
+    process, out = start_launcher(tmp_path, "crash", *NODE_KINDS[kind], notice=2)
     output, _ = process.communicate(timeout=60)
     assert process.returncode != 0
     assert "Node 'crasher/0' failed" in output

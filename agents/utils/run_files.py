@@ -38,7 +38,8 @@ def write_program_json(
 ) -> str:
     """Writes run_dir/program.json: the replay address (read by `encore-inspect RUN_DIR`; None for a program
     without replay) and every
-    node as {label, index, address, pid} (pid: the process running it now, to find and signal one node)."""
+    node as {label, index, address, pid} (pid: the process running it now, to find and signal one node; null
+    until it has started)."""
     return write_json(
         os.path.join(run_dir, "program.json"),
         {

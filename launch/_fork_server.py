@@ -1,0 +1,176 @@
+"""The preloading process of local_mp: `python -m launch._fork_server LAUNCHER_PID`, its launcher's socket on fd 3.
+
+It imports TensorFlow, Reverb, `replay` and the modules the program refers to once, then forks one process per
+node its launcher asks for, so a node starts with them imported instead of importing them again (3-6 s each on
+2 cores). It stays single-threaded and runs no node code: forking copies only the calling thread, so a thread
+alive here would leave its locks held forever in every node (TensorFlow creates its thread pools on its first
+op, which only nodes run).
+
+Messages are JSON, one per SOCK_SEQPACKET datagram (nothing here is unpickled):
+  launcher -> here: {"preload": [module names]} first; then {"fork": id, "argv": [node name, error file],
+                    "title": ...} with the node's stdin, stdout and stderr as SCM_RIGHTS; {"signal": id, "signum": n}
+  here -> launcher: {"ready": seconds spent importing} or {"failed": why}; {"forked": id, "pid": pid};
+                    {"exited": id, "code": exit code as Popen's returncode}
+"""
+
+import os
+import signal
+import sys
+
+from launch import _process_entry
+
+if __name__ == "__main__":
+    _process_entry.die_with_parent(int(sys.argv[1]))  # Before the imports, which take seconds.
+
+import importlib  # pylint: disable=g-import-not-at-top,wrong-import-position
+import json
+import select
+import socket
+import threading
+import time
+import traceback
+from typing import Dict, List, NoReturn, Sequence
+
+import setproctitle
+
+SOCKET_FD = 3
+MAX_MESSAGE_BYTES = 1 << 16
+# What nodes find imported. `replay.import_tensorflow` imports TensorFlow without its CPU-only plugin noise.
+PRELOADED_MODULES = ("replay.server", "replay.tables", "replay.adders", "replay.datasets", "replay.priorities")
+_WATCH_SECS = 0.5
+
+
+def send(sock: socket.socket, message: dict, fds: Sequence[int] = ()) -> None:
+    socket.send_fds(sock, [json.dumps(message).encode()], list(fds))
+
+
+def _preload(program_modules: Sequence[str]) -> None:
+    """Imports TensorFlow, Reverb and `replay`, then `program_modules`: what each node imports anyway when it
+    unpickles the program."""
+    import replay  # pylint: disable=import-outside-toplevel
+
+    replay.import_tensorflow()
+    for name in PRELOADED_MODULES:
+        importlib.import_module(name)
+    for name in program_modules:
+        try:
+            importlib.import_module(name)
+        except Exception:  # pylint: disable=broad-except  # Each node meets the same error and reports it.
+            pass
+
+
+def _check_single_threaded() -> None:
+    """Raises unless this process is down to its one thread when it forks.
+
+    numpy's OpenBLAS keeps a worker thread that it stops before every fork (pthread_atfork) and starts again only
+    for its next matrix product, which this process never computes: a first fork stops it, and any thread still
+    alive after it would be alive in every node's fork too.
+    """
+    pid = os.fork()
+    if pid == 0:
+        os._exit(0)
+    os.waitpid(pid, 0)
+    task_dir = "/proc/self/task"
+    threads = len(os.listdir(task_dir)) if os.path.isdir(task_dir) else threading.active_count()
+    if threads > 1 or threading.active_count() > 1:
+        raise RuntimeError(
+            f"{threads} threads run in the preloading process after it imported TensorFlow, Reverb, replay and the "
+            "modules the program refers to (one of which started a thread): forking it is not safe. Launch with "
+            "preload=False (or ENCORE_PRELOAD=0) to spawn every node."
+        )
+
+
+def _become_node(request: dict, fds: List[int], inherited: Sequence[int], server_pid: int) -> NoReturn:
+    """In a forked child: becomes the node process that `request` asks for; never returns to the serving loop."""
+    code = 1
+    try:
+        os.setpgid(0, 0)  # Its own process group, as a spawned node: Ctrl-C reaches only the launcher.
+        _process_entry.die_with_parent(server_pid)  # Which itself dies with the launcher.
+        signal.set_wakeup_fd(-1)
+        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+        for fd in inherited:
+            os.close(fd)
+        for target, fd in enumerate(fds):  # stdin (the job), stdout, stderr.
+            os.dup2(fd, target)
+            os.close(fd)
+        setproctitle.setproctitle(request["title"])  # What `ps` shows, as for a spawned node.
+        if "numpy" in sys.modules:  # Each node draws its own random numbers, as a spawned one would.
+            sys.modules["numpy"].random.seed()
+        argv = [_process_entry.__file__, *request["argv"]]
+        sys.argv = argv
+        _process_entry.run_node(argv, server_pid)
+    except SystemExit as exit_:  # absl's app.run exits on a flag error.
+        code = exit_.code if isinstance(exit_.code, int) else 1
+    except BaseException:  # pylint: disable=broad-except  # Shown in the node's log; the launcher sees status 1.
+        traceback.print_exc()
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+
+
+def _serve(sock: socket.socket, launcher_pid: int) -> None:
+    wake_read, wake_write = os.pipe()
+    os.set_blocking(wake_read, False)
+    os.set_blocking(wake_write, False)
+    signal.signal(signal.SIGCHLD, lambda signum, frame: None)  # A handler, so that the wakeup fd hears of exits.
+    signal.set_wakeup_fd(wake_write)
+    pids: Dict[int, int] = {}  # Request id -> pid, until reaped: a reaped pid is never signalled.
+    ids: Dict[int, int] = {}
+    while True:
+        readable, _, _ = select.select([sock, wake_read], [], [], _WATCH_SECS)
+        if os.getppid() != launcher_pid:  # Not Linux, where the parent-death signal has ended this process.
+            os._exit(1)
+        if wake_read in readable:
+            os.read(wake_read, 4096)
+        _reap(sock, pids, ids)
+        if sock not in readable:
+            continue
+        message, fds, _, _ = socket.recv_fds(sock, MAX_MESSAGE_BYTES, 3)
+        if not message:
+            return  # The launcher closed its end: the program has ended.
+        request = json.loads(message)
+        if "fork" in request:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            pid = os.fork()
+            if pid == 0:
+                _become_node(request, fds, (sock.fileno(), wake_read, wake_write), os.getppid())
+            for fd in fds:
+                os.close(fd)
+            pids[request["fork"]], ids[pid] = pid, request["fork"]
+            send(sock, {"forked": request["fork"], "pid": pid})
+        elif "signal" in request and request["signal"] in pids:
+            os.kill(pids[request["signal"]], request["signum"])
+
+
+def _reap(sock: socket.socket, pids: Dict[int, int], ids: Dict[int, int]) -> None:
+    while pids:
+        pid, status = os.waitpid(-1, os.WNOHANG)
+        if pid == 0:
+            return
+        request_id = ids.pop(pid)
+        del pids[request_id]
+        send(sock, {"exited": request_id, "code": os.waitstatus_to_exitcode(status)})
+
+
+def main() -> None:
+    launcher_pid = int(sys.argv[1])
+    sock = socket.socket(fileno=SOCKET_FD)
+    started = time.monotonic()
+    first = sock.recv(MAX_MESSAGE_BYTES)  # {"preload": [module names]}, sent before any fork request.
+    if not first:
+        return  # The launcher has gone.
+    try:
+        _preload(json.loads(first)["preload"])
+        _check_single_threaded()
+    except Exception:  # pylint: disable=broad-except  # Whatever an import raises; the launcher shows it.
+        send(sock, {"failed": traceback.format_exc()})
+        return
+    setproctitle.setproctitle(f"{sys.executable} -m launch._fork_server {launcher_pid} (preloaded)")
+    send(sock, {"ready": time.monotonic() - started})
+    _serve(sock, launcher_pid)
+
+
+if __name__ == "__main__":
+    main()
