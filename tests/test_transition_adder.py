@@ -206,6 +206,21 @@ def test_step_not_matching_signature_names_field():
             adder.add(np.zeros(2), dm_env.transition(np.float32(0), np.zeros(3, np.float32), np.float32(1)))
 
 
+def test_later_step_changing_dtype_or_structure_names_field(client):
+    """Only the first step is checked against the signature; Reverb's writer catches later changes, and the
+    error still names the field."""
+    adder = replay.NStepTransitionAdder(client, n_step=2, discount=1.0)
+    adder.add_first(dm_env.restart(np.zeros(2, np.float32)))
+    adder.add(np.int32(0), dm_env.transition(np.float32(0), np.zeros(2, np.float32), np.float32(1)))
+    with pytest.raises(ValueError, match=r"wrong dtype.*column \('observation',\)"):
+        adder.add(np.int32(0), dm_env.transition(np.float32(0), np.zeros(2, np.int64), np.float32(1)))
+
+    adder = replay.NStepTransitionAdder(client, n_step=2, discount=1.0)
+    adder.add_first(dm_env.restart({"a": np.float32(0), "b": np.float32(0)}))
+    with pytest.raises(ValueError, match=r"observation has structure \{'a': '\*'\} but earlier steps had"):
+        adder.add(np.int32(0), dm_env.transition(np.float32(0), {"a": np.float32(1)}, np.float32(1)))
+
+
 def test_unknown_table_is_named(client):
     adder = replay.NStepTransitionAdder(client, n_step=1, discount=1.0, priority_fns={"nope": None})
     with pytest.raises(
