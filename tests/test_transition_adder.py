@@ -160,6 +160,16 @@ def test_episodes_do_not_mix(client):
     ]
 
 
+def test_reset_mid_episode_drops_the_open_step(client):
+    """An episode cut short by reset() (no LAST timestep) keeps what it wrote; the next one starts clean."""
+    adder = replay.NStepTransitionAdder(client, n_step=2, discount=1.0)
+    run_episode(adder, 10.0, [(0, dm_env.transition(1.0, 11.0)), (0, dm_env.transition(1.0, 12.0))])
+    adder.reset()
+    run_episode(adder, 20.0, [(1, dm_env.termination(1.0, 21.0))])
+    got = transitions(client)
+    assert [(t.observation, t.action, t.next_observation) for t in got] == [(10, 0, 11), (10, 0, 12), (20, 1, 21)]
+
+
 def test_priority_fns_feed_several_tables(client):
     adder = replay.NStepTransitionAdder(
         client, n_step=1, discount=1.0, priority_fns={"priority_table": None, "other": lambda t: 1.0 + float(t.reward)}

@@ -117,6 +117,7 @@ class ColumnWriter:
         if clear_buffers:
             for column in self._columns:
                 column.clear()
+            self._step_open = False  # A row left open (an episode cut short by reset()) is dropped with the rest.
 
     def close(self) -> None:
         self._writer.Close()
