@@ -1,0 +1,135 @@
+"""Sharded replay on two real Reverb servers: items land on both, the learner input takes batches from both and
+knows where each key lives, and priority updates reach only the shard that holds the item."""
+
+import dm_env
+import numpy as np
+import pytest
+import reverb
+
+import replay
+
+SPEC = replay.EnvironmentSpec(
+    observations=dm_env.specs.Array((), np.float32),
+    actions=dm_env.specs.DiscreteArray(2),
+    rewards=dm_env.specs.Array((), np.float32),
+    discounts=dm_env.specs.Array((), np.float32),
+)
+ITEMS_PER_SHARD = 12
+BATCH = 4
+
+
+def _write(server, first_observation: float) -> None:
+    """ITEMS_PER_SHARD one-step transitions whose observations start at `first_observation`."""
+    adder = replay.NStepTransitionAdder(server.client(), n_step=1, discount=1.0, priority_fns={"t": None})
+    adder.add_first(dm_env.restart(np.float32(first_observation)))
+    for i in range(1, ITEMS_PER_SHARD):
+        adder.add(np.int32(0), dm_env.transition(np.float32(0), np.float32(first_observation + i), np.float32(1)))
+    adder.add(np.int32(0), dm_env.termination(np.float32(0), np.float32(first_observation + ITEMS_PER_SHARD)))
+    adder.flush()
+
+
+def _shard_of_observation(observation: float) -> int:
+    return 0 if observation < 1000 else 1
+
+
+@pytest.fixture
+def shards():
+    table = lambda: replay.tables.prioritized(  # noqa: E731
+        "t", 1000, priority_exponent=1.0, signature=replay.NStepTransitionAdder.signature(SPEC)
+    )
+    with replay.ReplayServer([table()]) as first, replay.ReplayServer([table()]) as second:
+        _write(first, 0.0)
+        _write(second, 1000.0)
+        yield first, second
+
+
+class _Recording:
+    """A real PriorityUpdater that also records every key it is asked to send."""
+
+    def __init__(self, server):
+        self.updater = replay.PriorityUpdater(server.client(), "t")
+        self.keys = set()
+
+    def update(self, keys, priorities):
+        self.keys.update(np.asarray(keys, np.uint64).tolist())
+        self.updater.update(keys, priorities)
+
+    def close(self, timeout=None):
+        self.updater.close(timeout)
+
+
+def _priorities(server) -> dict:
+    """key -> priority of every item of `server`'s table (sampled until each was seen)."""
+    client, seen = server.client(), {}
+    while len(seen) < ITEMS_PER_SHARD:
+        for sample in client.sample("t", num_samples=64, emit_timesteps=False):
+            seen[int(sample.info.key)] = float(sample.info.priority)
+    return seen
+
+
+def test_batches_come_from_both_shards_and_priorities_go_to_the_owner(shards):
+    first, second = shards
+    assert [s.client().server_info()["t"].current_size for s in shards] == [ITEMS_PER_SHARD] * 2
+    samples = replay.InterleavedSamples(
+        [iter(replay.make_dataset(s.address, "t", BATCH, num_workers_per_iterator=1)) for s in shards]
+    )
+    batches = [next(samples) for _ in range(6)]
+    assert samples.batches_per_shard == [3, 3]
+    true_shard = {}
+    for index, batch in enumerate(batches):
+        observations = batch.data.observation.numpy()
+        # Turn by turn, and each batch wholly from its shard.
+        assert {_shard_of_observation(o) for o in observations} == {index % 2}, observations
+        for key, observation in zip(batch.info.key.numpy().tolist(), observations):
+            true_shard[key] = _shard_of_observation(observation)
+    keys = np.array(list(true_shard), np.uint64)
+    np.testing.assert_array_equal(samples.shards_of(keys), [true_shard[k] for k in keys.tolist()])
+
+    recording = [_Recording(first), _Recording(second)]
+    updater = replay.ShardedPriorityUpdater(recording, samples.shards_of)
+    stranger = np.uint64(12345)  # Sampled from neither shard.
+    new_priority = {k: 2.0 + true_shard[k] * 10 + i for i, k in enumerate(keys.tolist())}
+    updater.update(
+        np.append(keys, stranger), [new_priority[k] for k in keys.tolist()] + [99.0]
+    )  # One call, keys of both shards mixed.
+    updater.close()
+    assert updater.dropped == 1
+    for shard, record in enumerate(recording):
+        assert record.keys == {k for k, s in true_shard.items() if s == shard}
+    for shard, server in enumerate(shards):
+        on_server = _priorities(server)
+        for key, priority in on_server.items():
+            assert priority == new_priority.get(key, 1.0), (shard, key)
+        assert {k for k, s in true_shard.items() if s == shard} <= set(on_server)
+
+
+def _batch(keys):
+    keys = np.asarray(keys, np.uint64)
+    info = reverb.SampleInfo(
+        key=keys, probability=np.ones(len(keys)), table_size=np.ones(len(keys)), priority=keys, times_sampled=keys
+    )
+    return reverb.ReplaySample(info=info, data=None)
+
+
+def test_a_key_two_shards_returned_and_keys_of_forgotten_batches_are_unknown():
+    samples = replay.InterleavedSamples(
+        [iter([_batch([1, 2]), _batch([5])]), iter([_batch([2, 3]), _batch([6])])], remembered_batches=3
+    )
+    for _ in range(3):
+        next(samples)
+    # Key 2 came from both shards: no shard is sure to hold it, so it goes nowhere.
+    np.testing.assert_array_equal(samples.shards_of([1, 2, 3, 5, 7]), [0, -1, 1, 0, -1])
+    next(samples)  # A fourth batch: the first ([1, 2]) is forgotten.
+    np.testing.assert_array_equal(samples.shards_of([1, 2, 3, 5, 6]), [-1, -1, 1, 0, 1])
+    with pytest.raises(StopIteration):
+        next(samples)
+
+
+def test_bad_arguments_are_named():
+    with pytest.raises(ValueError, match="at least one shard"):
+        replay.InterleavedSamples([])
+    with pytest.raises(ValueError, match="remembered_batches must be >= 1"):
+        replay.InterleavedSamples([iter([])], remembered_batches=0)
+    updater = replay.ShardedPriorityUpdater([], lambda keys: np.zeros(len(keys), np.int64))
+    with pytest.raises(ValueError, match="differ in length: 2 vs 1"):
+        updater.update([1, 2], [1.0])
