@@ -1,10 +1,16 @@
 """Sharded replay on two real Reverb servers: items land on both, the learner input takes batches from both and
 knows where each key lives, and priority updates reach only the shard that holds the item."""
 
+import json
+import os
+import subprocess
+import sys
+
 import dm_env
 import numpy as np
 import pytest
 import reverb
+from conftest import usage_error
 
 import replay
 
@@ -133,3 +139,79 @@ def test_bad_arguments_are_named():
     updater = replay.ShardedPriorityUpdater([], lambda keys: np.zeros(len(keys), np.int64))
     with pytest.raises(ValueError, match="differ in length: 2 vs 1"):
         updater.update([1, 2], [1.0])
+
+
+def test_encore_inspect_shows_every_shard_and_their_sum(shards, capsys, tmp_path):
+    import agents.inspect  # pylint: disable=import-outside-toplevel
+
+    first, second = shards
+    addresses = [first.address, second.address]
+    program = {"name": "apex_dqn", "replay_address": first.address, "replay_shards": addresses, "nodes": []}
+    (tmp_path / "program.json").write_text(json.dumps(program))
+
+    assert agents.inspect.main(["info", str(tmp_path), "--json"]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert [shard["address"] for shard in shown["shards"]] == addresses
+    assert [shard["tables"][0]["current_size"] for shard in shown["shards"]] == [ITEMS_PER_SHARD] * 2
+    assert shown["total"]["t"]["current_size"] == 2 * ITEMS_PER_SHARD
+    assert shown["total"]["t"]["max_size"] == 2000
+
+    assert agents.inspect.main(["info", str(tmp_path)]) == 0
+    text = capsys.readouterr().out
+    assert f"Replay shard 1 of 2, Reverb server {second.address}" in text
+    assert f"All 2 shards:\n  t: size {2 * ITEMS_PER_SHARD} / 2000" in text
+
+    assert agents.inspect.main(["top", str(tmp_path), "--once"]) == 1
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1 and "has 2 replay shards" in error and "pass one shard's host:port" in error
+
+
+_RUN = """
+import json, sys
+from agents.dqn import DQNConfig, run
+config = DQNConfig(min_replay_size=100, samples_per_insert=4.0, samples_per_insert_tolerance=0.5,
+                   variable_update_period=20)
+print("RESULT " + json.dumps(run.main(sys.argv[1:], config=config)))
+"""
+
+
+def test_distributed_dqn_with_two_replay_shards(tmp_path):
+    """Each actor fills its own shard, the learner samples from both, and each shard checkpoints on its own."""
+    run_dir = str(tmp_path / "run")
+    completed = subprocess.run(
+        [sys.executable, "-c", _RUN, "--launch_type", "test_mt", "--num_actors", "2", "--num_replay_shards", "2"]
+        + ["--max_actor_steps", "1500", "--run_dir", run_dir],
+        cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"),
+        capture_output=True,
+        text=True,
+        timeout=280,  # Within the suite's 300 s per test; the run has no wall-clock budget.
+        check=False,
+    )
+    lines = [line for line in completed.stdout.splitlines() if line.startswith("RESULT ")]
+    assert completed.returncode == 0 and lines, completed.stdout[-2000:] + completed.stderr[-4000:]
+    result = json.loads(lines[0][len("RESULT ") :])
+    shards = result["replay_shards"]
+    assert len(shards) == 2
+    for shard in shards:
+        assert shard["inserts"] > 0 and shard["samples"] > 0 and shard["replay_size"] > 0, shards
+    assert result["replay_size"] == sum(shard["replay_size"] for shard in shards)
+    assert result["learner_steps"] > 0
+    program = json.loads((tmp_path / "run" / "program.json").read_text())
+    assert len(program["replay_shards"]) == 2 and program["replay_address"] == program["replay_shards"][0]
+    assert len({node["address"] for node in program["nodes"] if node["label"] == "replay"}) == 2
+    for shard in range(2):
+        assert os.listdir(os.path.join(run_dir, "replay", f"shard_{shard}")), f"shard {shard} wrote no checkpoint"
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--num_replay_shards", "0"], "num_replay_shards must be an integer >= 1 (got 0)"),
+        (["--num_replay_shards", "3", "--num_actors", "2"], "needs at least as many actors (got 2)"),
+        (["--num_replay_shards", "2", "--single_process"], "is for distributed runs"),
+        (["--num_replay_shards", "2", "--agent", "a3c"], "assembles its own program"),
+    ],
+)
+def test_shard_settings_that_cannot_work_are_refused(capsys, argv, message):
+    assert message in usage_error(capsys, argv)

@@ -21,12 +21,14 @@ def _replay_tables(experiment: ExperimentConfig) -> List[Any]:
     return experiment.builder.make_replay_tables(spec)
 
 
-def _replay_checkpoint_dir(experiment: ExperimentConfig) -> str:
-    return os.path.join(experiment.run_dir, "replay")
+def _replay_checkpoint_dir(experiment: ExperimentConfig, shard: int) -> str:
+    replay_dir = os.path.join(experiment.run_dir, "replay")
+    return replay_dir if experiment.num_replay_shards == 1 else os.path.join(replay_dir, f"shard_{shard}")
 
 
 def make_distributed_program(experiment: ExperimentConfig, num_actors: int) -> lp.Program:
-    """An lp.Program with nodes replay, counter, variable_server, learner, actor (xN), evaluator.
+    """An lp.Program with nodes replay (x experiment.num_replay_shards), counter, variable_server, learner,
+    actor (xN), evaluator.
 
     Replay restores its latest checkpoint in run_dir/replay, the learner its latest in run_dir/checkpoints and
     the counter run_dir/checkpoints/counter.json, so a program made for a run directory that holds them continues
@@ -34,29 +36,41 @@ def make_distributed_program(experiment: ExperimentConfig, num_actors: int) -> l
     """
     if num_actors < 1:
         raise ValueError(f"num_actors must be >= 1 (got {num_actors}).")
+    experiment.check_replay_shards(num_actors, single_process=False)
     program = lp.Program(experiment.builder.name)
     add = functools.partial(program.add_node, max_restarts=experiment.max_restarts)
-    replay_handle = add(
-        lp.ReverbNode(
-            functools.partial(_replay_tables, experiment),
-            checkpoint_ctor=functools.partial(_replay_checkpoint_dir, experiment),
-            checkpoint_time_delta_minutes=experiment.checkpoint_seconds / 60,
-        ),
-        label="replay",
-    )
+    replay_handles = [
+        add(
+            lp.ReverbNode(
+                functools.partial(_replay_tables, experiment),
+                checkpoint_ctor=functools.partial(_replay_checkpoint_dir, experiment, shard),
+                checkpoint_time_delta_minutes=experiment.checkpoint_seconds / 60,
+            ),
+            label="replay",
+        )
+        for shard in range(experiment.num_replay_shards)
+    ]
     counter = add(make_counter_node(experiment), label="counter")
     variable_server = add(
         lp.CourierNode(utils.VariableServer, courier_client_kwargs=_CALL_TIMEOUT), label="variable_server"
     )
     learner = add(
         lp.CourierNode(
-            LearnerNode, experiment, replay_handle, variable_server, counter, courier_client_kwargs=_CALL_TIMEOUT
+            LearnerNode, experiment, replay_handles, variable_server, counter, courier_client_kwargs=_CALL_TIMEOUT
         ),
         label="learner",
     )
     for actor_id in range(num_actors):
         add(
-            lp.CourierNode(ActorNode, experiment, actor_id, num_actors, replay_handle, variable_server, counter),
+            lp.CourierNode(
+                ActorNode,
+                experiment,
+                actor_id,
+                num_actors,
+                replay_handles[actor_id % len(replay_handles)],
+                variable_server,
+                counter,
+            ),
             label="actor",
         )
     add(lp.CourierNode(EvaluatorNode, experiment, variable_server, counter, learner), label="evaluator")
@@ -111,7 +125,7 @@ def run_program(
         program, launch_type=launch_type, log_dir=log_dir, termination_notice_secs=5, **(launch_options or {})
     )
     nodes = {node.name: node for node in program.get_all_nodes()}
-    replay_address = program.groups["replay"][0].address if "replay" in program.groups else None
+    replay_addresses = [node.address for node in program.groups.get("replay", [])]
     written_pids = None
     try:
         while True:
@@ -121,9 +135,10 @@ def run_program(
                     experiment.run_dir,
                     program.name,
                     launch_type,
-                    replay_address,
+                    replay_addresses[0] if replay_addresses else None,
                     [(node.label, node.index, node.address, pids[name]) for name, node in nodes.items()],
                     node_logs=log_dir,
+                    **({"replay_shards": replay_addresses} if len(replay_addresses) > 1 else {}),
                 )
                 written_pids = pids
             if controller.wait(timeout=_PIDS_POLL_SECONDS):
