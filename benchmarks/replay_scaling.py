@@ -19,6 +19,7 @@ import multiprocessing
 import os
 import statistics
 import time
+from typing import List
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -118,42 +119,49 @@ def write_episode(adder, data, deadline: float = float("inf")) -> int:
     return EPISODE_LENGTH + N_STEP - 1
 
 
-def _write(address: str, connection) -> None:
-    """Child process: on each `seconds` received, writes float32[4] transitions for that long and answers
-    (items, elapsed seconds); None ends it."""
-
-    adder = replay.NStepTransitionAdder(reverb.Client(address), N_STEP, 0.99, priority_fns={"transitions": None})
+def _write(addresses: List[str], connection) -> None:
+    """Child process: an adder per server in `addresses`; on each (server index, seconds) received, writes
+    float32[4] transitions to that server for that long and answers (items, elapsed seconds); None ends it."""
+    adders = [
+        replay.NStepTransitionAdder(reverb.Client(address), N_STEP, 0.99, priority_fns={"transitions": None})
+        for address in addresses
+    ]
     data = episode("float32[4]", np.random.default_rng(os.getpid()))
-    write_episode(adder, data)
+    for adder in adders:
+        write_episode(adder, data)  # Connection, signature, first chunks: not throughput.
     connection.send("ready")
-    while (seconds := connection.recv()) is not None:
+    while (command := connection.recv()) is not None:
+        server, seconds = command
         items, start = 0, time.perf_counter()
         deadline = start + seconds
         while time.perf_counter() < deadline:
-            items += write_episode(adder, data, deadline)
-        adder.flush()
+            items += write_episode(adders[server], data, deadline)
+        adders[server].flush()
         connection.send((items, time.perf_counter() - start))
-    adder.close()
+    for adder in adders:
+        adder.close()
 
 
 class Writers:
-    """Writer processes started once and reused: measuring k writers asks the first k."""
+    """`count` writer processes, started once and reused, each able to write to every server in `addresses`."""
 
-    def __init__(self, context, address: str, count: int):
+    def __init__(self, context, addresses: List[str], count: int):
         self._connections, self._processes = [], []
         for _ in range(count):
             connection, child = context.Pipe()
-            process = context.Process(target=_write, args=(address, child), daemon=True)
+            process = context.Process(target=_write, args=(list(addresses), child), daemon=True)
             process.start()
             self._connections.append(connection)
             self._processes.append(process)
         for connection in self._connections:
             connection.recv()  # "ready": imported, connected, one episode written.
 
-    def items_per_second(self, count: int, seconds: float) -> float:
-        for connection in self._connections[:count]:
-            connection.send(seconds)
-        return sum(items / elapsed for items, elapsed in (c.recv() for c in self._connections[:count]))
+    def items_per_second(self, count: int, seconds: float, servers: int = 1) -> float:
+        """Total items/s of the first `count` writers writing at once, writer i to server i mod `servers`."""
+        connections = self._connections[:count]
+        for i, connection in enumerate(connections):
+            connection.send((i % servers, seconds))
+        return sum(items / elapsed for items, elapsed in (c.recv() for c in connections))
 
     def stop(self) -> None:
         for connection in self._connections:
@@ -293,7 +301,7 @@ def main():
     result = {"seconds_per_point": seconds, "load_average_start": os.getloadavg()}
     server = ServerProcess(context, "float32[4]", with_sizes_table=True)
     try:
-        writers = Writers(context, server.address, max(WRITERS))
+        writers = Writers(context, [server.address], max(WRITERS))
         try:
             result["insert_items_per_second"] = {str(k): writers.items_per_second(k, seconds) for k in WRITERS}
         finally:
