@@ -25,13 +25,13 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import dm_env  # noqa: E402
 import numpy as np  # noqa: E402
+import replay_throughput  # noqa: E402
 import reverb  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 import replay  # noqa: E402
 
-N_STEP = 3
-EPISODE_LENGTH = 200
+N_STEP, EPISODE_LENGTH = replay_throughput.N_STEP, replay_throughput.EPISODE_LENGTH
 WRITERS = (1, 2, 4, 8)
 BATCH_SIZES = (32, 64, 128, 256, 512, 1024)
 TABLE_SIZES = (10_000, 100_000, 1_000_000)
@@ -41,14 +41,8 @@ OBSERVATIONS = {"float32[4]": ((4,), np.float32), "uint8[84,84,4]": ((84, 84, 4)
 ITEMS_PER_STEP = 50
 
 
-def environment_spec(observation: str):
-    shape, dtype = OBSERVATIONS[observation]
-    return replay.EnvironmentSpec(
-        observations=dm_env.specs.Array(shape, dtype),
-        actions=dm_env.specs.DiscreteArray(2),
-        rewards=dm_env.specs.Array((), np.float32),
-        discounts=dm_env.specs.Array((), np.float32),
-    )
+def environment_spec(observation: str) -> replay.EnvironmentSpec:
+    return replay_throughput.environment_spec(*OBSERVATIONS[observation])
 
 
 def _tables(observation: str, with_sizes_table: bool):
@@ -94,14 +88,8 @@ class ServerProcess:
 
 
 def episode(observation: str, rng):
-    shape, dtype = OBSERVATIONS[observation]
-    if dtype == np.uint8:
-        observations = rng.integers(0, 255, (EPISODE_LENGTH + 1, *shape), dtype=np.uint8)
-    else:
-        observations = rng.standard_normal((EPISODE_LENGTH + 1, *shape)).astype(dtype)
-    actions = rng.integers(0, 2, EPISODE_LENGTH).astype(np.int32)
-    rewards = rng.standard_normal(EPISODE_LENGTH).astype(np.float32)
-    return observations, actions, rewards
+    """(observations, actions, rewards) of one random episode."""
+    return replay_throughput.episode(environment_spec(observation), rng)
 
 
 def write_episode(adder, data, deadline: float = float("inf")) -> int:

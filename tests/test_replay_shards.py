@@ -195,6 +195,8 @@ def test_distributed_dqn_with_two_replay_shards(tmp_path):
     assert len(shards) == 2
     for shard in shards:
         assert shard["inserts"] > 0 and shard["samples"] > 0 and shard["replay_size"] > 0, shards
+        # Each shard's own SampleToInsertRatio limiter (samples_per_insert=4) held its learner back.
+        assert shard["samples"] <= 4 * shard["inserts"], shards
     assert result["replay_size"] == sum(shard["replay_size"] for shard in shards)
     assert result["learner_steps"] > 0
     program = json.loads((tmp_path / "run" / "program.json").read_text())
