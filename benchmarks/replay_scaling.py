@@ -264,7 +264,8 @@ def plot(result: dict, path: str) -> None:
     bars = ax.bar(names, gib)
     ax.bar_label(bars, [f"{g:,.2f} GiB" for g in gib])
     ax.set(ylabel="server RSS per 1e6 transitions (GiB)", title="Memory (n=3 transitions)", ylim=(0, 1.15 * max(gib)))
-    figure.suptitle(f"One Reverb server on this machine ({os.cpu_count()} cores)")
+    load = f"load average {result['load_average_start'][0]:.0f} -> {result['load_average_end'][0]:.0f}"
+    figure.suptitle(f"One Reverb server on this machine ({os.cpu_count()} cores, shared: {load})")
     figure.tight_layout()
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     figure.savefig(path, dpi=80)
