@@ -44,6 +44,7 @@ _RUN_FLAGS = (
     "deterministic",
     "checkpoint_seconds",
     "max_restarts",
+    "num_replay_shards",
     "verbose",
 )
 _DEFAULTS = {
@@ -62,6 +63,7 @@ _DEFAULTS = {
     "deterministic": False,
     "checkpoint_seconds": 60.0,
     "max_restarts": 3,
+    "num_replay_shards": 1,
     "verbose": False,
     "ray_address": None,
     "ray_resources": None,
@@ -120,6 +122,11 @@ def make_parser(prog: str = "python -m agents.run") -> argparse.ArgumentParser:
         "--max_restarts",
         type=int,
         help="times each node is restarted after it fails or is killed, from its last checkpoint (default 3)",
+    )
+    parser.add_argument(
+        "--num_replay_shards",
+        type=int,
+        help="replay servers with identical tables; actor i writes to shard i mod K (default 1)",
     )
     parser.add_argument(
         "--config",
@@ -221,10 +228,12 @@ def prepare(argv: Optional[List[str]] = None, config: Any = None, start_time: Op
             deterministic=flags["deterministic"],
             checkpoint_seconds=flags["checkpoint_seconds"],
             max_restarts=flags["max_restarts"],
+            num_replay_shards=flags["num_replay_shards"],
             start_time=time.time() if start_time is None else start_time,
             verbose=flags["verbose"],
         )
     )
+    _or_usage_error(experiment.check_replay_shards, flags["num_actors"], flags["single_process"])
     environment = _or_usage_error(envs.make_environment, flags["env"])
     if assembles_itself:
         _or_usage_error(builder.check_experiment, experiment)

@@ -19,6 +19,8 @@ _EXPORTS = {
     "make_dataset": "datasets",
     "make_numpy_iterator": "datasets",
     "PriorityUpdater": "priorities",
+    "InterleavedSamples": "shards",
+    "ShardedPriorityUpdater": "shards",
     "ReplayServer": "server",
     "server_info": "_server_info",
     "import_tensorflow": "_quiet_tensorflow",

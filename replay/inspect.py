@@ -8,7 +8,7 @@ Only what Reverb's client exposes is used: server_info(), sample() and checkpoin
 import argparse
 import json
 import sys
-from typing import Callable, List, Optional
+from typing import Callable, Dict, List, Optional
 
 from replay._inspect import sampling, tables, top
 from replay._inspect.connect import InspectError, connect, fetch_server_info, is_address, table_info
@@ -111,7 +111,9 @@ def _sampled(args: argparse.Namespace, count: int) -> List[sampling.SampledItem]
 
 
 def _run(args: argparse.Namespace) -> None:
-    if args.command == "info":
+    if args.command == "info" and len(args.addresses) > 1:
+        _info_of_shards(args)
+    elif args.command == "info":
         address, _, infos = connect(args.address, args.timeout)
         ordered = [infos[name] for name in sorted(infos)]
         if args.json:
@@ -146,21 +148,58 @@ def _run(args: argparse.Namespace) -> None:
             raise InspectError(f"checkpoint on {address} failed: {str(e).splitlines()[0]}") from None
 
 
+def _info_of_shards(args: argparse.Namespace) -> None:
+    """`info` of each replay shard, then every table's counts summed over the shards."""
+    shards = []
+    for address in args.addresses:
+        _, _, infos = connect(address, args.timeout)
+        shards.append((address, [infos[name] for name in sorted(infos)]))
+    total: Dict[str, Dict[str, int]] = {}
+    for _, infos in shards:
+        for info in infos:
+            d = tables.describe(info)
+            sums = total.setdefault(info.name, dict.fromkeys(_SUMMED, 0))
+            for field in _SUMMED:
+                sums[field] += d[field]
+    if args.json:
+        described = [{"address": a, "tables": [tables.describe(i) for i in infos]} for a, infos in shards]
+        print(json.dumps({"shards": described, "total": total}, indent=2))
+        return
+    for index, (address, infos) in enumerate(shards):
+        print(f"Replay shard {index} of {len(shards)}, Reverb server {address}: {len(infos)} table(s)")
+        print("\n\n".join(tables.render(i) for i in infos) + "\n")
+    print(f"All {len(shards)} shards:")
+    for name, sums in total.items():
+        print(
+            f"  {name}: size {sums['current_size']} / {sums['max_size']}, "
+            f"inserts / samples {sums['inserts']} / {sums['samples']}"
+        )
+
+
+_SUMMED = ("current_size", "max_size", "inserts", "samples")
+
+
 def main(
     argv: Optional[List[str]] = None,
     *,
-    resolve_address: Optional[Callable[[str], str]] = None,
+    resolve_addresses: Optional[Callable[[str], List[str]]] = None,
     address_help: str = _ADDRESS_HELP,
 ) -> int:
     """Runs the CLI; returns the exit status (problems are one line on stderr and status 1).
 
-    `resolve_address` (a layer above replay, e.g. `agents.inspect`) turns the ADDRESS argument into host:port
-    first, raising InspectError when it cannot; `address_help` then says what ADDRESS may be.
+    `resolve_addresses` (a layer above replay, e.g. `agents.inspect`) turns the ADDRESS argument into the host:port
+    of each replay shard first, raising InspectError when it cannot; `address_help` then says what ADDRESS may be.
+    `info` shows every shard and their sum; the other commands work on one server.
     """
     args = _parser(address_help).parse_args(argv)
     try:
-        if resolve_address is not None:
-            args.address = resolve_address(args.address)
+        args.addresses = [args.address] if resolve_addresses is None else resolve_addresses(args.address)
+        if len(args.addresses) > 1 and args.command != "info":
+            raise InspectError(
+                f"{args.address} has {len(args.addresses)} replay shards ({', '.join(args.addresses)}); "
+                f"`{args.command}` works on one server: pass one shard's host:port"
+            )
+        args.address = args.addresses[0]
         _run(args)
     except InspectError as e:
         print(f"encore-inspect: error: {e}", file=sys.stderr)

@@ -160,6 +160,16 @@ def test_episodes_do_not_mix(client):
     ]
 
 
+def test_reset_mid_episode_drops_the_open_step(client):
+    """An episode cut short by reset() (no LAST timestep) keeps what it wrote; the next one starts clean."""
+    adder = replay.NStepTransitionAdder(client, n_step=2, discount=1.0)
+    run_episode(adder, 10.0, [(0, dm_env.transition(1.0, 11.0)), (0, dm_env.transition(1.0, 12.0))])
+    adder.reset()
+    run_episode(adder, 20.0, [(1, dm_env.termination(1.0, 21.0))])
+    got = transitions(client)
+    assert [(t.observation, t.action, t.next_observation) for t in got] == [(10, 0, 11), (10, 0, 12), (20, 1, 21)]
+
+
 def test_priority_fns_feed_several_tables(client):
     adder = replay.NStepTransitionAdder(
         client, n_step=1, discount=1.0, priority_fns={"priority_table": None, "other": lambda t: 1.0 + float(t.reward)}
@@ -204,6 +214,21 @@ def test_step_not_matching_signature_names_field():
         adder.add_first(dm_env.restart(np.zeros(3, np.float32)))
         with pytest.raises(ValueError, match=r"action: expected int32\[\], got float64\[2\]"):
             adder.add(np.zeros(2), dm_env.transition(np.float32(0), np.zeros(3, np.float32), np.float32(1)))
+
+
+def test_later_step_changing_dtype_or_structure_names_field(client):
+    """Only the first step is checked against the signature; Reverb's writer catches later changes, and the
+    error still names the field."""
+    adder = replay.NStepTransitionAdder(client, n_step=2, discount=1.0)
+    adder.add_first(dm_env.restart(np.zeros(2, np.float32)))
+    adder.add(np.int32(0), dm_env.transition(np.float32(0), np.zeros(2, np.float32), np.float32(1)))
+    with pytest.raises(ValueError, match=r"wrong dtype.*column \('observation',\)"):
+        adder.add(np.int32(0), dm_env.transition(np.float32(0), np.zeros(2, np.int64), np.float32(1)))
+
+    adder = replay.NStepTransitionAdder(client, n_step=2, discount=1.0)
+    adder.add_first(dm_env.restart({"a": np.float32(0), "b": np.float32(0)}))
+    with pytest.raises(ValueError, match=r"observation has structure \{'a': '\*'\} but earlier steps had"):
+        adder.add(np.int32(0), dm_env.transition(np.float32(0), {"a": np.float32(1)}, np.float32(1)))
 
 
 def test_unknown_table_is_named(client):

@@ -27,6 +27,9 @@ class ExperimentConfig:
     same seed gives the same run.
     `max_restarts`: how many times each node of the distributed program is started again after it fails or is
     killed (it keeps its address and restores its latest checkpoint).
+    `num_replay_shards` (distributed only): replay split over that many servers with identical tables; actor i
+    writes to shard i mod K, the learner samples from all of them in turn and sends each priority update to the
+    shard that holds the item; each shard rate-limits and checkpoints (run_dir/replay/shard_K) on its own.
     """
 
     builder: Union[core.Builder, core.ProgramBuilder]
@@ -47,6 +50,7 @@ class ExperimentConfig:
     max_return: Optional[float] = None
     checkpoint_seconds: float = 60.0
     max_restarts: int = 3
+    num_replay_shards: int = 1
     start_time: float = dataclasses.field(default_factory=time.time)
     verbose: bool = False
 
@@ -70,8 +74,28 @@ class ExperimentConfig:
             problems.append(f"checkpoint_seconds must be > 0 (got {self.checkpoint_seconds})")
         if self.max_restarts < 0:
             problems.append(f"max_restarts must be >= 0 (got {self.max_restarts})")
+        if not isinstance(self.num_replay_shards, int) or self.num_replay_shards < 1:
+            problems.append(f"num_replay_shards must be an integer >= 1 (got {self.num_replay_shards!r})")
         if problems:
             raise ValueError("ExperimentConfig: " + "; ".join(problems) + ".")
+
+    def check_replay_shards(self, num_actors: int, single_process: bool) -> None:
+        """Raises a ValueError if `num_replay_shards` cannot apply to this way of running the experiment."""
+        shards = self.num_replay_shards
+        if shards == 1:
+            return
+        if single_process:
+            raise ValueError(f"num_replay_shards={shards} is for distributed runs; a single process has one replay.")
+        if isinstance(self.builder, core.ProgramBuilder):
+            raise ValueError(
+                f"num_replay_shards={shards}: {self.builder.name} assembles its own program, whose replay is not "
+                "sharded; leave num_replay_shards at 1."
+            )
+        if num_actors < shards:
+            raise ValueError(
+                f"num_replay_shards={shards} needs at least as many actors (got {num_actors}): actor i writes to "
+                "shard i mod K, so a shard without an actor would stay empty and hold the learner back."
+            )
 
     def make_environment(self, seed: int) -> dm_env.Environment:
         if self.environment_factory is not None:

@@ -23,13 +23,15 @@ def _replay_tables(experiment: ExperimentConfig) -> List[Any]:
     return experiment.builder.make_replay_tables(spec)
 
 
-def _replay_checkpoint_dir(experiment: ExperimentConfig) -> str:
-    return os.path.join(experiment.run_dir, "replay")
+def _replay_checkpoint_dir(experiment: ExperimentConfig, shard: int) -> str:
+    replay_dir = os.path.join(experiment.run_dir, "replay")
+    return replay_dir if experiment.num_replay_shards == 1 else os.path.join(replay_dir, f"shard_{shard}")
 
 
 def make_distributed_program(experiment: ExperimentConfig, num_actors: int) -> lp.Program:
-    """An lp.Program with nodes replay, counter, variable_server, learner, actor (xN), evaluator; for a builder with
-    several learners, parameter_server and learner (x num_learners) instead of variable_server and learner.
+    """An lp.Program with nodes replay (x experiment.num_replay_shards), counter, variable_server, learner,
+    actor (xN), evaluator; for a builder with several learners, parameter_server and learner (x num_learners)
+    instead of variable_server and learner.
 
     Replay restores its latest checkpoint in run_dir/replay, the learner its latest in run_dir/checkpoints and
     the counter run_dir/checkpoints/counter.json, so a program made for a run directory that holds them continues
@@ -40,16 +42,20 @@ def make_distributed_program(experiment: ExperimentConfig, num_actors: int) -> l
     check_learners(
         experiment.builder, single_process=False, resuming=os.path.exists(counter_checkpoint_path(experiment.run_dir))
     )
+    experiment.check_replay_shards(num_actors, single_process=False)
     program = lp.Program(experiment.builder.name)
     add = functools.partial(program.add_node, max_restarts=experiment.max_restarts)
-    replay_handle = add(
-        lp.ReverbNode(
-            functools.partial(_replay_tables, experiment),
-            checkpoint_ctor=functools.partial(_replay_checkpoint_dir, experiment),
-            checkpoint_time_delta_minutes=experiment.checkpoint_seconds / 60,
-        ),
-        label="replay",
-    )
+    replay_handles = [
+        add(
+            lp.ReverbNode(
+                functools.partial(_replay_tables, experiment),
+                checkpoint_ctor=functools.partial(_replay_checkpoint_dir, experiment, shard),
+                checkpoint_time_delta_minutes=experiment.checkpoint_seconds / 60,
+            ),
+            label="replay",
+        )
+        for shard in range(experiment.num_replay_shards)
+    ]
     counter = add(make_counter_node(experiment), label="counter")
     if experiment.builder.num_learners() == 1:
         variable_server = add(
@@ -57,15 +63,23 @@ def make_distributed_program(experiment: ExperimentConfig, num_actors: int) -> l
         )
         learner = add(
             lp.CourierNode(
-                LearnerNode, experiment, replay_handle, variable_server, counter, courier_client_kwargs=_CALL_TIMEOUT
+                LearnerNode, experiment, replay_handles, variable_server, counter, courier_client_kwargs=_CALL_TIMEOUT
             ),
             label="learner",
         )
     else:  # The parameter server is what actors and the evaluator read; the first learner answers status().
-        variable_server, learner = _add_gradient_learners(program, experiment, replay_handle, counter)
+        variable_server, learner = _add_gradient_learners(program, experiment, replay_handles, counter)
     for actor_id in range(num_actors):
         add(
-            lp.CourierNode(ActorNode, experiment, actor_id, num_actors, replay_handle, variable_server, counter),
+            lp.CourierNode(
+                ActorNode,
+                experiment,
+                actor_id,
+                num_actors,
+                replay_handles[actor_id % len(replay_handles)],
+                variable_server,
+                counter,
+            ),
             label="actor",
         )
     add(lp.CourierNode(EvaluatorNode, experiment, variable_server, counter, learner), label="evaluator")
@@ -73,7 +87,7 @@ def make_distributed_program(experiment: ExperimentConfig, num_actors: int) -> l
 
 
 def _add_gradient_learners(
-    program: lp.Program, experiment: ExperimentConfig, replay_handle: Any, counter: Any
+    program: lp.Program, experiment: ExperimentConfig, replay_handles: List[Any], counter: Any
 ) -> tuple:
     """A parameter_server node and the builder's num_learners() learner nodes pushing to it; returns the handles of
     the server and of the first learner. The server holds the only copy of the parameters and optimizer state and is
@@ -92,7 +106,13 @@ def _add_gradient_learners(
     learners = [
         program.add_node(
             lp.CourierNode(
-                LearnerNode, experiment, replay_handle, server, counter, learner_id, courier_client_kwargs=_CALL_TIMEOUT
+                LearnerNode,
+                experiment,
+                replay_handles,
+                server,
+                counter,
+                learner_id,
+                courier_client_kwargs=_CALL_TIMEOUT,
             ),
             label="learner",
             max_restarts=experiment.max_restarts,
@@ -169,7 +189,7 @@ def run_program(
         program, launch_type=launch_type, log_dir=log_dir, termination_notice_secs=5, **(launch_options or {})
     )
     nodes = {node.name: node for node in program.get_all_nodes()}
-    replay_address = program.groups["replay"][0].address if "replay" in program.groups else None
+    replay_addresses = [node.address for node in program.groups.get("replay", [])]
     written_pids = None
     try:
         while True:
@@ -179,9 +199,10 @@ def run_program(
                     experiment.run_dir,
                     program.name,
                     launch_type,
-                    replay_address,
+                    replay_addresses[0] if replay_addresses else None,
                     [(node.label, node.index, node.address, pids[name]) for name, node in nodes.items()],
                     node_logs=log_dir,
+                    **({"replay_shards": replay_addresses} if len(replay_addresses) > 1 else {}),
                 )
                 written_pids = pids
             if controller.wait(timeout=_PIDS_POLL_SECONDS):

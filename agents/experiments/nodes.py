@@ -9,7 +9,7 @@ import logging
 import os
 import threading
 import time
-from typing import Any, Callable, Dict, Optional
+from typing import Any, Callable, Dict, Optional, Sequence
 
 import launch as lp
 import replay
@@ -153,8 +153,18 @@ def make_parameter_server(experiment: ExperimentConfig) -> utils.ParameterServer
     )
 
 
+def replay_status(clients: Sequence[Any]) -> Dict[str, Any]:
+    """table_status summed over replay shards; with several, `replay_shards` lists each shard's own."""
+    shards = [table_status(client) for client in clients]
+    total = {field: sum(shard[field] for shard in shards) for field in shards[0]}
+    return {**total, "replay_shards": shards} if len(shards) > 1 else total
+
+
 class LearnerNode:
     """Runs the builder's learner until the program stops; checkpoints it (the counter node checkpoints itself).
+
+    With several replay shards, the learner takes batches from each in turn and priorities go back to the shard
+    each item came from (replay.InterleavedSamples, replay.ShardedPriorityUpdater).
 
     With a `learner_id`, it is that one of the builder's several learners (see core.Builder.num_learners):
     `variable_server` is then a parameter server it pushes gradients to, it logs as learner_<id>, keeps no checkpoint
@@ -164,23 +174,31 @@ class LearnerNode:
     def __init__(
         self,
         experiment: ExperimentConfig,
-        replay_client: Any,
+        replay_clients: Sequence[Any],
         variable_server: Any,
         counter: Any,
         learner_id: Optional[int] = None,
     ):
         builder = experiment.builder
-        self._client = replay_client
+        self._clients = list(replay_clients)
         spec = replay.make_environment_spec(experiment.make_environment(experiment.seed))
-        self._priority_updater = (
-            replay.PriorityUpdater(replay_client, builder.priority_table) if builder.prioritized else None
-        )
         from agents.experiments._iterators import StoppableIterator  # pylint: disable=import-outside-toplevel
 
-        iterator = StoppableIterator(
-            lambda: builder.make_dataset_iterator(replay_client.server_address, _SAMPLE_TIMEOUT_MS),
-            lp.stop_event().is_set,
-        )
+        iterators = [
+            StoppableIterator(
+                # Each shard's dataset starts over on its own when its rate limiter holds it past the timeout.
+                lambda address=client.server_address: builder.make_dataset_iterator(address, _SAMPLE_TIMEOUT_MS),
+                lp.stop_event().is_set,
+            )
+            for client in self._clients
+        ]
+        iterator = iterators[0] if len(iterators) == 1 else replay.InterleavedSamples(iterators)
+        self._priority_updater = None
+        if builder.prioritized:
+            updaters = [replay.PriorityUpdater(client, builder.priority_table) for client in self._clients]
+            self._priority_updater = (
+                updaters[0] if len(updaters) == 1 else replay.ShardedPriorityUpdater(updaters, iterator.shards_of)
+            )
         learner_parts = dict(
             priority_updater=None
             if self._priority_updater is None
@@ -254,7 +272,7 @@ class LearnerNode:
         return {
             "learner_steps": self._learner.num_steps,
             "resumed_from": None if self._checkpointer is None else self._checkpointer.restored_from,
-            **table_status(self._client),
+            **replay_status(self._clients),
             **({} if self._parameter_server is None else {"parameter_server": self._parameter_server.stats()}),
         }
 
@@ -468,6 +486,8 @@ class EvaluatorNode:
                 "parameter_version": self._variable_client.version,
                 # A parameter server as the learner (agents.utils.ParameterServer.status): pushes, staleness.
                 **({"parameter_server": status["parameter_server"]} if "parameter_server" in status else {}),
+                # Several replay shards (replay_status): each shard's own counts.
+                **({"replay_shards": status["replay_shards"]} if "replay_shards" in status else {}),
             },
         )
         if not stopping:

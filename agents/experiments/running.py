@@ -18,6 +18,7 @@ def run_experiment(
 ) -> Dict[str, Any]:
     """Trains until solved or out of budget and returns result.json's contents; writes the run directory's
     learning_curve.png. `launch_options`: more arguments of lp.launch(), e.g. ray_address."""
+    experiment.check_replay_shards(num_actors, single_process)
     builder = experiment.builder
     if isinstance(builder, core.ProgramBuilder):
         if single_process:

@@ -61,6 +61,7 @@ def run_single_process(experiment: ExperimentConfig, print_fn: Callable[[str], N
     Checkpoints (learner, counts, replay) go to the run directory every `checkpoint_seconds` and at the end;
     a run directory that holds them is continued.
     """
+    experiment.check_replay_shards(num_actors=1, single_process=True)
     builder = experiment.builder
     run_dir = experiment.run_dir
     check_learners(builder, single_process=True, resuming=False)

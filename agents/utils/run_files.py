@@ -5,7 +5,7 @@ import datetime
 import json
 import os
 import time
-from typing import Any, Callable, Optional, Sequence, Tuple
+from typing import Any, Callable, List, Optional, Sequence, Tuple
 
 
 def make_run_dir(run_dir: Optional[str] = None, base: str = "runs") -> str:
@@ -37,7 +37,7 @@ def write_program_json(
     **extra: Any,
 ) -> str:
     """Writes run_dir/program.json: the replay address (read by `encore-inspect RUN_DIR`; None for a program
-    without replay) and every
+    without replay; the first shard's when `extra` has `replay_shards`, every shard's) and every
     node as {label, index, address, pid} (pid: the process running it now, to find and signal one node; null
     until it has started)."""
     return write_json(
@@ -77,6 +77,14 @@ def replay_address(run_dir: str) -> str:
             "pass the replay server's host:port instead"
         )
     return str(address)
+
+
+def replay_addresses(run_dir: str) -> List[str]:
+    """Every replay shard's host:port that `run_dir`/program.json records (`replay_shards`, written by programs with
+    several), or its one `replay_address`; ValueError as `replay_address`."""
+    address = replay_address(run_dir)
+    shards = read_json(os.path.join(run_dir, "program.json")).get("replay_shards")
+    return [str(shard) for shard in shards] if shards else [address]
 
 
 def read_json(path: str) -> Any:

@@ -12,6 +12,7 @@ import tensorflow as tf
 import tree
 
 from replay import specs
+from replay.adders._columns import Column, ColumnHistory, ColumnWriter
 from replay._server_info import check_tables, server_info
 
 DEFAULT_PRIORITY_TABLE = "priority_table"
@@ -45,8 +46,8 @@ class Adder(abc.ABC):
 
 
 class ReverbAdder(Adder):
-    """Writes rows {observation, start_of_episode, action, reward, discount[, extras]} through a
-    `reverb.TrajectoryWriter`; subclasses decide which slices of history become items.
+    """Writes rows {observation, start_of_episode, action, reward, discount[, extras]} through Reverb's
+    trajectory writer; subclasses decide which slices of history become items.
 
     Row t holds o_t and the action taken there, with the reward and discount that followed it. The
     newest row is open (only its observation is known) between `add` calls.
@@ -74,7 +75,7 @@ class ReverbAdder(Adder):
         self._max_sequence_length = max_sequence_length
         self._max_in_flight_items = max_in_flight_items
         self._validate_items = validate_items
-        self._writer_instance: Optional[reverb.TrajectoryWriter] = None
+        self._writer_instance: Optional[ColumnWriter] = None
         # close() may come from another thread at any moment, even while the writer is being created.
         self._writer_lock = threading.Lock()
         self._closed = False
@@ -84,16 +85,14 @@ class ReverbAdder(Adder):
         self._last_discount = None
 
     @property
-    def _writer(self) -> reverb.TrajectoryWriter:
+    def _writer(self) -> ColumnWriter:
         if self._writer_instance is None:
             self._raise_if_closed()
             row_specs = self._fetch_row_specs()
             with self._writer_lock:
                 self._raise_if_closed()
                 self._row_specs = row_specs
-                self._writer_instance = self._client.trajectory_writer(
-                    num_keep_alive_refs=self._max_sequence_length, validate_items=self._validate_items
-                )
+                self._writer_instance = ColumnWriter(self._client, self._max_sequence_length, self._validate_items)
         return self._writer_instance
 
     def _raise_if_closed(self) -> None:
@@ -301,7 +300,7 @@ def step_row_specs(signature: Any) -> Dict[str, Any]:
 
 def map_columns(fn: Callable[[Any], Any], columns: Any) -> Any:
     """tree.map_structure over history columns, short-cut for the common unnested column."""
-    if not tree.is_nested(columns):
+    if isinstance(columns, (ColumnHistory, Column)):
         return fn(columns)
     return tree.map_structure(fn, columns)
 
