@@ -9,6 +9,7 @@ from agents._lazy import lazy_exports
 
 _EXPORTS = {
     "DQNActor": "acting",
+    "actor_epsilon": "acting",
     "apex_epsilons": "acting",
     "linear_epsilon": "acting",
     "numpy_q_values": "acting",

@@ -45,6 +45,14 @@ def linear_epsilon(start: float, end: float, decay_steps: int) -> Schedule:
     return schedule
 
 
+def actor_epsilon(settings: core.ActorSettings, start: float, end: float, decay_steps: int) -> Union[float, Schedule]:
+    """Epsilon of one acting actor: a linear decay in a single process; distributed actor i of N takes rung i of
+    the Ape-X ladder."""
+    if settings.single_process:
+        return linear_epsilon(start, end, decay_steps)
+    return apex_epsilons(settings.num_actors)[settings.actor_id]
+
+
 class DQNActor(core.GenericActor):
     """Epsilon-greedy over Q-values computed in numpy from the variable client's parameters.
 

@@ -7,7 +7,7 @@ TensorFlow and Reverb are imported by the methods that need them, so nodes that 
 from typing import TYPE_CHECKING, Any, Dict, Iterator, List, Optional, Tuple
 
 from agents import core, envs
-from agents.dqn.acting import DQNActor, apex_epsilons, linear_epsilon
+from agents.dqn.acting import DQNActor, actor_epsilon
 from agents.dqn.config import DQNConfig
 
 if TYPE_CHECKING:
@@ -180,10 +180,7 @@ class DQNBuilder(core.Builder):
     ) -> DQNActor:
         """Epsilon decays linearly in a single process; distributed actors take rungs of the Ape-X ladder."""
         c = self.config
-        if settings.single_process:
-            epsilon = linear_epsilon(c.epsilon_start, c.epsilon_end, c.epsilon_decay_steps)
-        else:
-            epsilon = apex_epsilons(settings.num_actors)[settings.actor_id]
+        epsilon = actor_epsilon(settings, c.epsilon_start, c.epsilon_end, c.epsilon_decay_steps)
         return DQNActor(
             envs.num_discrete_actions(environment_spec, "DQN"),
             c.dueling,

@@ -7,7 +7,7 @@ TensorFlow and Reverb are imported by the methods that need them, so nodes that 
 from typing import TYPE_CHECKING, Iterator, List, Optional, Tuple
 
 from agents import core, envs
-from agents.dqn.acting import apex_epsilons, linear_epsilon
+from agents.dqn.acting import actor_epsilon
 from agents.r2d2.acting import R2D2Actor, extras_spec
 from agents.r2d2.config import R2D2Config
 
@@ -140,10 +140,7 @@ class R2D2Builder(core.Builder):
     ) -> R2D2Actor:
         """Epsilon decays linearly in a single process; distributed actors take rungs of the Ape-X ladder."""
         c = self.config
-        if settings.single_process:
-            epsilon = linear_epsilon(c.epsilon_start, c.epsilon_end, c.epsilon_decay_steps)
-        else:
-            epsilon = apex_epsilons(settings.num_actors)[settings.actor_id]
+        epsilon = actor_epsilon(settings, c.epsilon_start, c.epsilon_end, c.epsilon_decay_steps)
         return R2D2Actor(
             envs.num_discrete_actions(environment_spec, "R2D2"),
             c.lstm_size,
