@@ -395,4 +395,9 @@ class CourierClient:
         if code is grpc.StatusCode.UNAVAILABLE:
             self._ready = False
             return ConnectionError(message)
+        if code is grpc.StatusCode.CANCELLED:
+            # The channel closed with this call in flight (the program is stopping): callers treat it as a node that
+            # went down, not as an error the method raised.
+            self._ready = False
+            return ConnectionError(f"{message} (cancelled: the program is stopping)")
         return RemoteError(f"{message} (gRPC status {code})")

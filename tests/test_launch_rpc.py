@@ -4,6 +4,7 @@ import concurrent.futures
 import pathlib
 import subprocess
 import sys
+import threading
 
 import cloudpickle
 import grpc
@@ -166,6 +167,44 @@ def test_a_call_to_a_stopped_node_fails_within_its_deadline_naming_the_node():
             client.futures.echo(3).result(20)
     finally:
         client.close()
+
+
+class _Blocking:
+    def __init__(self):
+        self.entered, self.release = threading.Event(), threading.Event()
+
+    def block(self):
+        self.entered.set()
+        self.release.wait(60)
+        return "released"
+
+
+def _call_in_flight(label):
+    instance = _Blocking()
+    server = _courier.CourierServer(_courier.exposed_methods(instance), port=0, token=TOKEN)
+    server.start()
+    client = lp.CourierClient(server.address, label=label, token=TOKEN, connect_timeout=10)
+    in_flight = client.futures.block()
+    assert instance.entered.wait(20)
+    return instance, server, client, in_flight
+
+
+def test_calls_in_flight_when_the_program_stops_are_connection_errors():
+    # What a counter or publisher sees when the program stops mid-call: the error of a node that is down, which
+    # callers already handle, whichever side stops first.
+    instance, server, client, in_flight = _call_in_flight("server_stops/0")
+    server.stop(grace=0)
+    with pytest.raises(ConnectionError, match="node 'server_stops/0'"):
+        in_flight.result(20)
+    instance.release.set()
+    client.close()
+
+    instance, server, client, in_flight = _call_in_flight("client_closes/0")
+    client.close()
+    with pytest.raises(ConnectionError, match="node 'client_closes/0'.*cancelled: the program is stopping"):
+        in_flight.result(20)
+    instance.release.set()
+    server.stop()
 
 
 def _free_port():
