@@ -3,13 +3,12 @@ knows where each key lives, and priority updates reach only the shard that holds
 
 import json
 import os
-import subprocess
-import sys
 
 import dm_env
 import numpy as np
 import pytest
 import reverb
+from _dqn_run import run_dqn
 from conftest import usage_error
 
 import replay
@@ -166,31 +165,11 @@ def test_encore_inspect_shows_every_shard_and_their_sum(shards, capsys, tmp_path
     assert error.count("\n") == 1 and "has 2 replay shards" in error and "pass one shard's host:port" in error
 
 
-_RUN = """
-import json, sys
-from agents.dqn import DQNConfig, run
-config = DQNConfig(min_replay_size=100, samples_per_insert=4.0, samples_per_insert_tolerance=0.5,
-                   variable_update_period=20)
-print("RESULT " + json.dumps(run.main(sys.argv[1:], config=config)))
-"""
-
-
 def test_distributed_dqn_with_two_replay_shards(tmp_path):
     """Each actor fills its own shard, the learner samples from both, and each shard checkpoints on its own."""
     run_dir = str(tmp_path / "run")
-    completed = subprocess.run(
-        [sys.executable, "-c", _RUN, "--launch_type", "test_mt", "--num_actors", "2", "--num_replay_shards", "2"]
-        + ["--max_actor_steps", "1500", "--run_dir", run_dir],
-        cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"),
-        capture_output=True,
-        text=True,
-        timeout=280,  # Within the suite's 300 s per test; the run has no wall-clock budget.
-        check=False,
-    )
-    lines = [line for line in completed.stdout.splitlines() if line.startswith("RESULT ")]
-    assert completed.returncode == 0 and lines, completed.stdout[-2000:] + completed.stderr[-4000:]
-    result = json.loads(lines[0][len("RESULT ") :])
+    args = ["--launch_type", "test_mt", "--num_actors", "2", "--num_replay_shards", "2"]
+    result = run_dqn(args + ["--max_actor_steps", "1500", "--run_dir", run_dir], min_replay_size=100)
     shards = result["replay_shards"]
     assert len(shards) == 2
     for shard in shards:
