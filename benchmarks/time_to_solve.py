@@ -419,6 +419,8 @@ def run_baseline(
         "max_seconds": max_seconds,
         "eval_episodes": eval_episodes,
         "launched": time.time(),
+        # SB3 makes a log folder for every model even when it logs nothing: in the run's work dir, not /tmp.
+        "log_dir": os.path.join(work_dir, f"{name}_{seed}.sb3_log"),
     }
     process = run_process(
         [sys.executable, os.path.abspath(__file__), "--baseline_worker", json.dumps(spec)],
@@ -462,6 +464,7 @@ def baseline_worker(spec: Dict[str, Any]) -> None:
     # SB3 imports TensorBoard's writer when it can, which imports TensorFlow (~4 s here): SB3 on its own
     # machine would not pay that, so it is kept out.
     sys.modules["tensorboard"] = None  # type: ignore[assignment]
+    os.environ["SB3_LOGDIR"] = spec["log_dir"]
     import importlib
 
     import gymnasium
