@@ -6,6 +6,7 @@ interleaved input remembers which shard each recently sampled key came from, and
 """
 
 import collections
+import concurrent.futures
 from typing import Any, Callable, Deque, Dict, Iterator, List, Optional, Protocol, Sequence
 
 import numpy as np
@@ -102,12 +103,11 @@ class ShardedPriorityUpdater:
                 updater.update(keys[mine], priorities[mine])
 
     def close(self, timeout: Optional[float] = DEFAULT_CLOSE_TIMEOUT_SECS) -> None:
-        """Closes every shard's updater (each within `timeout`); raises the first failure after trying all."""
-        errors = []
-        for updater in self._updaters:
-            try:
-                updater.close(timeout=timeout)
-            except (RuntimeError, TimeoutError) as error:
-                errors.append(error)
+        """Closes every shard's updater at once, all within `timeout`; raises the first failure after trying all."""
+        # Together, not one after another: K shards whose servers stopped answering would otherwise hold the
+        # learner's stop for K timeouts, past its termination notice.
+        with concurrent.futures.ThreadPoolExecutor(len(self._updaters), "close_priority_updater") as pool:
+            closing = [pool.submit(updater.close, timeout=timeout) for updater in self._updaters]
+        errors = [future.exception() for future in closing if future.exception() is not None]
         if errors:
             raise errors[0]

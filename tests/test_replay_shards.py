@@ -3,6 +3,7 @@ knows where each key lives, and priority updates reach only the shard that holds
 
 import json
 import os
+import threading
 
 import dm_env
 import numpy as np
@@ -196,3 +197,25 @@ def test_distributed_dqn_with_two_replay_shards(tmp_path):
 )
 def test_shard_settings_that_cannot_work_are_refused(capsys, argv, message):
     assert message in usage_error(capsys, argv)
+
+
+class _ClosesWithTheOthers(_Recording):
+    """A real PriorityUpdater whose close() first waits, on a barrier, until every shard's close() has begun."""
+
+    def __init__(self, server, barrier):
+        super().__init__(server)
+        self.barrier = barrier
+
+    def close(self, timeout=None):
+        self.barrier.wait(60)  # Raises BrokenBarrierError if the shards were closed one after another.
+        super().close(timeout)
+
+
+def test_shards_updaters_close_together_so_stop_waits_one_timeout_not_k(shards):
+    barrier = threading.Barrier(len(shards))
+    updaters = [_ClosesWithTheOthers(server, barrier) for server in shards]
+    sharded = replay.ShardedPriorityUpdater(updaters, lambda keys: np.zeros(len(keys), np.int64))
+    sharded.update([1], [2.0])
+    sharded.close()
+    assert not barrier.broken
+    assert updaters[0].keys == {1} and not updaters[1].keys
