@@ -1,10 +1,16 @@
-"""What agents' TensorFlow networks share: a flat list of variables that actors receive as numpy arrays."""
+"""What agents' TensorFlow networks share: a flat list of variables that actors receive as numpy arrays, and the
+learner state (networks, Adam optimizers, update count) every learner of them keeps."""
 
 from replay import import_tensorflow  # noqa: F401, I001  First: TensorFlow without its CPU-only plugin noise.
-from typing import List, Sequence
+from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional, Sequence
 
 import numpy as np
 import tensorflow as tf
+
+from agents import core
+
+if TYPE_CHECKING:
+    from agents.utils import Logger
 
 
 class ParameterModule(tf.Module):
@@ -35,3 +41,57 @@ class ParameterModule(tf.Module):
             )
         for variable, value in zip(self._parameters, values):
             variable.assign(value)
+
+
+class NetworkLearner(core.Learner):
+    """What every learner of ParameterModules keeps: its named networks (the first one published), their Adam
+    optimizers and the update count. It checkpoints, saves, restores and publishes them; a subclass builds its
+    optimizers with `_adam`, defines `step`, and reports each step through `self._reports`."""
+
+    def __init__(
+        self,
+        networks: Mapping[str, ParameterModule],
+        publisher: Optional[core.ParameterPublisher],
+        publish_period: int,
+        counter: Optional[core.Counting],
+        logger: Optional["Logger"],
+    ):
+        self._named_networks = dict(networks)
+        self._published_network = next(iter(self._named_networks.values()))
+        self._optimizers: Dict[str, tf.keras.optimizers.Adam] = {}
+        self._num_steps = tf.Variable(0, dtype=tf.int64, trainable=False, name="num_steps")
+        self._reports = core.LearnerReports(
+            self._published_network.numpy_parameters, publisher, int(publish_period), counter, logger
+        )
+
+    def _adam(self, name: str, learning_rate: float, network: ParameterModule) -> tf.keras.optimizers.Adam:
+        """An Adam optimizer for `network`, built now (its slots exist before the first trace and restore) and
+        checkpointed as `name`."""
+        optimizer = tf.keras.optimizers.Adam(learning_rate)
+        optimizer.build(network.parameters)
+        self._optimizers[name] = optimizer
+        return optimizer
+
+    @property
+    def num_steps(self) -> int:
+        return int(self._num_steps.numpy())
+
+    @property
+    def checkpoint_objects(self) -> Dict[str, Any]:
+        return {**self._named_networks, **self._optimizers, "num_steps": self._num_steps}
+
+    def publish(self) -> None:
+        """Sends the published network's current parameters to the publisher, versioned by learner step."""
+        self._reports.publish(self.num_steps)
+
+    def get_variables(self, names: Sequence[str] = ()) -> List[Any]:
+        return [self._published_network.numpy_parameters()]
+
+    def save(self) -> Dict[str, Any]:
+        state: Dict[str, Any] = {name: net.numpy_parameters() for name, net in self._named_networks.items()}
+        return {**state, "num_steps": self.num_steps}
+
+    def restore(self, state: Dict[str, Any]) -> None:
+        for name, network in self._named_networks.items():
+            network.set_parameters(state[name])
+        self._num_steps.assign(state["num_steps"])

@@ -1,7 +1,7 @@
 """Categorical TD learning, the deterministic policy gradient, and the D4PG learner."""
 
 from replay import import_tensorflow  # noqa: F401, I001  First: TensorFlow without its CPU-only plugin noise.
-from typing import Any, Dict, Iterator, List, Optional, Sequence
+from typing import Dict, Iterator, Optional
 
 import numpy as np
 import reverb
@@ -10,6 +10,7 @@ import tensorflow as tf
 import replay
 from agents import core
 from agents.d4pg.networks import D4PGNetworks
+from agents.networks import NetworkLearner
 from agents.utils.losses import importance_weights
 from agents.utils import Logger
 
@@ -35,7 +36,7 @@ def deterministic_policy_gradient_loss(actions: tf.Tensor, dqda: tf.Tensor, dqda
     return 0.5 * tf.reduce_sum(tf.square(flat(target) - flat(actions)), axis=-1)
 
 
-class D4PGLearner(core.Learner):
+class D4PGLearner(NetworkLearner):
     """D4PG's learner on batches of n-step transitions (reverb.ReplaySample of replay.Transition).
 
     Each step is one compiled tf.function:
@@ -69,6 +70,8 @@ class D4PGLearner(core.Learner):
         counter: Optional[core.Counting] = None,
         logger: Optional[Logger] = None,
     ):
+        # The policy first: it is what actors receive.
+        super().__init__(networks._asdict(), publisher, publish_period, counter, logger)
         self._networks = networks
         self._iterator = iterator
         self._discount = float(discount)
@@ -78,32 +81,13 @@ class D4PGLearner(core.Learner):
         self._target_update_tau = float(target_update_tau)
         self._beta = float(importance_sampling_exponent)
         self._priority_updater = priority_updater
-        self._reports = core.LearnerReports(
-            networks.policy.numpy_parameters, publisher, int(publish_period), counter, logger
-        )
-        self._policy_optimizer = tf.keras.optimizers.Adam(policy_learning_rate)
-        self._critic_optimizer = tf.keras.optimizers.Adam(critic_learning_rate)
-        self._policy_optimizer.build(networks.policy.parameters)
-        self._critic_optimizer.build(networks.critic.parameters)
-        self._num_steps = tf.Variable(0, dtype=tf.int64, trainable=False, name="num_steps")
+        self._policy_optimizer = self._adam("policy_optimizer", policy_learning_rate, networks.policy)
+        self._critic_optimizer = self._adam("critic_optimizer", critic_learning_rate, networks.critic)
         networks.target_policy.set_parameters(networks.policy.numpy_parameters())
         networks.target_critic.set_parameters(networks.critic.numpy_parameters())
         # Plain graph code (autograph off) cuts the first trace.
         self._step_fn = tf.function(self._sgd_step, autograph=False)
         self.publish()
-
-    @property
-    def num_steps(self) -> int:
-        return int(self._num_steps.numpy())
-
-    @property
-    def checkpoint_objects(self) -> Dict[str, Any]:
-        return {
-            **self._networks._asdict(),
-            "policy_optimizer": self._policy_optimizer,
-            "critic_optimizer": self._critic_optimizer,
-            "num_steps": self._num_steps,
-        }
 
     def losses(self, transitions: replay.Transition) -> Dict[str, tf.Tensor]:
         """Per-transition critic and policy losses [B] and the critic's mean value at (o, a) [B]."""
@@ -180,21 +164,3 @@ class D4PGLearner(core.Learner):
             1,
             lambda: {key: float(result[key]) for key in ("critic_loss", "policy_loss", "q_value")},
         )
-
-    def publish(self) -> None:
-        """Sends the policy's current parameters to the publisher, versioned by learner step."""
-        self._reports.publish(self.num_steps)
-
-    def get_variables(self, names: Sequence[str] = ()) -> List[Any]:
-        return [self._networks.policy.numpy_parameters()]
-
-    def save(self) -> Dict[str, Any]:
-        return {
-            **{name: network.numpy_parameters() for name, network in self._networks._asdict().items()},
-            "num_steps": self.num_steps,
-        }
-
-    def restore(self, state: Dict[str, Any]) -> None:
-        for name, network in self._networks._asdict().items():
-            network.set_parameters(state[name])
-        self._num_steps.assign(state["num_steps"])

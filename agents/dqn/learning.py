@@ -10,6 +10,7 @@ import tensorflow as tf
 import replay
 from agents import core
 from agents.dqn.networks import QNetwork
+from agents.networks import NetworkLearner
 from agents.utils import Logger
 from agents.utils.losses import huber, importance_weights
 
@@ -85,7 +86,7 @@ class DoubleQGradients:
         return td_errors, gradients, metrics
 
 
-class DQNLearner(core.Learner):
+class DQNLearner(NetworkLearner):
     """Double DQN with Huber loss, importance weights, target network and clipped gradients.
 
     Each step takes a batch from `iterator` (reverb.ReplaySample of
@@ -115,6 +116,9 @@ class DQNLearner(core.Learner):
         counter: Optional[core.Counting] = None,
         logger: Optional[Logger] = None,
     ):
+        super().__init__(
+            {"network": network, "target_network": target_network}, publisher, publish_period, counter, logger
+        )
         self._network = network
         self._target_network = target_network
         self._iterator = iterator
@@ -123,30 +127,14 @@ class DQNLearner(core.Learner):
         )
         self._target_update_period = int(target_update_period)
         self._priority_updater = priority_updater
-        self._reports = core.LearnerReports(network.numpy_parameters, publisher, int(publish_period), counter, logger)
         if num_sgd_steps_per_step < 1:
             raise ValueError(f"num_sgd_steps_per_step must be >= 1 (got {num_sgd_steps_per_step}).")
         self._num_sgd_steps_per_step = int(num_sgd_steps_per_step)
-        self._optimizer = tf.keras.optimizers.Adam(learning_rate)
-        self._optimizer.build(network.parameters)
-        self._num_steps = tf.Variable(0, dtype=tf.int64, trainable=False, name="num_steps")
+        self._optimizer = self._adam("optimizer", learning_rate, network)
         target_network.set_parameters(network.numpy_parameters())
         # Plain graph code (autograph off) cuts the first trace by over a second.
         self._sgd_step_fn = tf.function(self._sgd_steps, autograph=False)
         self.publish()
-
-    @property
-    def num_steps(self) -> int:
-        return int(self._num_steps.numpy())
-
-    @property
-    def checkpoint_objects(self) -> Dict[str, Any]:
-        return {
-            "network": self._network,
-            "target_network": self._target_network,
-            "optimizer": self._optimizer,
-            "num_steps": self._num_steps,
-        }
 
     def _sgd_steps(self, sample: reverb.ReplaySample):
         """Updates on each of the batch's num_sgd_steps_per_step minibatches in turn."""
@@ -191,25 +179,6 @@ class DQNLearner(core.Learner):
         self._reports.after_step(
             int(steps), self._num_sgd_steps_per_step, lambda: {key: float(value) for key, value in metrics.items()}
         )
-
-    def publish(self) -> None:
-        """Sends the current parameters to the publisher, versioned by learner step."""
-        self._reports.publish(self.num_steps)
-
-    def get_variables(self, names: Sequence[str] = ()) -> List[Any]:
-        return [self._network.numpy_parameters()]
-
-    def save(self) -> Dict[str, Any]:
-        return {
-            "network": self._network.numpy_parameters(),
-            "target_network": self._target_network.numpy_parameters(),
-            "num_steps": self.num_steps,
-        }
-
-    def restore(self, state: Dict[str, Any]) -> None:
-        self._network.set_parameters(state["network"])
-        self._target_network.set_parameters(state["target_network"])
-        self._num_steps.assign(state["num_steps"])
 
 
 class ParallelDQNLearner(core.Learner):

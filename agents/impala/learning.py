@@ -1,13 +1,14 @@
 """V-trace and the IMPALA learner."""
 
 from replay import import_tensorflow  # noqa: F401, I001  First: TensorFlow without its CPU-only plugin noise.
-from typing import Any, Dict, Iterator, List, NamedTuple, Optional, Sequence
+from typing import Any, Dict, Iterator, NamedTuple, Optional
 
 import reverb
 import tensorflow as tf
 
 from agents import core
 from agents.impala.networks import ActorCriticNetwork
+from agents.networks import NetworkLearner
 from agents.utils import Logger
 
 
@@ -53,7 +54,7 @@ def vtrace(
     return VTraceReturns(tf.stop_gradient(vs), tf.stop_gradient(pg_advantages))
 
 
-class IMPALALearner(core.Learner):
+class IMPALALearner(NetworkLearner):
     """Actor-critic with V-trace on batches of sequences (reverb.ReplaySample of replay.Step, [B, T, ...]) whose
     extras hold the behaviour logits and a `valid` flag (acting.extras_spec).
 
@@ -84,6 +85,7 @@ class IMPALALearner(core.Learner):
         counter: Optional[core.Counting] = None,
         logger: Optional[Logger] = None,
     ):
+        super().__init__({"network": network}, publisher, publish_period, counter, logger)
         self._network = network
         self._iterator = iterator
         self._discount = float(discount)
@@ -96,21 +98,10 @@ class IMPALALearner(core.Learner):
             clip_pg_rho_threshold=float(clip_pg_rho_threshold),
             clip_c_threshold=float(clip_c_threshold),
         )
-        self._reports = core.LearnerReports(network.numpy_parameters, publisher, int(publish_period), counter, logger)
-        self._optimizer = tf.keras.optimizers.Adam(learning_rate)
-        self._optimizer.build(network.parameters)
-        self._num_steps = tf.Variable(0, dtype=tf.int64, trainable=False, name="num_steps")
+        self._optimizer = self._adam("optimizer", learning_rate, network)
         # Plain graph code (autograph off): a faster first trace; the V-trace loop is unrolled over static T.
         self._step_fn = tf.function(self._sgd_step, autograph=False)
         self.publish()
-
-    @property
-    def num_steps(self) -> int:
-        return int(self._num_steps.numpy())
-
-    @property
-    def checkpoint_objects(self) -> Dict[str, Any]:
-        return {"network": self._network, "optimizer": self._optimizer, "num_steps": self._num_steps}
 
     def loss(self, data: Any) -> Dict[str, tf.Tensor]:
         """The loss and its parts on a batch of sequences (replay.Step, [B, T, ...])."""
@@ -167,17 +158,3 @@ class IMPALALearner(core.Learner):
         self._reports.after_step(
             int(metrics["num_steps"]), 1, lambda: {k: float(v) for k, v in metrics.items() if k != "num_steps"}
         )
-
-    def publish(self) -> None:
-        """Sends the current parameters to the publisher, versioned by learner step."""
-        self._reports.publish(self.num_steps)
-
-    def get_variables(self, names: Sequence[str] = ()) -> List[Any]:
-        return [self._network.numpy_parameters()]
-
-    def save(self) -> Dict[str, Any]:
-        return {"network": self._network.numpy_parameters(), "num_steps": self.num_steps}
-
-    def restore(self, state: Dict[str, Any]) -> None:
-        self._network.set_parameters(state["network"])
-        self._num_steps.assign(state["num_steps"])

@@ -2,7 +2,7 @@
 priorities."""
 
 from replay import import_tensorflow  # noqa: F401, I001  First: TensorFlow without its CPU-only plugin noise.
-from typing import Any, Dict, Iterator, List, Optional, Sequence
+from typing import Dict, Iterator, Optional
 
 import numpy as np
 import reverb
@@ -10,6 +10,7 @@ import tensorflow as tf
 
 import replay
 from agents import core
+from agents.networks import NetworkLearner
 from agents.r2d2.networks import RecurrentQNetwork
 from agents.utils import Logger
 from agents.utils.losses import importance_weights
@@ -83,7 +84,7 @@ def sequence_priorities(abs_td_errors: tf.Tensor, mask: tf.Tensor, max_weight: f
     return max_weight * tf.reduce_max(masked, axis=0) + (1.0 - max_weight) * mean
 
 
-class R2D2Learner(core.Learner):
+class R2D2Learner(NetworkLearner):
     """Double Q-learning on batches of sequences (reverb.ReplaySample of replay.Step, [B, S, ...]) whose extras
     hold the actor's recurrent state before each step and a `valid` flag (acting.extras_spec).
 
@@ -117,6 +118,9 @@ class R2D2Learner(core.Learner):
         counter: Optional[core.Counting] = None,
         logger: Optional[Logger] = None,
     ):
+        super().__init__(
+            {"network": network, "target_network": target_network}, publisher, publish_period, counter, logger
+        )
         self._network = network
         self._target_network = target_network
         self._iterator = iterator
@@ -129,27 +133,11 @@ class R2D2Learner(core.Learner):
         self._epsilon = float(value_rescaling_epsilon)
         self._max_gradient_norm = max_gradient_norm
         self._priority_updater = priority_updater
-        self._reports = core.LearnerReports(network.numpy_parameters, publisher, int(publish_period), counter, logger)
-        self._optimizer = tf.keras.optimizers.Adam(learning_rate)
-        self._optimizer.build(network.parameters)
-        self._num_steps = tf.Variable(0, dtype=tf.int64, trainable=False, name="num_steps")
+        self._optimizer = self._adam("optimizer", learning_rate, network)
         target_network.set_parameters(network.numpy_parameters())
         # Plain graph code (autograph off): a faster first trace; the time loops are unrolled over static lengths.
         self._step_fn = tf.function(self._sgd_step, autograph=False)
         self.publish()
-
-    @property
-    def num_steps(self) -> int:
-        return int(self._num_steps.numpy())
-
-    @property
-    def checkpoint_objects(self) -> Dict[str, Any]:
-        return {
-            "network": self._network,
-            "target_network": self._target_network,
-            "optimizer": self._optimizer,
-            "num_steps": self._num_steps,
-        }
 
     def loss(self, data: replay.Step, probabilities: tf.Tensor) -> Dict[str, tf.Tensor]:
         """The importance-weighted loss of a batch of sequences ([B, S, ...]), with per-sequence `priorities` and
@@ -221,10 +209,3 @@ class R2D2Learner(core.Learner):
         if self._priority_updater is not None:
             self._priority_updater.update(keys.numpy(), priorities.numpy().astype(np.float64))
         self._reports.after_step(int(steps), 1, lambda: {key: float(value) for key, value in metrics.items()})
-
-    def publish(self) -> None:
-        """Sends the current parameters to the publisher, versioned by learner step."""
-        self._reports.publish(self.num_steps)
-
-    def get_variables(self, names: Sequence[str] = ()) -> List[Any]:
-        return [self._network.numpy_parameters()]
