@@ -238,7 +238,15 @@ def _restart_client(flaky, path):
         flaky.crash()
     except ConnectionError:
         pass
-    second = flaky.pid()  # Same handle: waits for the restarted node at the same address.
+    # Same handle: waits for the restarted node at the same address. A call that races the crashed process's
+    # connection closing fails as a call to a node that is down; a few tries, never a loop that could spin forever.
+    for attempt in range(3):
+        try:
+            second = flaky.pid()
+            break
+        except ConnectionError:
+            if attempt == 2:
+                raise
     with open(path, "w") as f:
         f.write(f"{first} {second}")
     lp.stop()
