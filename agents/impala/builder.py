@@ -109,6 +109,7 @@ class IMPALABuilder(core.Builder):
             networks,
             iterator,
             discount=c.discount,
+            reward_scale=c.reward_scale,
             learning_rate=c.learning_rate,
             baseline_cost=c.baseline_cost,
             entropy_cost=c.entropy_cost,

@@ -20,6 +20,10 @@ class IMPALAConfig:
     # Learning.
     learning_rate: float = 5e-3  # High, with small batches: each frame is learned from once.
     discount: float = 0.98  # Gamma; multiplies the environment's discount (0 at a termination).
+    # Rewards are multiplied by this in the loss. The torso is shared, so value targets in the tens (CartPole:
+    # up to 1 / (1 - gamma) = 50) make it grow features that also scale the logits, and the policy turns
+    # deterministic within ~100 steps; targets of order one keep it stochastic while it learns.
+    reward_scale: float = 1.0
     batch_size: int = 4  # Sequences per learner step: small, for many updates per frame.
     baseline_cost: float = 0.5  # The value loss is baseline_cost * (v_s - V)^2.
     entropy_cost: float = 0.01  # The loss subtracts entropy_cost * the policy's entropy (a bonus).
@@ -69,6 +73,7 @@ class IMPALAConfig:
             ),
             positive=(
                 "learning_rate",
+                "reward_scale",
                 "max_gradient_norm",
                 "clip_rho_threshold",
                 "clip_pg_rho_threshold",

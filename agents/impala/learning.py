@@ -72,6 +72,7 @@ class IMPALALearner(NetworkLearner):
         iterator: Iterator[reverb.ReplaySample],
         *,
         discount: float = 0.99,
+        reward_scale: float = 1.0,
         learning_rate: float = 1e-3,
         baseline_cost: float = 0.5,
         entropy_cost: float = 0.01,
@@ -89,6 +90,7 @@ class IMPALALearner(NetworkLearner):
         self._network = network
         self._iterator = iterator
         self._discount = float(discount)
+        self._reward_scale = float(reward_scale)
         self._baseline_cost = float(baseline_cost)
         self._entropy_cost = float(entropy_cost)
         self._max_gradient_norm = max_gradient_norm
@@ -116,7 +118,7 @@ class IMPALALearner(NetworkLearner):
         actions = time_major(tf.cast(data.action, tf.int32))[:-1]
         behaviour_logits = time_major(tf.cast(data.extras["logits"], tf.float32))[:-1]
         mask = time_major(tf.cast(data.extras["valid"], tf.float32))[:-1]
-        rewards = time_major(tf.cast(data.reward, tf.float32))[:-1]
+        rewards = time_major(tf.cast(data.reward, tf.float32))[:-1] * self._reward_scale
         discounts = time_major(tf.cast(data.discount, tf.float32))[:-1] * self._discount * mask
 
         log_pi = tf.nn.log_softmax(logits[:-1])
