@@ -59,10 +59,11 @@ class IMPALALearner(NetworkLearner):
     extras hold the behaviour logits and a `valid` flag (acting.extras_spec).
 
     Each step is one compiled tf.function: the network on all B x T observations, V-trace over the first T - 1
-    steps (the last only bootstraps) with discount = environment discount * gamma, and
-    loss = policy gradient + baseline_cost (v_s - V)^2 - entropy_cost entropy, averaged over the valid steps;
-    Adam with global-norm clipping. Rows that are not real steps (an episode's closing row and zero padding) get
-    rho = 0 and discount 0, so they neither contribute nor leak into the targets of the steps before them.
+    steps (the last only bootstraps) with discount = environment discount * gamma and rewards multiplied by
+    `reward_scale`, and loss = policy gradient + baseline_cost (v_s - V)^2 - entropy_cost entropy, averaged over
+    the valid steps; Adam with global-norm clipping. Rows that are not real steps (an episode's closing row and
+    zero padding) get rho = 0 and discount 0, so they neither contribute nor leak into the targets of the steps
+    before them.
     Counts `steps` on `counter`, and every `publish_period` steps publishes numpy parameters to `publisher`.
     """
 
