@@ -191,6 +191,20 @@ def test_padding_rows_do_not_count():
     np.testing.assert_allclose(float(learner.loss(masked)["loss"]), float(learner.loss(garbage)["loss"]), rtol=1e-6)
 
 
+def test_reward_scale_multiplies_the_rewards_the_loss_sees():
+    sample, _ = _fixed_batch(np.random.default_rng(2))
+    builder = IMPALABuilder(IMPALAConfig(reward_scale=0.05))
+    scaled = builder.make_learner(builder.make_networks(_spec(), seed=0), iter(()))
+    unscaled_builder = IMPALABuilder(IMPALAConfig(reward_scale=1.0))
+    unscaled = unscaled_builder.make_learner(unscaled_builder.make_networks(_spec(), seed=0), iter(()))
+    pre_scaled = sample.data._replace(reward=sample.data.reward * 0.05)
+    expected = unscaled.loss(pre_scaled)
+    got = scaled.loss(sample.data)
+    for key in ("loss", "policy_loss", "value_loss"):
+        np.testing.assert_allclose(float(got[key]), float(expected[key]), rtol=1e-5)
+    assert float(got["value_loss"]) < 0.01 * float(unscaled.loss(sample.data)["value_loss"])
+
+
 # ------------------------------------------------------------------------------------------------ the queue
 
 
