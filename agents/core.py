@@ -411,6 +411,11 @@ class Builder(abc.ABC):
         """How many learner steps one actor step pays for when acting and learning share one process."""
         return 1.0
 
+    def learner_steps_per_episode(self) -> float:
+        """Learner steps an episode's end pays for on top of its actor steps' (one process): for an adder that
+        writes rows of its own at an episode's end, which a learner consuming each item once must keep up with."""
+        return 0.0
+
     def min_actor_steps_before_learning(self) -> int:
         """Actor steps a single process takes before its first learner step (the tables' minimum size)."""
         return 0

@@ -191,6 +191,20 @@ def test_padding_rows_do_not_count():
     np.testing.assert_allclose(float(learner.loss(masked)["loss"]), float(learner.loss(garbage)["loss"]), rtol=1e-6)
 
 
+def test_reward_scale_multiplies_the_rewards_the_loss_sees():
+    sample, _ = _fixed_batch(np.random.default_rng(2))
+    builder = IMPALABuilder(IMPALAConfig(reward_scale=0.05))
+    scaled = builder.make_learner(builder.make_networks(_spec(), seed=0), iter(()))
+    unscaled_builder = IMPALABuilder(IMPALAConfig(reward_scale=1.0))
+    unscaled = unscaled_builder.make_learner(unscaled_builder.make_networks(_spec(), seed=0), iter(()))
+    pre_scaled = sample.data._replace(reward=sample.data.reward * 0.05)
+    expected = unscaled.loss(pre_scaled)
+    got = scaled.loss(sample.data)
+    for key in ("loss", "policy_loss", "value_loss"):
+        np.testing.assert_allclose(float(got[key]), float(expected[key]), rtol=1e-5)
+    assert float(got["value_loss"]) < 0.01 * float(unscaled.loss(sample.data)["value_loss"])
+
+
 # ------------------------------------------------------------------------------------------------ the queue
 
 
@@ -210,8 +224,9 @@ def test_the_queue_must_hold_a_batch_and_two_sequences(capsys):
     assert len(lines) == 1 and lines[0].startswith("error: ") and "max_queue_size=10" in lines[0], lines
 
 
-def test_a_single_process_never_outruns_the_queue():
-    """learner_steps_per_actor_step and min_actor_steps_before_learning never ask for a batch the queue lacks."""
+def test_a_single_process_never_outruns_the_queue_and_keeps_up_with_it():
+    """learner_steps_per_actor_step, learner_steps_per_episode and min_actor_steps_before_learning never ask for
+    a batch the queue lacks, and consume what is written: the queue stays as short as a batch and a sequence."""
     builder = IMPALABuilder(IMPALAConfig(batch_size=2, max_queue_size=4))
     environment = envs.make_environment("CartPole-v1", seed=0)
     spec = replay.make_environment_spec(environment)
@@ -220,7 +235,8 @@ def test_a_single_process_never_outruns_the_queue():
         adder = builder.make_adder(client)
         variable_client = utils.VariableClient(utils.VariableServer())
         actor = builder.make_actor(spec, variable_client, adder, core.ActorSettings())
-        steps, needed_at = 0, []
+        steps, episodes, left_over = 0, 0, []
+        credit_start = None  # (steps, episodes) when learning starts, as the single-process loop counts them.
         while steps < 3_000:
             timestep = environment.reset()
             actor.observe_first(timestep)
@@ -229,14 +245,24 @@ def test_a_single_process_never_outruns_the_queue():
                 timestep = environment.step(action)
                 actor.observe(action, timestep)
                 steps += 1
+                episodes += int(timestep.last())
                 adder.flush()
-                learner_steps = max(0, steps - builder.min_actor_steps_before_learning())
-                learner_steps = int(learner_steps * builder.learner_steps_per_actor_step())
+                if credit_start is None and steps > builder.min_actor_steps_before_learning():
+                    credit_start = (steps - 1, episodes - int(timestep.last()))
+                learner_steps = 0
+                if credit_start is not None:
+                    learner_steps = int(
+                        (steps - credit_start[0]) * builder.learner_steps_per_actor_step()
+                        + (episodes - credit_start[1]) * builder.learner_steps_per_episode()
+                        + 1e-9
+                    )
                 inserted = client.server_info(timeout=5)["queue"].current_size
-                needed_at.append(inserted - learner_steps * 2)
+                left_over.append(inserted - learner_steps * 2)
         adder.close()
         variable_client.close()
-    assert min(needed_at) >= 0
+    assert episodes > 100  # Many closing rows: without learner_steps_per_episode it ends ~8 longer.
+    assert min(left_over) >= 0
+    assert max(left_over[-500:]) <= 2 + 2, max(left_over[-500:])
 
 
 # ------------------------------------------------------------------------------------------------ end to end

@@ -18,20 +18,23 @@ _PROGRESS_SECONDS = 5.0
 
 class _LearningActor(core.Actor):
     """An actor that also steps the learner: `learner_steps_per_actor_step` learner steps for every actor
-    step once the tables hold their minimum, so the sample-to-insert ratio is kept by construction rather
-    than by a rate limiter (which would block the one thread that could unblock it)."""
+    step (and `learner_steps_per_episode` for every episode's end) once the tables hold their minimum, so the
+    sample-to-insert ratio is kept by construction rather than by a rate limiter (which would block the one
+    thread that could unblock it)."""
 
     def __init__(
         self,
         actor: core.Actor,
         learner: core.Learner,
         learner_steps_per_actor_step: float,
+        learner_steps_per_episode: float,
         min_actor_steps: int,
         actor_steps: int,
     ):
         self._actor = actor
         self._learner = learner
         self._ratio = learner_steps_per_actor_step
+        self._ratio_per_episode = learner_steps_per_episode
         self._min_actor_steps = min_actor_steps
         self._actor_steps = actor_steps  # Of the whole run, a resumed one included.
         self._credit = 0.0
@@ -46,7 +49,7 @@ class _LearningActor(core.Actor):
         self._actor.observe(action, next_timestep)
         self._actor_steps += 1
         if self._actor_steps > self._min_actor_steps:
-            self._credit += self._ratio
+            self._credit += self._ratio + (self._ratio_per_episode if next_timestep.last() else 0.0)
             while self._credit >= 1.0:
                 self._learner.step()
                 self._credit -= 1.0
@@ -114,7 +117,12 @@ def run_single_process(experiment: ExperimentConfig, print_fn: Callable[[str], N
     actor_counter = utils.Counter(counter, prefix="actor", time_delta=0.0)
     actor_steps = counter.get_counts().get("actor_steps", 0)
     learning_actor = _LearningActor(
-        actor, learner, builder.learner_steps_per_actor_step(), builder.min_actor_steps_before_learning(), actor_steps
+        actor,
+        learner,
+        builder.learner_steps_per_actor_step(),
+        builder.learner_steps_per_episode(),
+        builder.min_actor_steps_before_learning(),
+        actor_steps,
     )
     eval_client = utils.VariableClient(variable_server)
     eval_logger = make_evaluator_logger(experiment)

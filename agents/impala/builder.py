@@ -109,6 +109,7 @@ class IMPALABuilder(core.Builder):
             networks,
             iterator,
             discount=c.discount,
+            reward_scale=c.reward_scale,
             learning_rate=c.learning_rate,
             baseline_cost=c.baseline_cost,
             entropy_cost=c.entropy_cost,
@@ -147,10 +148,17 @@ class IMPALABuilder(core.Builder):
 
     def learner_steps_per_actor_step(self) -> float:
         """One learner step per batch_size sequences written: an actor writes one sequence every sequence_period
-        rows, and rows are actor steps plus one closing row per episode, so the learner never outruns the queue
-        (and falls behind by at most one sequence per sequence_period episodes)."""
+        rows, and rows are actor steps plus one closing row per episode (learner_steps_per_episode pays for
+        those), so the learner consumes what is written without ever outrunning the queue."""
         c = self.config
         return 1.0 / (c.batch_size * c.sequence_period)
+
+    def learner_steps_per_episode(self) -> float:
+        """An episode's closing row (its last observation, for the bootstrap) is a row of the sequences too.
+        Without this the queue grows by one sequence per sequence_period episodes, without bound, and the
+        learner learns from ever staler policies (CartPole's early 10-step episodes: ~10% more sequences than
+        it consumed)."""
+        return self.learner_steps_per_actor_step()
 
     def min_actor_steps_before_learning(self) -> int:
         """Covers the lag of the first sequence (written after sequence_length steps) and of the episode being

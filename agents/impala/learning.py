@@ -59,10 +59,11 @@ class IMPALALearner(NetworkLearner):
     extras hold the behaviour logits and a `valid` flag (acting.extras_spec).
 
     Each step is one compiled tf.function: the network on all B x T observations, V-trace over the first T - 1
-    steps (the last only bootstraps) with discount = environment discount * gamma, and
-    loss = policy gradient + baseline_cost (v_s - V)^2 - entropy_cost entropy, averaged over the valid steps;
-    Adam with global-norm clipping. Rows that are not real steps (an episode's closing row and zero padding) get
-    rho = 0 and discount 0, so they neither contribute nor leak into the targets of the steps before them.
+    steps (the last only bootstraps) with discount = environment discount * gamma and rewards multiplied by
+    `reward_scale`, and loss = policy gradient + baseline_cost (v_s - V)^2 - entropy_cost entropy, averaged over
+    the valid steps; Adam with global-norm clipping. Rows that are not real steps (an episode's closing row and
+    zero padding) get rho = 0 and discount 0, so they neither contribute nor leak into the targets of the steps
+    before them.
     Counts `steps` on `counter`, and every `publish_period` steps publishes numpy parameters to `publisher`.
     """
 
@@ -72,6 +73,7 @@ class IMPALALearner(NetworkLearner):
         iterator: Iterator[reverb.ReplaySample],
         *,
         discount: float = 0.99,
+        reward_scale: float = 1.0,
         learning_rate: float = 1e-3,
         baseline_cost: float = 0.5,
         entropy_cost: float = 0.01,
@@ -89,6 +91,7 @@ class IMPALALearner(NetworkLearner):
         self._network = network
         self._iterator = iterator
         self._discount = float(discount)
+        self._reward_scale = float(reward_scale)
         self._baseline_cost = float(baseline_cost)
         self._entropy_cost = float(entropy_cost)
         self._max_gradient_norm = max_gradient_norm
@@ -116,7 +119,7 @@ class IMPALALearner(NetworkLearner):
         actions = time_major(tf.cast(data.action, tf.int32))[:-1]
         behaviour_logits = time_major(tf.cast(data.extras["logits"], tf.float32))[:-1]
         mask = time_major(tf.cast(data.extras["valid"], tf.float32))[:-1]
-        rewards = time_major(tf.cast(data.reward, tf.float32))[:-1]
+        rewards = time_major(tf.cast(data.reward, tf.float32))[:-1] * self._reward_scale
         discounts = time_major(tf.cast(data.discount, tf.float32))[:-1] * self._discount * mask
 
         log_pi = tf.nn.log_softmax(logits[:-1])
