@@ -243,6 +243,25 @@ def test_builder_gives_distributed_actors_the_apex_ladder_and_the_single_process
             client.close()
 
 
+def test_apex_ladder_base_and_alpha_come_from_the_config():
+    builder = dqn.DQNBuilder(dqn.DQNConfig(apex_epsilon_base=0.5, apex_epsilon_alpha=2.0))
+    spec = _spec()
+    variable_server = utils.VariableServer()
+    clients = [utils.VariableClient(variable_server) for _ in range(2)]
+    try:
+        ladder = [
+            builder.make_actor(spec, clients[i], None, agents.ActorSettings(actor_id=i, num_actors=2)) for i in range(2)
+        ]
+        assert [actor._epsilon(0) for actor in ladder] == pytest.approx([0.5, 0.5**3])
+    finally:
+        for client in clients:
+            client.close()
+    with pytest.raises(ValueError, match=r"apex_epsilon_base must be in \[0, 1\]"):
+        dqn.DQNConfig(apex_epsilon_base=1.5)
+    with pytest.raises(ValueError, match="apex_epsilon_alpha must be >= 0"):
+        dqn.DQNConfig(apex_epsilon_alpha=-1)
+
+
 def test_builder_refuses_continuous_actions_naming_the_fix(builder):
     with pytest.raises(ValueError, match="DQN needs discrete actions.*CartPole-v1"):
         builder.check_environment(replay.make_environment_spec(envs.make_environment("Pendulum-v1")))

@@ -47,6 +47,8 @@ class DQNConfig:
     epsilon_start: float = 0.5  # Single-process linear epsilon decay (distributed uses the ladder).
     epsilon_end: float = 0.1
     epsilon_decay_steps: int = 2_000
+    apex_epsilon_base: float = 0.4  # Distributed actor i of N: base ** (1 + alpha * i / (N - 1)) (Ape-X).
+    apex_epsilon_alpha: float = 7.0
     variable_update_period: int = 100  # Actor steps between parameter polls.
     publish_period: int = 10  # Gradient steps between parameter publications.
 
@@ -82,7 +84,13 @@ class DQNConfig:
                 "num_learners",
             ),
             positive=("learning_rate", "samples_per_insert", "huber_delta"),
-            unit_interval=("discount", "importance_sampling_exponent", "epsilon_start", "epsilon_end"),
-            non_negative=("min_replay_size", "samples_per_insert_tolerance", "priority_exponent"),
+            unit_interval=(
+                "discount",
+                "importance_sampling_exponent",
+                "epsilon_start",
+                "epsilon_end",
+                "apex_epsilon_base",
+            ),
+            non_negative=("min_replay_size", "samples_per_insert_tolerance", "priority_exponent", "apex_epsilon_alpha"),
             more=more,
         )
