@@ -271,7 +271,7 @@ def test_single_process_run_writes_run_files(tmp_path):
     from agents.dqn import run
 
     run_dir = str(tmp_path / "run")
-    config = dqn.DQNConfig(min_replay_size=200, samples_per_insert=8.0, learning_rate=1e-6)  # Never solves first.
+    config = dqn.DQNConfig(min_replay_size=200, samples_per_insert=4.0, learning_rate=1e-6)  # Never solves first.
     result = run.main(["--single_process", "--max_actor_steps", "600", "--run_dir", run_dir], config=config)
     assert set(result) >= {"solved", "wall_seconds", "eval_return", "actor_steps", "learner_steps"}
     assert result["actor_steps"] >= 600 and result["learner_steps"] > 0
@@ -279,7 +279,7 @@ def test_single_process_run_writes_run_files(tmp_path):
         assert os.path.exists(os.path.join(run_dir, name)), name
     assert utils.read_json(os.path.join(run_dir, "program.json"))["replay_address"].startswith("localhost:")
     saved = utils.read_json(os.path.join(run_dir, "config.json"))
-    assert saved["agent"] == "dqn" and saved["config"]["samples_per_insert"] == 8.0
+    assert saved["agent"] == "dqn" and saved["config"]["samples_per_insert"] == 4.0
 
 
 class _ScriptedReturns(dm_env.Environment):

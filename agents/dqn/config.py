@@ -38,7 +38,10 @@ class DQNConfig:
     replay_table_name: str = "priority_table"  # replay.DEFAULT_PRIORITY_TABLE
     max_replay_size: int = 50_000
     min_replay_size: int = 500
-    samples_per_insert: float = 16.0  # Average number of times each transition is sampled.
+    # Average number of times each transition is sampled: 1/8 gradient step of 64 per env step. 16 (one per 4
+    # env steps) solved CartPole-v1 in no fewer env steps in either mode and halved the distributed actors' pace:
+    # the learner's sampling, not its gradients, bounds it (see README, "The main job").
+    samples_per_insert: float = 8.0
     samples_per_insert_tolerance: float = 0.2
     priority_exponent: float = 0.6
     prefetch_size: int = 4
