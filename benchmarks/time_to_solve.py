@@ -270,6 +270,8 @@ def encore_log_stats(run_dir: str, launched: float) -> Dict[str, Optional[float]
     ]
     learner_rates = [rate for rate in learner_rates if rate]
     first_rows = [c["timestamp"][0] for c in actor_logs if c.get("timestamp")]
+    # Each actor's CPU seconds at its last row over the steps of its own episodes (actor_steps is the program's).
+    actor_cpu = [(c["cpu_seconds"][-1], sum(c["episode_length"])) for c in actor_logs if c.get("cpu_seconds")]
     rates = [r for r in (_rate(c, "actor_steps") for c in actor_logs) if r]
     staleness = []
     if len(learner_log.get("timestamp", [])) >= 2:
@@ -286,6 +288,9 @@ def encore_log_stats(run_dir: str, launched: float) -> Dict[str, Optional[float]
         "actor_steps_per_second": max(rates) if rates else None,
         "learner_steps_per_second": sum(learner_rates) if learner_rates else None,
         "median_parameter_staleness": statistics.median(staleness) if staleness else None,
+        "actor_cpu_ms_per_env_step": 1e3 * sum(c for c, _ in actor_cpu) / sum(n for _, n in actor_cpu)
+        if actor_cpu and sum(n for _, n in actor_cpu) > 0
+        else None,
     }
 
 
@@ -365,6 +370,10 @@ def run_encore(
         result=result,
         **encore_log_stats(run_dir, process["launched"]),
     )
+    if result.get("learner_cpu_seconds") is not None and result.get("learner_steps"):
+        run["learner_cpu_ms_per_learner_step"] = 1e3 * result["learner_cpu_seconds"] / result["learner_steps"]
+    if result.get("cpu_seconds") is not None and result.get("actor_steps"):  # A single-process run: all of it.
+        run["cpu_ms_per_env_step"] = 1e3 * result["cpu_seconds"] / result["actor_steps"]
     if run["solved"]:
         run["seconds"] = interpreter_start + result["wall_seconds"]
     if process["returncode"] not in (0, None) and not run["solved"]:
@@ -758,7 +767,10 @@ def print_table(measurement: Dict[str, Any], print_fn: Callable[[str], None] = p
 def where_time_goes(measurement: Dict[str, Any]) -> Dict[str, Optional[float]]:
     """Medians over the Encore runs' logs: start-up, first episode, replay waits, parameter staleness."""
     details, median = measurement["details"], median_or_none
-    distributed, single = details["distributed"]["runs"], details["single_process"]["runs"]
+    # Either variant may be missing from a measurement (e.g. distributed only): its rows are then None.
+    distributed, single = (
+        [] if name not in details else details[name]["runs"] for name in ("distributed", "single_process")
+    )
     result = lambda key: [r.get("result", {}).get(key) for r in distributed]  # noqa: E731
     return {
         "interpreter_start_seconds": median([r.get("interpreter_start_seconds") for r in distributed]),
@@ -767,6 +779,12 @@ def where_time_goes(measurement: Dict[str, Any]) -> Dict[str, Optional[float]]:
         "replay_waiting_for_inserts_ms": median(result("replay_waiting_for_inserts_ms")),
         "replay_waiting_for_sampling_ms": median(result("replay_waiting_for_sampling_ms")),
         "median_parameter_staleness_learner_steps": median([r.get("median_parameter_staleness") for r in distributed]),
+        # CPU per unit of work (process time; the learner's includes its first trace, the single process everything).
+        "distributed_actor_cpu_ms_per_env_step": median([r.get("actor_cpu_ms_per_env_step") for r in distributed]),
+        "distributed_learner_cpu_ms_per_learner_step": median(
+            [r.get("learner_cpu_ms_per_learner_step") for r in distributed]
+        ),
+        "single_process_cpu_ms_per_env_step": median([r.get("cpu_ms_per_env_step") for r in single]),
         "tf_reverb_import_seconds": tf_import_seconds(),
     }
 

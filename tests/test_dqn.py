@@ -243,6 +243,25 @@ def test_builder_gives_distributed_actors_the_apex_ladder_and_the_single_process
             client.close()
 
 
+def test_apex_ladder_base_and_alpha_come_from_the_config():
+    builder = dqn.DQNBuilder(dqn.DQNConfig(apex_epsilon_base=0.5, apex_epsilon_alpha=2.0))
+    spec = _spec()
+    variable_server = utils.VariableServer()
+    clients = [utils.VariableClient(variable_server) for _ in range(2)]
+    try:
+        ladder = [
+            builder.make_actor(spec, clients[i], None, agents.ActorSettings(actor_id=i, num_actors=2)) for i in range(2)
+        ]
+        assert [actor._epsilon(0) for actor in ladder] == pytest.approx([0.5, 0.5**3])
+    finally:
+        for client in clients:
+            client.close()
+    with pytest.raises(ValueError, match=r"apex_epsilon_base must be in \[0, 1\]"):
+        dqn.DQNConfig(apex_epsilon_base=1.5)
+    with pytest.raises(ValueError, match="apex_epsilon_alpha must be >= 0"):
+        dqn.DQNConfig(apex_epsilon_alpha=-1)
+
+
 def test_builder_refuses_continuous_actions_naming_the_fix(builder):
     with pytest.raises(ValueError, match="DQN needs discrete actions.*CartPole-v1"):
         builder.check_environment(replay.make_environment_spec(envs.make_environment("Pendulum-v1")))
@@ -252,7 +271,7 @@ def test_single_process_run_writes_run_files(tmp_path):
     from agents.dqn import run
 
     run_dir = str(tmp_path / "run")
-    config = dqn.DQNConfig(min_replay_size=200, samples_per_insert=8.0, learning_rate=1e-6)  # Never solves first.
+    config = dqn.DQNConfig(min_replay_size=200, samples_per_insert=4.0, learning_rate=1e-6)  # Never solves first.
     result = run.main(["--single_process", "--max_actor_steps", "600", "--run_dir", run_dir], config=config)
     assert set(result) >= {"solved", "wall_seconds", "eval_return", "actor_steps", "learner_steps"}
     assert result["actor_steps"] >= 600 and result["learner_steps"] > 0
@@ -260,7 +279,7 @@ def test_single_process_run_writes_run_files(tmp_path):
         assert os.path.exists(os.path.join(run_dir, name)), name
     assert utils.read_json(os.path.join(run_dir, "program.json"))["replay_address"].startswith("localhost:")
     saved = utils.read_json(os.path.join(run_dir, "config.json"))
-    assert saved["agent"] == "dqn" and saved["config"]["samples_per_insert"] == 8.0
+    assert saved["agent"] == "dqn" and saved["config"]["samples_per_insert"] == 4.0
 
 
 class _ScriptedReturns(dm_env.Environment):

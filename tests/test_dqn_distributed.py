@@ -18,6 +18,7 @@ def test_distributed_program_runs_and_data_flows(tmp_path):
     assert result["learner_steps"] > 0
     assert result["actor_steps"] > 0  # Counted by the counter node from both actors.
     assert result["parameter_version"] > 0
+    assert result["learner_cpu_seconds"] > 0  # The learner's process time (with test_mt, the whole program's).
     assert result["solved"] or result["actor_steps"] >= 2000
 
     program = utils.read_json(os.path.join(run_dir, "program.json"))
@@ -32,6 +33,7 @@ def test_distributed_program_runs_and_data_flows(tmp_path):
         columns = utils.read_csv_log(os.path.join(run_dir, "logs", f"actor_{actor_id}.csv"))
         assert columns["episode_return"], f"actor {actor_id} logged no episodes"
         versions.append(max(columns["parameter_version"]))
+        assert columns["cpu_seconds"][-1] > 0
     assert max(versions) > 0, "actors never received parameters from the variable server"
     for name in ("config.json", "result.json", "learning_curve.png", "logs/learner.csv", "logs/evaluator.csv"):
         assert os.path.exists(os.path.join(run_dir, name)), name

@@ -183,7 +183,7 @@ def _repeatable_run(run_dir, seed):
         for label in ("learner", "evaluator")
     )
     result = utils.read_json(run_dir / "result.json")
-    timings = ("wall_seconds", "solved_at_seconds")
+    timings = ("wall_seconds", "solved_at_seconds", "cpu_seconds")  # Measurements, not results.
     return learner, evaluator, {k: v for k, v in result.items() if k not in timings}
 
 

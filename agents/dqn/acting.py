@@ -45,12 +45,19 @@ def linear_epsilon(start: float, end: float, decay_steps: int) -> Schedule:
     return schedule
 
 
-def actor_epsilon(settings: core.ActorSettings, start: float, end: float, decay_steps: int) -> Union[float, Schedule]:
+def actor_epsilon(
+    settings: core.ActorSettings,
+    start: float,
+    end: float,
+    decay_steps: int,
+    ladder_base: float = 0.4,
+    ladder_alpha: float = 7.0,
+) -> Union[float, Schedule]:
     """Epsilon of one acting actor: a linear decay in a single process; distributed actor i of N takes rung i of
-    the Ape-X ladder."""
+    the Ape-X ladder `apex_epsilons(N, ladder_base, ladder_alpha)`."""
     if settings.single_process:
         return linear_epsilon(start, end, decay_steps)
-    return apex_epsilons(settings.num_actors)[settings.actor_id]
+    return apex_epsilons(settings.num_actors, ladder_base, ladder_alpha)[settings.actor_id]
 
 
 class DQNActor(core.GenericActor):

@@ -180,7 +180,9 @@ class DQNBuilder(core.Builder):
     ) -> DQNActor:
         """Epsilon decays linearly in a single process; distributed actors take rungs of the Ape-X ladder."""
         c = self.config
-        epsilon = actor_epsilon(settings, c.epsilon_start, c.epsilon_end, c.epsilon_decay_steps)
+        epsilon = actor_epsilon(
+            settings, c.epsilon_start, c.epsilon_end, c.epsilon_decay_steps, c.apex_epsilon_base, c.apex_epsilon_alpha
+        )
         return DQNActor(
             envs.num_discrete_actions(environment_spec, "DQN"),
             c.dueling,

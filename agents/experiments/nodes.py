@@ -267,10 +267,12 @@ class LearnerNode:
             self._checkpointer.save(force=True)
 
     def status(self) -> Dict[str, Any]:
-        """Learner steps, the checkpoint it started from, the replay tables' state (see table_status) and, for one
-        of several learners, `parameter_server`: the server's stats()."""
+        """Learner steps, the CPU seconds its process has used (with nodes as threads, the program's), the
+        checkpoint it started from, the replay tables' state (see table_status) and, for one of several learners,
+        `parameter_server`: the server's stats()."""
         return {
             "learner_steps": self._learner.num_steps,
+            "cpu_seconds": time.process_time(),
             "resumed_from": None if self._checkpointer is None else self._checkpointer.restored_from,
             **replay_status(self._clients),
             **({} if self._parameter_server is None else {"parameter_server": self._parameter_server.stats()}),
@@ -349,7 +351,13 @@ class ActorNode:
         )
         self._logger = _WithFields(
             logger,
-            lambda: {"actor_id": actor_id, "learner_steps": 0, "parameter_version": self._variable_client.version},
+            # cpu_seconds: this actor process's CPU time so far (what acting costs, next to the learner's).
+            lambda: {
+                "actor_id": actor_id,
+                "learner_steps": 0,
+                "parameter_version": self._variable_client.version,
+                "cpu_seconds": time.process_time(),
+            },
         )
 
     def run(self) -> None:
@@ -478,6 +486,7 @@ class EvaluatorNode:
                 "actor_steps": counts.get("actor_steps", 0),
                 "learner_steps": max(counts.get("learner_steps", 0), status["learner_steps"]),
                 "replay_size": status["replay_size"],
+                "learner_cpu_seconds": status.get("cpu_seconds"),
                 "replay_waiting_for_inserts_ms": status.get("waiting_for_inserts_ms"),
                 "replay_waiting_for_sampling_ms": status.get("waiting_for_sampling_ms"),
                 "replay_inserts": status.get("inserts"),

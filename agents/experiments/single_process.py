@@ -191,6 +191,7 @@ def run_single_process(experiment: ExperimentConfig, print_fn: Callable[[str], N
         "actor_steps": actor_steps,
         "learner_steps": learner.num_steps,
         "replay_size": replay_size,
+        "cpu_seconds": time.process_time(),  # Acting, learning, replay and evaluation together.
         "resumed_from": checkpointer.restored_from,
     }
     utils.write_json(os.path.join(run_dir, "result.json"), result)
