@@ -43,6 +43,7 @@ class CoordinatorNode:
             config.mode, partition, self._judge.model.num_actions, config.num_workers
         )
         self._max_lead = config.max_lead
+        self._lead_waits = [0.0] * config.num_workers  # Per worker (whose exchanges come one at a time): seconds.
         self._experiment = experiment
         self._num_workers = config.num_workers
         self._registered: Set[int] = set()
@@ -53,7 +54,10 @@ class CoordinatorNode:
         """Merges worker `worker_id`'s rows (after `steps` more of its steps); returns the merged table once no
         more than `max_lead` exchanges ahead of the slowest worker."""
         self._coordinator.exchange(worker_id, rows, steps)
-        return self._coordinator.wait_for_slowest(worker_id, self._max_lead, _LEAD_WAIT_SECONDS)
+        started = time.monotonic()
+        merged = self._coordinator.wait_for_slowest(worker_id, self._max_lead, _LEAD_WAIT_SECONDS)
+        self._lead_waits[worker_id] += time.monotonic() - started
+        return merged
 
     def start(self, worker_id: int):
         """Registers worker `worker_id`; the merged table once every worker has registered, or None if not all
@@ -83,7 +87,14 @@ class CoordinatorNode:
         version, steps, table = self._coordinator.latest()
         if version != judged:  # Exchanges since the last judging: judge the table that is saved.
             self._judge.judge(table, steps, version)
-        self._judge.finish(stopped_by or "user", table, steps, version, startup_seconds=self._startup_seconds)
+        self._judge.finish(
+            stopped_by or "user",
+            table,
+            steps,
+            version,
+            startup_seconds=self._startup_seconds,
+            lead_wait_seconds=sum(self._lead_waits),
+        )
         if stopped_by is not None:
             lp.stop()
 
