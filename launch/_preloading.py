@@ -9,6 +9,7 @@ import signal
 import socket
 import sys
 import threading
+import time
 import types
 from typing import Dict, List, Optional
 
@@ -150,6 +151,7 @@ class ForkServer:
         self._process = None
         self._threads: List[threading.Thread] = []
         self._ready = False
+        self._started = 0.0  # time.monotonic() when its process was started.
         self._ended = False
         self.failure: Optional[str] = None  # Why it cannot fork (any more); nodes are spawned then.
         self.failure_shown = False
@@ -197,6 +199,7 @@ class ForkServer:
     def _start(self) -> None:
         launcher_end, server_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         command = [sys.executable, "-m", "launch._fork_server", str(os.getpid()), self.kind]
+        self._started = time.monotonic()
         try:
             self._process = _node_process.NodeProcess(
                 command, self._env, b"", inherit={_fork_server.SOCKET_FD: server_end.fileno()}
@@ -243,7 +246,8 @@ class ForkServer:
                     with open(self._log_path, "a") as log:  # Here, not on the terminal: where start-up time goes.
                         log.write(
                             f"Imported {heavy}{len(self._modules)} modules the program refers to in "
-                            f"{message['ready']:.2f}s.\n"
+                            f"{message['ready']:.2f}s (ready {time.monotonic() - self._started:.2f}s after its process "
+                            "was started).\n"
                         )
                     for process in self._waiting:
                         self._send_fork(process)
