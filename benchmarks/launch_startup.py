@@ -102,7 +102,7 @@ def _preload_import_seconds(run_dir: str, logs: str = "node_logs") -> Optional[f
     """What the run's preloading process spent importing, from its log (None without one)."""
     try:
         with open(os.path.join(run_dir, logs, "preload.log")) as f:
-            return float(re.search(r" in ([0-9.]+)s\.", f.read()).group(1))
+            return float(re.search(r" in ([0-9.]+)s", f.read()).group(1))
     except (OSError, AttributeError):
         return None
 

@@ -15,9 +15,12 @@ measured (slippery: a learner reaches Q* only approximately, and value crosses b
 
     python benchmarks/tabular_parallel.py [--seeds 5] [--quick] [--runs_dir DIR] [--json PATH]
 
+Start-up is launch until every worker learns; "waits" is how long the workers' exchanges waited for the slowest
+worker (TabularConfig.max_lead), summed over workers, until the run stopped.
+
 JSON: {"settings", "envs": {ENV: {VARIANT: {"solved", "seeds", "median_steps", "median_seconds",
-"median_startup_seconds", "runs": [...]}}}, "target": {"ratios", "met", "seeds"}}. An unsolved run counts as
-never (its seconds null); a median over seeds with half or more unsolved is null.
+"median_startup_seconds", "median_lead_wait_seconds", "runs": [...]}}}, "target": {"ratios", "met", "seeds"}}. An
+unsolved run counts as never (its seconds null); a median over seeds with half or more unsolved is null.
 """
 
 import argparse
@@ -67,6 +70,7 @@ def run_variant(env: str, variant: str, seed: int, max_seconds: float, work_dir:
         actor_steps=result["actor_steps"],
         max_q_error=result["max_q_error"],
         startup_seconds=None if result["startup_seconds"] is None else interpreter_start + result["startup_seconds"],
+        lead_wait_seconds=result.get("lead_wait_seconds"),
     )
     if result["optimal"]:
         run["seconds"] = interpreter_start + result["seconds"]
@@ -91,6 +95,7 @@ def summarize(runs: List[Dict[str, Any]]) -> Dict[str, Any]:
         "median_steps": _median_of_all([run["steps"] for run in runs]),
         "median_seconds": _median_of_all([run["seconds"] for run in runs]),
         "median_startup_seconds": time_to_solve.median_or_none([run.get("startup_seconds") for run in runs]),
+        "median_lead_wait_seconds": time_to_solve.median_or_none([run.get("lead_wait_seconds") for run in runs]),
         "median_final_max_q_error": time_to_solve.median_or_none([run.get("max_q_error") for run in runs]),
         "runs": runs,
     }
@@ -115,13 +120,15 @@ def _format(value: Optional[float], spec: str, missing: str = "never") -> str:
 def print_table(envs: Dict[str, Dict[str, Dict[str, Any]]], goal: Optional[Dict[str, Any]]) -> None:
     for env, variants in envs.items():
         print(f"\n{env}: until the greedy policy is exactly optimal (medians over seeds)")
-        header = f"{'optimal':>8s} {'env steps':>11s} {'seconds':>8s} {'start-up s':>10s} {'max|Q-Q*|':>10s}"
+        header = f"{'optimal':>8s} {'env steps':>11s} {'seconds':>8s} {'start-up s':>10s} {'waits s':>8s} "
+        header += f"{'max|Q-Q*|':>10s}"
         print(f"  {'variant':16s} {header}")
         for name, summary in variants.items():
             print(
                 f"  {name:16s} {summary['solved']:>4d}/{summary['seeds']:<3d} "
                 f"{_format(summary['median_steps'], ',.0f'):>11s} {_format(summary['median_seconds'], '.1f'):>8s} "
                 f"{_format(summary['median_startup_seconds'], '.1f', '-'):>10s} "
+                f"{_format(summary['median_lead_wait_seconds'], '.2f', '-'):>8s} "
                 f"{_format(summary['median_final_max_q_error'], '.3f', '-'):>10s}"
             )
     if goal is not None:

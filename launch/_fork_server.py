@@ -1,10 +1,12 @@
-"""The preloading process of local_mp: `python -m launch._fork_server LAUNCHER_PID`, its launcher's socket on fd 3.
+"""A preloading process of local_mp: `python -m launch._fork_server LAUNCHER_PID KIND`, its launcher's socket on
+fd 3. KIND is `tensorflow` or `light`.
 
-It imports TensorFlow, Reverb, `replay` and the modules the program refers to once, then forks one process per
-node its launcher asks for, so a node starts with them imported instead of importing them again (3-6 s each on
-2 cores). It stays single-threaded and runs no node code: forking copies only the calling thread, so a thread
-alive here would leave its locks held forever in every node (TensorFlow creates its thread pools on its first
-op, which only nodes run).
+It imports the modules the program refers to once (a `tensorflow` one first imports TensorFlow, Reverb and
+`replay`; a `light` one, for nodes that need no TensorFlow, nothing more), then forks one process per node its
+launcher asks for, so a node starts with them imported instead of importing them again (3-6 s each on 2 cores
+with TensorFlow, 0.5-1 s with numpy and gymnasium). It stays single-threaded and runs no node code: forking
+copies only the calling thread, so a thread alive here would leave its locks held forever in every node
+(TensorFlow creates its thread pools on its first op, which only nodes run).
 
 Messages are JSON, one per SOCK_SEQPACKET datagram (nothing here is unpickled):
   launcher -> here: {"preload": [module names]} first; then {"fork": id, "argv": [node name, error file],
@@ -35,7 +37,10 @@ import setproctitle
 
 SOCKET_FD = 3
 MAX_MESSAGE_BYTES = 1 << 16
-# What nodes find imported. `replay.import_tensorflow` imports TensorFlow without its CPU-only plugin noise.
+# The kinds of preloading process: what a node needs imported besides the program's modules.
+KINDS = ("tensorflow", "light")
+# What nodes of a `tensorflow` one find imported. `replay.import_tensorflow` imports TensorFlow without its
+# CPU-only plugin noise.
 PRELOADED_MODULES = ("replay.server", "replay.tables", "replay.adders", "replay.datasets", "replay.priorities")
 _WATCH_SECS = 0.5
 
@@ -44,14 +49,15 @@ def send(sock: socket.socket, message: dict, fds: Sequence[int] = ()) -> None:
     socket.send_fds(sock, [json.dumps(message).encode()], list(fds))
 
 
-def _preload(program_modules: Sequence[str]) -> None:
-    """Imports TensorFlow, Reverb and `replay`, then `program_modules`: what each node imports anyway when it
-    unpickles the program."""
-    import replay  # pylint: disable=import-outside-toplevel
+def _preload(kind: str, program_modules: Sequence[str]) -> None:
+    """Imports TensorFlow, Reverb and `replay` if `kind` is `tensorflow`, then `program_modules`: what each node
+    imports anyway when it unpickles the program."""
+    if kind == "tensorflow":
+        import replay  # pylint: disable=import-outside-toplevel
 
-    replay.import_tensorflow()
-    for name in PRELOADED_MODULES:
-        importlib.import_module(name)
+        replay.import_tensorflow()
+        for name in PRELOADED_MODULES:
+            importlib.import_module(name)
     for name in program_modules:
         try:
             importlib.import_module(name)
@@ -59,7 +65,7 @@ def _preload(program_modules: Sequence[str]) -> None:
             pass
 
 
-def _check_single_threaded() -> None:
+def _check_single_threaded(kind: str) -> None:
     """Raises unless this process is down to its one thread when it forks.
 
     numpy's OpenBLAS keeps a worker thread that it stops before every fork (pthread_atfork) and starts again only
@@ -74,9 +80,9 @@ def _check_single_threaded() -> None:
     threads = len(os.listdir(task_dir)) if os.path.isdir(task_dir) else threading.active_count()
     if threads > 1 or threading.active_count() > 1:
         raise RuntimeError(
-            f"{threads} threads run in the preloading process after it imported TensorFlow, Reverb, replay and the "
-            "modules the program refers to (one of which started a thread): forking it is not safe. Launch with "
-            "preload=False (or ENCORE_PRELOAD=0) to spawn every node."
+            f"{threads} threads run in the {kind} preloading process after it imported the modules the program refers "
+            "to (one of which started a thread): forking it is not safe. Launch with preload=False (or "
+            "ENCORE_PRELOAD=0) to spawn every node."
         )
 
 
@@ -155,19 +161,19 @@ def _reap(sock: socket.socket, pids: Dict[int, int], ids: Dict[int, int]) -> Non
 
 
 def main() -> None:
-    launcher_pid = int(sys.argv[1])
+    launcher_pid, kind = int(sys.argv[1]), sys.argv[2]
     sock = socket.socket(fileno=SOCKET_FD)
     started = time.monotonic()
     first = sock.recv(MAX_MESSAGE_BYTES)  # {"preload": [module names]}, sent before any fork request.
     if not first:
         return  # The launcher has gone.
     try:
-        _preload(json.loads(first)["preload"])
-        _check_single_threaded()
+        _preload(kind, json.loads(first)["preload"])
+        _check_single_threaded(kind)
     except Exception:  # pylint: disable=broad-except  # Whatever an import raises; the launcher shows it.
         send(sock, {"failed": traceback.format_exc()})
         return
-    setproctitle.setproctitle(f"{sys.executable} -m launch._fork_server {launcher_pid} (preloaded)")
+    setproctitle.setproctitle(f"{sys.executable} -m launch._fork_server {launcher_pid} {kind} (preloaded)")
     send(sock, {"ready": time.monotonic() - started})
     _serve(sock, launcher_pid)
 

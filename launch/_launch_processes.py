@@ -13,7 +13,8 @@ from launch._node_process import NodeProcess, read_output
 
 
 class _ProcessWorker(_controller.Worker):
-    """A node's process: forked by `fork_server` (which has TensorFlow imported) if given and able, else spawned."""
+    """A node's process: forked by `fork_server` (which has what the node needs imported) if given and able, else
+    spawned."""
 
     def __init__(
         self,
@@ -95,8 +96,9 @@ def _signal(process: Union[NodeProcess, _preloading.ForkedProcess], signum: int)
 def launch(
     program: _program.Program, termination_notice_secs: float, log_dir: Optional[str], preload: bool
 ) -> _controller.Controller:
-    """Starts one process per node of `program` and returns its controller. With `preload`, nodes that use
-    TensorFlow are forked from one process that imported it (launch._fork_server); the others are spawned."""
+    """Starts one process per node of `program` and returns its controller. With `preload`, nodes are forked from
+    a process that imported what they need once (launch._fork_server): TensorFlow and the program's modules for
+    the nodes that use TensorFlow, the program's modules alone for the others; without, each is spawned."""
     _ports.assign_addresses(program)
     job = _control.pickle_program(program, "local_mp")
     token = secrets.token_hex(16)
@@ -108,16 +110,22 @@ def launch(
     control_server.start()
     env = _child_env(token, control_server.address)
     nodes = program.get_all_nodes()
-    preloaded = _preloading.nodes_to_fork(program, job) if preload else []
-    fork_server = _preloading.ForkServer(env, log_dir, _preloading.program_modules(job)) if preloaded else None
-    workers = [_ProcessWorker(node, job, log_dir, env, fork_server if node in preloaded else None) for node in nodes]
+    kinds = {}  # Node -> the kind of preloading process it is forked from.
+    if preload:
+        uses_tensorflow = _preloading.tensorflow_nodes(program, job)
+        kinds = {node: "tensorflow" if node in uses_tensorflow else "light" for node in nodes}
+    modules = _preloading.program_modules(job) if kinds else []
+    # Started on their first fork: a program without TensorFlow nodes never imports it, nor starts that process.
+    fork_servers = {kind: _preloading.ForkServer(kind, env, log_dir, modules) for kind in sorted(set(kinds.values()))}
+    workers = [_ProcessWorker(node, job, log_dir, env, fork_servers.get(kinds.get(node))) for node in nodes]
 
     def on_end() -> None:
         control_server.stop(grace=0)
-        if fork_server is not None:
+        for fork_server in fork_servers.values():
             fork_server.close()
 
-    forked = f" ({len(preloaded)} forked from a process with TensorFlow imported)" if preloaded else ""
+    counts = [f"{list(kinds.values()).count(kind)} {kind}" for kind in fork_servers]
+    forked = f" (forked from preloading processes: {', '.join(counts)})" if counts else ""
     description = f"{len(workers)} node processes{forked}, logs in {log_dir}"
     return _control.supervise(program, workers, control, token, termination_notice_secs, on_end, description)
 

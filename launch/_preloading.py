@@ -1,5 +1,5 @@
-"""local_mp's preloading: which nodes need TensorFlow, and the launcher's end of the process they are forked from
-(launch._fork_server)."""
+"""local_mp's preloading: which nodes need TensorFlow, and the launcher's end of the processes nodes are forked
+from (launch._fork_server): one with TensorFlow imported for the nodes that need it, a light one for the others."""
 
 import itertools
 import json
@@ -9,6 +9,7 @@ import signal
 import socket
 import sys
 import threading
+import time
 import types
 from typing import Dict, List, Optional
 
@@ -30,14 +31,15 @@ def _is_tensorflow_module(name: str) -> bool:
     return top in ("tensorflow", "reverb") or (top == "replay" and name not in ("replay", "replay.specs"))
 
 
-def nodes_to_fork(program: _program.Program, job: bytes) -> List[_nodes.Node]:
-    """The nodes of `program` that will import TensorFlow, judged from their definitions.
+def tensorflow_nodes(program: _program.Program, job: bytes) -> List[_nodes.Node]:
+    """The nodes of `program` that will import TensorFlow, judged from their definitions: forked from the
+    `tensorflow` preloading process (the others from the `light` one).
 
     Every node process unpickles the whole program (`job`), so if it refers to a TensorFlow module (e.g. a node
     function in a script that imports TensorFlow, or in a module that imported it at its top), every node imports
-    it: all are forked. Otherwise the nodes that serve replay (ReverbNode) or receive a replay handle (which
-    becomes a reverb.Client) are. A node that imports TensorFlow only inside a function of an importable module is
-    not seen: it is spawned and imports it itself, as without preloading.
+    it: all are. Otherwise the nodes that serve replay (ReverbNode) or receive a replay handle (which becomes a
+    reverb.Client) are. A node that imports TensorFlow only inside a function of an importable module is not seen:
+    it is forked from the light process and imports it itself, as without preloading.
     """
     nodes = program.get_all_nodes()
     if refers_to_tensorflow(job):
@@ -134,19 +136,22 @@ class ForkedProcess:
 
 
 class ForkServer:
-    """The launcher's end of its preloading process, started on the first `fork()` (from the controller's thread:
+    """The launcher's end of a preloading process, started on the first `fork()` (from the controller's thread:
     the parent-death signal of a process fires when the thread that started it ends)."""
 
-    def __init__(self, env: dict, log_dir: str, modules: List[str]):
-        """`modules`: what it imports after TensorFlow, Reverb and `replay` (see program_modules)."""
+    def __init__(self, kind: str, env: dict, log_dir: str, modules: List[str]):
+        """`kind`: one of launch._fork_server.KINDS; `modules`: what it imports (after TensorFlow, Reverb and
+        `replay` for `tensorflow`; see program_modules)."""
+        self.kind = kind
         self._env = env
         self._modules = modules
-        self._log_path = os.path.join(log_dir, "preload.log")
+        self._log_path = os.path.join(log_dir, "preload.log" if kind == "tensorflow" else f"preload_{kind}.log")
         self._lock = threading.Lock()
         self._socket: Optional[socket.socket] = None
         self._process = None
         self._threads: List[threading.Thread] = []
         self._ready = False
+        self._started = 0.0  # time.monotonic() when its process was started.
         self._ended = False
         self.failure: Optional[str] = None  # Why it cannot fork (any more); nodes are spawned then.
         self.failure_shown = False
@@ -193,7 +198,8 @@ class ForkServer:
 
     def _start(self) -> None:
         launcher_end, server_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        command = [sys.executable, "-m", "launch._fork_server", str(os.getpid())]
+        command = [sys.executable, "-m", "launch._fork_server", str(os.getpid()), self.kind]
+        self._started = time.monotonic()
         try:
             self._process = _node_process.NodeProcess(
                 command, self._env, b"", inherit={_fork_server.SOCKET_FD: server_end.fileno()}
@@ -202,8 +208,9 @@ class ForkServer:
             server_end.close()
         self._socket = launcher_end
         self._send({"preload": self._modules})
-        self._threads = _node_process.read_output(self._process, "preload", self._log_path, all_to_stderr=True)
-        self._threads.append(threading.Thread(target=self._receive, name="preload:messages", daemon=True))
+        name = f"preload:{self.kind}"
+        self._threads = _node_process.read_output(self._process, name, self._log_path, all_to_stderr=True)
+        self._threads.append(threading.Thread(target=self._receive, name=f"{name}:messages", daemon=True))
         self._threads[-1].start()
 
     def _send(self, message: dict, fds: List[int] = ()) -> bool:
@@ -235,10 +242,12 @@ class ForkServer:
             with self._lock:
                 if "ready" in message:
                     self._ready = True
+                    heavy = "TensorFlow, Reverb, replay and " if self.kind == "tensorflow" else ""
                     with open(self._log_path, "a") as log:  # Here, not on the terminal: where start-up time goes.
                         log.write(
-                            f"Imported TensorFlow, Reverb, replay and {len(self._modules)} modules the program refers "
-                            f"to in {message['ready']:.2f}s.\n"
+                            f"Imported {heavy}{len(self._modules)} modules the program refers to in "
+                            f"{message['ready']:.2f}s (ready {time.monotonic() - self._started:.2f}s after its process "
+                            "was started).\n"
                         )
                     for process in self._waiting:
                         self._send_fork(process)

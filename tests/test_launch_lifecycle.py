@@ -102,7 +102,7 @@ LAUNCH_AND_RETURN = textwrap.dedent("""
 """)
 
 
-def start_launcher(tmp_path, *args, notice=2, launch_type="local_mp", source=LAUNCHER):
+def start_launcher(tmp_path, *args, notice=2, launch_type="local_mp", source=LAUNCHER, env=None):
     script = tmp_path / "launcher.py"
     script.write_text(source)
     out = tmp_path / "out"
@@ -115,7 +115,7 @@ def start_launcher(tmp_path, *args, notice=2, launch_type="local_mp", source=LAU
         f"--lp_launch_type={launch_type}",
         f"--lp_termination_notice_secs={notice}",
     ]
-    env = dict(os.environ, PYTHONPATH=REPO)
+    env = dict(os.environ, PYTHONPATH=REPO, **(env or {}))
     process = subprocess.Popen(
         command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env, text=True, start_new_session=True
     )
@@ -142,30 +142,42 @@ def assert_gone(pids):
     wait_until(lambda: not any(_alive(pid) for pid in pids), f"node processes {pids} to end")
 
 
-# "spawned": nodes without TensorFlow, each its own interpreter; "forked": nodes that use TensorFlow, forked from
-# local_mp's preloading process (launch._fork_server).
-NODE_KINDS = {"spawned": (), "forked": ("tf",)}
+# Kind -> (launcher arguments, environment). "spawned": ENCORE_PRELOAD=0, each node its own interpreter; "light":
+# nodes without TensorFlow, forked from local_mp's light preloading process; "tensorflow": nodes that use
+# TensorFlow, forked from its TensorFlow preloading process (launch._fork_server).
+NODE_KINDS = {
+    "spawned": ((), {"ENCORE_PRELOAD": "0"}),
+    "light": ((), {}),
+    "tensorflow": (("tf",), {}),
+}
 
 
-def preloading_process(launcher_pid):
-    """The launcher's preloading process (there is one once a node that uses TensorFlow started)."""
-    (server,) = [p for p in psutil.Process(launcher_pid).children() if "launch._fork_server" in " ".join(p.cmdline())]
+def preloading_process(launcher_pid, kind):
+    """The launcher's preloading process of `kind` (there is one once a node of that kind started)."""
+    (server,) = [
+        p
+        for p in psutil.Process(launcher_pid).children()
+        if f"launch._fork_server {launcher_pid} {kind}" in " ".join(p.cmdline())
+    ]
     return server
 
 
 def assert_started_as(kind, pids, launcher_pid, out):
-    """Spawned nodes are the launcher's children; forked ones its preloading process's, and ran TensorFlow."""
+    """Spawned nodes are the launcher's children; forked ones their preloading process's (and ran TensorFlow from
+    the TensorFlow one)."""
     parents = {psutil.Process(pid).ppid() for pid in pids}
     if kind == "spawned":
         assert parents == {launcher_pid}
     else:
-        assert parents == {preloading_process(launcher_pid).pid}
+        assert parents == {preloading_process(launcher_pid, kind).pid}
+    if kind == "tensorflow":
         wait_until(lambda: out.read_text().count("tf 3.0") == len(pids), "the nodes' TensorFlow op")
 
 
 @pytest.mark.parametrize("kind", NODE_KINDS)
 def test_ctrl_c_stops_every_node_within_the_notice_and_exits_0(kind, tmp_path):
-    process, out = start_launcher(tmp_path, *NODE_KINDS[kind], notice=2)
+    args, env = NODE_KINDS[kind]
+    process, out = start_launcher(tmp_path, *args, notice=2, env=env)
     pids = node_pids(out, 2)
     assert_started_as(kind, pids, process.pid, out)
     # Nodes run in process groups of their own, so Ctrl-C, which the terminal sends to the launcher's
@@ -201,10 +213,11 @@ def test_ctrl_c_stops_a_program_the_launcher_waits_for_at_exit(launch_type, tmp_
 
 @pytest.mark.parametrize("kind", NODE_KINDS)
 def test_nodes_die_with_the_launcher_on_kill_9(kind, tmp_path):
-    process, out = start_launcher(tmp_path, *NODE_KINDS[kind])
+    args, env = NODE_KINDS[kind]
+    process, out = start_launcher(tmp_path, *args, env=env)
     pids = node_pids(out, 2)
     assert_started_as(kind, pids, process.pid, out)
-    others = [preloading_process(process.pid).pid] if kind == "forked" else []
+    others = [] if kind == "spawned" else [preloading_process(process.pid, kind).pid]
     process.kill()
     process.wait(10)
     assert_gone(pids + others)
@@ -213,7 +226,8 @@ def test_nodes_die_with_the_launcher_on_kill_9(kind, tmp_path):
 
 @pytest.mark.parametrize("kind", NODE_KINDS)
 def test_crashing_node_fails_the_launcher_with_its_label_and_traceback(kind, tmp_path):
-    process, out = start_launcher(tmp_path, "crash", *NODE_KINDS[kind], notice=2)
+    args, env = NODE_KINDS[kind]
+    process, out = start_launcher(tmp_path, "crash", *args, notice=2, env=env)
     output, _ = process.communicate(timeout=60)
     assert process.returncode != 0
     assert "Node 'crasher/0' failed" in output

@@ -1,5 +1,6 @@
 """local_mp's preloading: nodes that use TensorFlow are forked from one process that imported it once
-(launch._fork_server); the others, and every node with preload=False, are spawned."""
+(launch._fork_server), the others from a light one that imported only the program's modules; with
+preload=False every node is spawned."""
 
 import functools
 import importlib
@@ -61,9 +62,14 @@ def _reports(path, count):
     return read()
 
 
-def _preloading_process():
-    """This (launching) process's preloading process."""
-    (server,) = [p for p in psutil.Process().children() if "launch._fork_server" in " ".join(p.cmdline())]
+def _preloading_processes():
+    return [p for p in psutil.Process().children() if "launch._fork_server" in " ".join(p.cmdline())]
+
+
+def _preloading_process(kind="tensorflow"):
+    """This (launching) process's preloading process of `kind`."""
+    title = f"launch._fork_server {os.getpid()} {kind}"
+    (server,) = [p for p in _preloading_processes() if title in " ".join(p.cmdline())]
     return server
 
 
@@ -116,12 +122,12 @@ def test_tf_nodes_are_forked_from_one_preloading_process_and_run_tensorflow_and_
         assert by_name["client/0"]["random"] != by_name["client/1"]["random"]
         # The replay node serves what both clients inserted.
         assert replay_handle.dereference().server_info()["queue"].current_size == 2
-        # A node that uses no TensorFlow is spawned by the launcher and does not import it.
-        assert by_name["light/0"]["ppid"] == os.getpid()
+        # A node that uses no TensorFlow is forked from the light preloading process and does not import it.
+        assert by_name["light/0"]["ppid"] == _preloading_process("light").pid
         assert by_name["light/0"]["tensorflow_imported"] is False
     finally:
         controller.stop_and_wait()
-    assert not [p for p in psutil.Process().children() if "launch._fork_server" in " ".join(p.cmdline())]
+    assert not _preloading_processes()
     assert (tmp_path / "logs" / "preload.log").read_text().startswith("Imported TensorFlow")  # Nothing else.
     assert len((tmp_path / "logs" / "preload.log").read_text().splitlines()) == 1
 
@@ -140,8 +146,88 @@ def test_a_program_that_refers_to_tensorflow_forks_every_node_which_imports_what
         # Unpickling the program imports own_tf_module, and with it TensorFlow, in every node: all are forked.
         assert by_name["own_module/0"]["ppid"] == by_name["light/0"]["ppid"] == server.pid
         assert by_name["light/0"]["tensorflow_imported"] is True
+        assert len(_preloading_processes()) == 1  # No light one: no node is without TensorFlow.
     finally:
         controller.stop_and_wait()
+
+
+def _imports_tensorflow_itself(path):
+    """Uses TensorFlow only inside its function: not seen as a TensorFlow node, it imports it once forked."""
+    import tensorflow as tf  # pylint: disable=import-outside-toplevel
+
+    _report(path, value=float(tf.reduce_sum(tf.constant([1.0, 2.0]))))
+    lp.wait_for_stop()
+
+
+def _maps_tensorflow(process):
+    return any("tensorflow" in region.path for region in process.memory_maps())
+
+
+def test_nodes_without_tensorflow_are_forked_from_a_light_preloading_process_that_never_imports_it(tmp_path):
+    reports = tmp_path / "reports"
+    reports.mkdir()
+    program = lp.Program("light")
+    for _ in range(2):
+        program.add_node(lp.PyNode(_light, str(reports)), label="light")
+    program.add_node(lp.PyNode(_imports_tensorflow_itself, str(reports)), label="own_tf")
+    controller = lp.launch(program, launch_type="local_mp", termination_notice_secs=5, log_dir=str(tmp_path / "logs"))
+    try:
+        by_name = {r["comm"]: r for r in _reports(str(reports), 3)}
+        (server,) = _preloading_processes()  # No TensorFlow one: no node needs it.
+        assert server.pid == _preloading_process("light").pid and server.ppid() == os.getpid()
+        for name, report in by_name.items():
+            assert report["ppid"] == server.pid, name
+            assert os.getpgid(report["pid"]) == report["pid"]  # Its own process group, as a spawned node.
+            assert f"launch._process_entry {name} " in report["cmdline"]
+        assert by_name["light/0"]["tensorflow_imported"] is by_name["light/1"]["tensorflow_imported"] is False
+        assert by_name["light/0"]["random"] != by_name["light/1"]["random"]
+        assert by_name["own_tf/0"]["value"] == 3.0  # A node may import TensorFlow after the fork.
+        assert not _maps_tensorflow(server) and _maps_tensorflow(psutil.Process(by_name["own_tf/0"]["pid"]))
+        assert not _maps_tensorflow(psutil.Process(by_name["light/0"]["pid"]))
+    finally:
+        controller.stop_and_wait()
+    assert not _preloading_processes()
+    log = (tmp_path / "logs" / "preload_light.log").read_text().splitlines()
+    assert len(log) == 1 and log[0].startswith("Imported ") and "TensorFlow" not in log[0]
+    assert not (tmp_path / "logs" / "preload.log").exists()
+
+
+# A module that starts a thread when the preloading process imports it (the launch token is in the environment of
+# the launcher's children, not of this test's process): forking that process is not safe.
+THREAD_AT_IMPORT = textwrap.dedent("""
+    import os
+    import threading
+
+    import launch as lp
+    from test_launch_preload import _report
+
+    if "ENCORE_LAUNCH_TOKEN" in os.environ:
+        threading.Thread(target=threading.Event().wait, daemon=True).start()
+
+    def run(path):
+        _report(path)
+        lp.wait_for_stop()
+""")
+
+
+def test_a_light_preloading_process_with_a_thread_spawns_the_nodes_instead_and_says_why(tmp_path, monkeypatch, capfd):
+    (tmp_path / "thread_at_import.py").write_text(THREAD_AT_IMPORT)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    module = importlib.import_module("thread_at_import")
+    reports = tmp_path / "reports"
+    reports.mkdir()
+    program = lp.Program("threaded_import")
+    program.add_node(lp.PyNode(module.run, str(reports)), label="threaded")
+    controller = lp.launch(program, launch_type="local_mp", termination_notice_secs=5)
+    try:
+        (report,) = _reports(str(reports), 1)
+        assert report["ppid"] == os.getpid()  # Spawned.
+    finally:
+        controller.stop_and_wait()
+        del sys.modules["thread_at_import"]
+    err = capfd.readouterr().err
+    assert "[launch] Preloading failed; nodes are spawned instead." in err
+    assert "threads run in the light preloading process" in err
 
 
 def test_a_forked_node_killed_is_forked_again_within_its_restarts(tmp_path, capfd):
@@ -175,7 +261,7 @@ def test_preload_false_spawns_every_node(tmp_path):
         assert client["value"] == 6.0
         assert client["ppid"] == os.getpid()
         assert "launch._process_entry client/0 " in client["cmdline"] and client["comm"] == "client/0"
-        assert not [p for p in psutil.Process().children() if "launch._fork_server" in " ".join(p.cmdline())]
+        assert not _preloading_processes()
     finally:
         controller.stop_and_wait()
 
@@ -206,14 +292,14 @@ def _by_value_tf_user():
 
 
 def _forked(**nodes):
-    """The names of the nodes that local_mp forks from its preloading process in a program of `nodes` {label: node}
-    (a node given as a function of the replay node's handle receives it)."""
+    """The names of the nodes that local_mp forks from its TensorFlow preloading process in a program of `nodes`
+    {label: node} (a node given as a function of the replay node's handle receives it)."""
     program = lp.Program("kinds")
     replay_handle = program.add_node(lp.ReverbNode(_tables), label="replay") if "replay" in nodes else None
     for label, node in nodes.items():
         if label != "replay":
             program.add_node(node if isinstance(node, lp.Node) else node(replay_handle), label=label)
-    return sorted(node.name for node in _preloading.nodes_to_fork(program, cloudpickle.dumps(program)))
+    return sorted(node.name for node in _preloading.tensorflow_nodes(program, cloudpickle.dumps(program)))
 
 
 def test_which_nodes_are_forked(own_tf_module):

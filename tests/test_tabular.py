@@ -5,6 +5,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 
 import numpy as np
 import pytest
@@ -138,7 +139,7 @@ def test_the_merge_is_a_row_wise_union_and_no_worker_changes_another_block():
     model = make_model("Taxi-v4")
     config = TabularConfig(mode="partitioned", num_workers=3, partition="contiguous", merge_period=500)
     partition = make_partition("contiguous", "Taxi-v4", model.num_states, 3)
-    coordinator = Coordinator("partitioned", partition, model.num_actions)
+    coordinator = Coordinator("partitioned", partition, model.num_actions, config.num_workers)
     workers = [
         QLearningWorker(__import__("gymnasium").make("Taxi-v4"), model, partition.blocks[k], config, seed=k)
         for k in range(3)
@@ -160,6 +161,31 @@ def test_the_merge_is_a_row_wise_union_and_no_worker_changes_another_block():
         np.testing.assert_array_equal(final[partition.blocks[k]], worker.own_rows())
     with pytest.raises(ValueError, match="worker 1 sent rows of shape"):
         coordinator.exchange(1, np.zeros((3, 6)), 1)
+
+
+def test_a_worker_ahead_of_the_slowest_by_more_than_max_lead_waits_for_it():
+    partition = make_partition("contiguous", "Taxi-v4", 500, 2)
+    coordinator = Coordinator("partitioned", partition, 6, num_workers=2)
+    rows = [np.full((block.size, 6), float(k + 1)) for k, block in enumerate(partition.blocks)]
+    for _ in range(2):
+        coordinator.exchange(0, rows[0], 10)
+    # Worker 0 is 2 exchanges ahead of worker 1: within a lead of 2 it goes on, within 1 it waits for worker 1.
+    assert coordinator.wait_for_slowest(0, max_lead=2, timeout=60).sum() == rows[0].sum()
+    waited = []
+    waiter = threading.Thread(target=lambda: waited.append(coordinator.wait_for_slowest(0, max_lead=1, timeout=60)))
+    waiter.start()
+    wait_until(lambda: coordinator._changed._waiters, "worker 0 to wait")  # pylint: disable=protected-access
+    assert not waited
+    coordinator.exchange(1, rows[1], 10)
+    waiter.join(60)
+    # It takes back the table merged with worker 1's rows.
+    assert waited[0].sum() == rows[0].sum() + rows[1].sum()
+    # Past its timeout a wait ends anyway (a worker being restarted holds the others up for that long at most).
+    coordinator.exchange(0, rows[0], 10)
+    coordinator.exchange(0, rows[0], 10)
+    assert coordinator.wait_for_slowest(0, max_lead=0, timeout=0.01).sum() == waited[0].sum()
+    coordinator.end_waits()  # The program stops: no wait any more.
+    assert coordinator.wait_for_slowest(0, max_lead=0, timeout=60).sum() == waited[0].sum()
 
 
 def test_states_outside_every_block_or_in_two_are_refused():

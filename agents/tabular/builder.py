@@ -31,12 +31,12 @@ class TabularBuilder(core.ProgramBuilder):
     def run_single_process(
         self, experiment: ExperimentConfig, print_fn: Callable[[str], None] = print
     ) -> Dict[str, Any]:
-        """Every worker in turn for `merge_period` steps, then one merge of all of them (synchronous rounds, so a
+        """Every worker in turn for `merge_steps` steps, then one merge of all of them (synchronous rounds, so a
         seed gives one result); judged after every round."""
         config = self.config
         judge = Judge(experiment, print_fn)
         partition = learning.make_run_partition(config, experiment.env_name, judge.model)
-        coordinator = learning.Coordinator(config.mode, partition, judge.model.num_actions)
+        coordinator = learning.Coordinator(config.mode, partition, judge.model.num_actions, config.num_workers)
         workers = [
             learning.make_worker(config, experiment.env_name, judge.model, worker_id, experiment.seed)
             for worker_id in range(config.num_workers)
@@ -45,8 +45,8 @@ class TabularBuilder(core.ProgramBuilder):
         try:
             while stopped_by is None:
                 for worker_id, worker in enumerate(workers):
-                    worker.run(config.merge_period)
-                    coordinator.exchange(worker_id, worker.own_rows(), config.merge_period)
+                    worker.run(config.merge_steps)
+                    coordinator.exchange(worker_id, worker.own_rows(), config.merge_steps)
                 version, steps, table = coordinator.latest()
                 for worker in workers:
                     worker.adopt(table)

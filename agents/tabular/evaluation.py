@@ -59,10 +59,17 @@ class Judge:
         return "budget" if self._experiment.out_of_budget(steps) else None
 
     def finish(
-        self, stopped_by: str, table: np.ndarray, steps: int, merges: int, startup_seconds: Optional[float] = None
+        self,
+        stopped_by: str,
+        table: np.ndarray,
+        steps: int,
+        merges: int,
+        startup_seconds: Optional[float] = None,
+        lead_wait_seconds: Optional[float] = None,
     ) -> Dict[str, Any]:
         """Writes run_dir/q_table.npy (the merged table, states x actions) and run_dir/result.json; returns the
-        result. `startup_seconds`: when the last worker started learning, since the run started."""
+        result. `startup_seconds`: when the last worker started learning, since the run started;
+        `lead_wait_seconds`: how long the workers' exchanges waited for the slowest worker, in all."""
         run_dir = self._experiment.run_dir
         np.save(os.path.join(run_dir, "q_table.npy"), table)
         optimal_at = self.optimal_at or {}
@@ -75,6 +82,7 @@ class Judge:
             "seconds": optimal_at.get("seconds"),  # Since the run started (process start-up included).
             "merges": merges,
             "startup_seconds": startup_seconds,
+            "lead_wait_seconds": lead_wait_seconds,
             "solved_at_actor_steps": optimal_at.get("steps"),
             "eval_return": self.eval_return,
             "optimal_return": self.optimal_return,

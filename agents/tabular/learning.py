@@ -89,12 +89,14 @@ class Coordinator:
     another's) when `mode` is partitioned or single, by averaging the latest table of each worker when
     averaged. Thread-safe: workers exchange concurrently."""
 
-    def __init__(self, mode: str, partition: Partition, num_actions: int):
+    def __init__(self, mode: str, partition: Partition, num_actions: int, num_workers: int):
         self._mode = mode
         self._partition = partition
         num_states = partition.owner.size
         self._merged = np.zeros((num_states, num_actions))
         self._tables: Dict[int, np.ndarray] = {}
+        self._exchanges = [0] * num_workers  # Per worker: how many times it exchanged.
+        self._waits_ended = False
         self._lock = threading.Lock()
         self._changed = threading.Condition(self._lock)
         self.version = 0
@@ -120,13 +122,29 @@ class Coordinator:
                 self._merged[states] = rows
             self.version += 1
             self.steps += steps
+            self._exchanges[worker_id] += 1
             self._changed.notify_all()
+            return self._merged.copy()
+
+    def wait_for_slowest(self, worker_id: int, max_lead: int, timeout: float) -> np.ndarray:
+        """Waits up to `timeout` seconds until worker `worker_id` has exchanged at most `max_lead` times more than
+        the worker that exchanged least; returns the merged table then."""
+        with self._changed:
+            self._changed.wait_for(
+                lambda: self._waits_ended or self._exchanges[worker_id] - min(self._exchanges) <= max_lead, timeout
+            )
             return self._merged.copy()
 
     def latest(self) -> Tuple[int, int, np.ndarray]:
         """(version, total steps merged, a copy of the merged table)."""
         with self._lock:
             return self.version, self.steps, self._merged.copy()
+
+    def end_waits(self) -> None:
+        """Ends every wait for the slowest worker, now and later (the program stops)."""
+        with self._changed:
+            self._waits_ended = True
+            self._changed.notify_all()
 
     def wait_for_change(self, version: int, timeout: float) -> int:
         """Waits up to `timeout` seconds for a version newer than `version`; returns the current version."""

@@ -18,6 +18,9 @@ from agents.tabular.model import make_model
 _CALL_TIMEOUT = {"call_timeout": 10.0}
 # How often the coordinator judges the newest merged table at most (the judging costs about a millisecond).
 _JUDGE_SECONDS = 0.05
+# How long an exchange waits at most for the slowest worker (see TabularConfig.max_lead): a worker being
+# restarted does not hold the others for longer.
+_LEAD_WAIT_SECONDS = 1.0
 # How long a worker whose exchange failed waits for the program's stop before the failure counts.
 _STOPPING_SECONDS = 5.0
 # How often a worker waiting for the coordinator checks whether the program stops.
@@ -36,7 +39,11 @@ class CoordinatorNode:
         config = experiment.builder.config
         self._judge = Judge(experiment)
         partition = learning.make_run_partition(config, experiment.env_name, self._judge.model)
-        self._coordinator = learning.Coordinator(config.mode, partition, self._judge.model.num_actions)
+        self._coordinator = learning.Coordinator(
+            config.mode, partition, self._judge.model.num_actions, config.num_workers
+        )
+        self._max_lead = config.max_lead
+        self._lead_waits = [0.0] * config.num_workers  # Per worker (whose exchanges come one at a time): seconds.
         self._experiment = experiment
         self._num_workers = config.num_workers
         self._registered: Set[int] = set()
@@ -44,8 +51,13 @@ class CoordinatorNode:
         self._startup_seconds: Optional[float] = None
 
     def exchange(self, worker_id: int, rows, steps: int):
-        """Merges worker `worker_id`'s rows (after `steps` more of its steps); returns the merged table."""
-        return self._coordinator.exchange(worker_id, rows, steps)
+        """Merges worker `worker_id`'s rows (after `steps` more of its steps); returns the merged table once no
+        more than `max_lead` exchanges ahead of the slowest worker."""
+        self._coordinator.exchange(worker_id, rows, steps)
+        started = time.monotonic()
+        merged = self._coordinator.wait_for_slowest(worker_id, self._max_lead, _LEAD_WAIT_SECONDS)
+        self._lead_waits[worker_id] += time.monotonic() - started
+        return merged
 
     def start(self, worker_id: int):
         """Registers worker `worker_id`; the merged table once every worker has registered, or None if not all
@@ -71,23 +83,31 @@ class CoordinatorNode:
             judged, steps, table = self._coordinator.latest()
             stopped_by = self._judge.judge(table, steps, judged)
             stop.wait(_JUDGE_SECONDS)  # At most this often: judging newer tables as fast as they come wastes a core.
+        self._coordinator.end_waits()
         version, steps, table = self._coordinator.latest()
         if version != judged:  # Exchanges since the last judging: judge the table that is saved.
             self._judge.judge(table, steps, version)
-        self._judge.finish(stopped_by or "user", table, steps, version, startup_seconds=self._startup_seconds)
+        self._judge.finish(
+            stopped_by or "user",
+            table,
+            steps,
+            version,
+            startup_seconds=self._startup_seconds,
+            lead_wait_seconds=sum(self._lead_waits),
+        )
         if stopped_by is not None:
             lp.stop()
 
 
 class WorkerNode:
-    """One Q-learning worker: learns `merge_period` steps, exchanges its rows for the merged table, repeats."""
+    """One Q-learning worker: learns `merge_steps` steps, exchanges its rows for the merged table, repeats."""
 
     def __init__(self, experiment: ExperimentConfig, worker_id: int, coordinator):
         config = experiment.builder.config
         model = make_model(experiment.env_name)
         self._coordinator = coordinator
         self._worker_id = worker_id
-        self._merge_period = config.merge_period
+        self._merge_period = config.merge_steps
         self._worker = learning.make_worker(config, experiment.env_name, model, worker_id, experiment.seed)
 
     def run(self) -> None:
