@@ -411,6 +411,12 @@ class Builder(abc.ABC):
         """How many learner steps one actor step pays for when acting and learning share one process."""
         return 1.0
 
+    def actors_wait_for_parameters(self) -> bool:
+        """Whether a distributed actor waits for the learner's first parameters before it acts: for agents whose
+        learner takes each item once (a queue), where episodes of the actors' untrained network would fill the
+        queue while the learner starts, and then hold the actors at a full queue."""
+        return False
+
     def learner_steps_per_episode(self) -> float:
         """Learner steps an episode's end pays for on top of its actor steps' (one process): for an adder that
         writes rows of its own at an episode's end, which a learner consuming each item once must keep up with."""

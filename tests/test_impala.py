@@ -286,4 +286,6 @@ def test_impala_runs_distributed_and_data_flows(tmp_path):
     for actor in ("actor_0", "actor_1"):
         log = utils.read_csv_log(os.path.join(tmp_path, "logs", f"{actor}.csv"))
         assert max(log["parameter_version"]) > 0, f"{actor} never received parameters"
+        # Actors wait for the learner's first parameters: no episode of their own untrained network.
+        assert min(log["parameter_version"]) >= 0, f"{actor} acted before the learner published"
     assert utils.read_csv_log(os.path.join(tmp_path, "logs", "learner.csv"))["learner_steps"]

@@ -342,6 +342,7 @@ class ActorNode:
         self._environment = experiment.make_environment(experiment.seed + 1000 * (actor_id + 1))
         spec = replay.make_environment_spec(self._environment)
         self._variable_client = utils.VariableClient(variable_server, builder.variable_update_period())
+        self._waits_for_parameters = builder.actors_wait_for_parameters()
         self._adder = _RenewableAdder(lambda: builder.make_adder(replay_client))
         settings = core.ActorSettings(actor_id=actor_id, num_actors=num_actors, seed=experiment.seed + actor_id)
         self._actor = builder.make_actor(spec, self._variable_client, self._adder, settings)
@@ -367,6 +368,8 @@ class ActorNode:
         lp.register_stop_handler(self._adder.close)
         loop = core.EnvironmentLoop(self._environment, self._actor, self._counter, self._logger)
         try:
+            if self._waits_for_parameters:
+                self._wait_for_first_parameters(stop)
             while not stop.is_set():
                 try:
                     loop.run(should_stop=stop.is_set)
@@ -381,6 +384,16 @@ class ActorNode:
         finally:
             self._variable_client.close()
             self._logger.close()
+
+    def _wait_for_first_parameters(self, stop: threading.Event) -> None:
+        """Until the learner has published (or the program stops); a variable server still starting is retried."""
+        while self._variable_client.version < 0 and not stop.is_set():
+            try:
+                self._variable_client.update(wait=True)
+            except _NODE_DOWN_ERRORS as error:
+                logging.info("The variable server did not answer yet (retrying): %s", _brief(error))
+            if self._variable_client.version < 0:
+                stop.wait(_IDLE_SECONDS)
 
 
 class EvaluatorNode:

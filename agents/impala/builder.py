@@ -52,6 +52,9 @@ class IMPALABuilder(core.Builder):
             )
         ]
 
+    def actors_wait_for_parameters(self) -> bool:
+        return True
+
     def make_adder(self, client: "reverb.Client") -> "replay.SequenceAdder":
         """Sequences of sequence_length rows every sequence_period rows, running on across episodes
         (EndBehavior.CONTINUE): no padding to compute on, and one sequence per sequence_period rows whatever the
