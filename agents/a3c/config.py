@@ -23,6 +23,9 @@ class A3CConfig:
 
     # Network: a shared MLP torso, then policy logits and a value.
     hidden_sizes: Tuple[int, ...] = (64, 64)
+    activation: str = "tanh"  # The torso's: "tanh" or "relu".
+    # Orthogonal weights (gains sqrt(2), 0.01 for the policy head, 1 for the value head), else Glorot-uniform.
+    orthogonal_init: bool = True
 
     # Rollouts and loss.
     num_envs: int = 4  # Environments each worker steps in lockstep; a rollout holds t_max x num_envs steps.
@@ -51,6 +54,8 @@ class A3CConfig:
         more = []
         if any(size < 1 for size in self.hidden_sizes):
             more.append(f"hidden_sizes must all be >= 1 (got {self.hidden_sizes})")
+        if self.activation not in ("relu", "tanh"):
+            more.append(f"activation must be 'relu' or 'tanh' (got {self.activation!r})")
         if not 0 <= self.discount <= 1:
             more.append(f"discount must be in [0, 1] (got {self.discount})")
         if self.max_staleness is not None and self.max_staleness < 0:
