@@ -7,8 +7,11 @@ import numpy as np
 import pytest
 from conftest import usage_error
 
+import replay
 from agents import envs, experiments, utils
 from agents.a3c import A2CBuilder, A2CConfig, A3CBuilder, A3CConfig, Rollout, RolloutCollector, n_step_targets, nodes
+from agents.a3c.networks import make_network
+from agents.impala import numpy_policy_and_value
 
 
 def test_n_step_targets_bootstrap_at_truncations_and_the_rollouts_end_but_not_at_terminations():
@@ -50,6 +53,32 @@ def test_a_rollout_of_a_real_environment_marks_episode_ends_and_its_own_end():
         assert 1 <= length <= 500
 
 
+@pytest.mark.parametrize("activation", ["tanh", "relu"])
+def test_the_numpy_twin_computes_the_networks_logits_and_values(activation):
+    spec = replay.make_environment_spec(envs.make_environment("CartPole-v1", seed=0))
+    network = make_network(spec, A3CConfig(activation=activation, hidden_sizes=(16, 8)), seed=0)
+    params = network.numpy_parameters()
+    params[-3] = params[-3] + 0.5  # The policy bias: starting at zero it would hide a wrong activation.
+    network.set_parameters(params)
+    observations = np.random.default_rng(0).normal(size=(5, 4)).astype(np.float32)
+    logits, values = network(observations)
+    numpy_logits, numpy_values = numpy_policy_and_value(network.numpy_parameters(), observations, activation)
+    np.testing.assert_allclose(numpy_logits, logits.numpy(), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(numpy_values, values.numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_orthogonal_initialization_scales_torso_policy_and_value_layers_by_their_gains():
+    spec = replay.make_environment_spec(envs.make_environment("CartPole-v1", seed=0))
+    config = A3CConfig(orthogonal_init=True)
+    torso_in, _, torso, _, policy, _, value, value_b = make_network(spec, config, seed=0).numpy_parameters()
+    np.testing.assert_allclose(torso_in @ torso_in.T, 2.0 * np.eye(4), atol=1e-5)  # 4 orthogonal rows, gain sqrt 2.
+    np.testing.assert_allclose(torso.T @ torso, 2.0 * np.eye(64), atol=1e-5)
+    np.testing.assert_allclose(policy.T @ policy, 1e-4 * np.eye(2), atol=1e-9)
+    assert np.isclose(np.linalg.norm(value), 1.0, atol=1e-6) and value_b[0] == 0.0
+    glorot_value = make_network(spec, A3CConfig(), seed=0).numpy_parameters()[-2]
+    assert not glorot_value.any()  # Without it the value head starts at zero, as IMPALA's does.
+
+
 def test_workers_push_to_a_synchronous_server_and_adopt_its_parameters(tmp_path):
     experiment = experiments.ExperimentConfig(builder=A2CBuilder(A2CConfig(num_envs=2)), run_dir=str(tmp_path))
     server = nodes.make_parameter_server(experiment, num_workers=1)
@@ -68,6 +97,8 @@ def test_workers_push_to_a_synchronous_server_and_adopt_its_parameters(tmp_path)
 def test_settings_that_cannot_run_are_refused(capsys):
     with pytest.raises(ValueError, match=r"t_max must be >= 1 \(got 0\)"):
         A3CConfig(t_max=0)
+    with pytest.raises(ValueError, match="activation must be 'relu' or 'tanh' \\(got 'gelu'\\)"):
+        A3CConfig(activation="gelu")
     with pytest.raises(ValueError, match="num_groups=2 needs synchronous=true"):
         A3CConfig(num_groups=2)
     with pytest.raises(ValueError, match="3 workers do not split into num_groups=2 equal groups"):

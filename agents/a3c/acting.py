@@ -21,10 +21,12 @@ class Rollout(NamedTuple):
 
 
 class RolloutCollector:
-    """Steps `environments` in lockstep; an environment whose episode ends starts the next one."""
+    """Steps `environments` in lockstep; an environment whose episode ends starts the next one. `activation` is the
+    network's torso activation."""
 
-    def __init__(self, environments: Sequence[dm_env.Environment], seed: int):
+    def __init__(self, environments: Sequence[dm_env.Environment], seed: int, activation: str = "relu"):
         self._environments = list(environments)
+        self._activation = activation
         self._rng = np.random.default_rng(seed)
         self._observations = [environment.reset().observation for environment in self._environments]
         self._episode_returns = np.zeros(len(self._environments))
@@ -44,7 +46,7 @@ class RolloutCollector:
         finished = []
         for t in range(t_max):
             observations[t] = self._observations
-            logits, values[t] = numpy_policy_and_value(params, observations[t])
+            logits, values[t] = numpy_policy_and_value(params, observations[t], self._activation)
             # Gumbel-max: argmax(logits + Gumbel noise) is a sample of softmax(logits).
             actions[t] = np.argmax(logits - np.log(-np.log(self._rng.random(logits.shape))), axis=-1)
             for e, environment in enumerate(self._environments):
@@ -62,7 +64,7 @@ class RolloutCollector:
                 else:
                     self._observations[e] = timestep.observation
         continues[-1] = 0.0  # The rollout ends: every last step bootstraps.
-        next_values = numpy_policy_and_value(params, next_observations)[1].astype(np.float32)
+        next_values = numpy_policy_and_value(params, next_observations, self._activation)[1].astype(np.float32)
         return Rollout(observations, actions, rewards, discounts, continues, values, next_values), finished
 
 

@@ -39,7 +39,13 @@ class A3CBuilder(core.ProgramBuilder):
         self, environment_spec: replay.EnvironmentSpec, variable_client: core.VariableClientLike, seed: int
     ) -> core.Actor:
         """The greedy policy (the most likely action) of the client's parameters."""
-        return IMPALAActor(environment_spec.actions.num_values, variable_client, greedy=True, seed=seed)
+        return IMPALAActor(
+            environment_spec.actions.num_values,
+            variable_client,
+            greedy=True,
+            seed=seed,
+            activation=self.config.activation,
+        )
 
     def run_single_process(
         self, experiment: ExperimentConfig, print_fn: Callable[[str], None] = print, num_actors: int = 1

@@ -75,9 +75,9 @@ class A3CWorker:
     ):
         spec = replay.make_environment_spec(environments[0])
         self._config = config
-        self._network = make_network(spec, config.hidden_sizes, seed)
+        self._network = make_network(spec, config, seed)
         self._loss = A2CLoss(self._network, config)
-        self._collector = RolloutCollector(environments, seed)
+        self._collector = RolloutCollector(environments, seed, config.activation)
         self._server = server
         self._group = group
         self.version = -1

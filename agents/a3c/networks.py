@@ -1,12 +1,19 @@
 """A3C's network: IMPALA's actor-critic MLP (a shared torso, policy logits and a value); acting reads it through
 its numpy twin, agents.impala.acting.numpy_policy_and_value."""
 
-from typing import Sequence
-
+from agents.a3c.config import A3CConfig
 from agents.impala.networks import ActorCriticNetwork, make_actor_critic_network
 from replay import EnvironmentSpec
 
 
-def make_network(environment_spec: EnvironmentSpec, hidden_sizes: Sequence[int], seed: int) -> ActorCriticNetwork:
+def make_network(environment_spec: EnvironmentSpec, config: A3CConfig, seed: int) -> ActorCriticNetwork:
     """The network for a flat observation and discrete actions (else a ValueError naming A3C/A2C)."""
-    return make_actor_critic_network(environment_spec, hidden_sizes, seed, name="a3c", agent="A3C/A2C")
+    return make_actor_critic_network(
+        environment_spec,
+        config.hidden_sizes,
+        seed,
+        name="a3c",
+        agent="A3C/A2C",
+        activation=config.activation,
+        orthogonal_init=config.orthogonal_init,
+    )

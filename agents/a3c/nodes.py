@@ -38,7 +38,7 @@ def make_parameter_server(
     def make_parameters() -> List[Any]:
         from agents.a3c.networks import make_network  # pylint: disable=import-outside-toplevel
 
-        return make_network(spec, config.hidden_sizes, experiment.seed).numpy_parameters()
+        return make_network(spec, config, experiment.seed).numpy_parameters()
 
     def make_optimizer() -> Any:
         from agents.a3c.learning import make_optimizer  # pylint: disable=import-outside-toplevel

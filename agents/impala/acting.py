@@ -1,6 +1,6 @@
 """IMPALA actors: they sample from the policy in numpy (no TensorFlow) and record its logits."""
 
-from typing import TYPE_CHECKING, Any, Dict, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Any, Callable, Dict, Optional, Sequence, Tuple
 
 import dm_env
 import numpy as np
@@ -11,12 +11,21 @@ if TYPE_CHECKING:
     from replay import Adder
 
 
-def numpy_policy_and_value(params: Sequence[np.ndarray], observation: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
-    """ActorCriticNetwork's forward pass in numpy, for one observation or a batch: (logits, value)."""
+NUMPY_ACTIVATIONS: Dict[str, Callable[[np.ndarray], np.ndarray]] = {
+    "relu": lambda x: np.maximum(x, 0.0),
+    "tanh": np.tanh,
+}
+
+
+def numpy_policy_and_value(
+    params: Sequence[np.ndarray], observation: np.ndarray, activation: str = "relu"
+) -> Tuple[np.ndarray, np.ndarray]:
+    """ActorCriticNetwork's forward pass in numpy, for one observation or a batch: (logits, value). `activation`
+    is the network's."""
     hidden = np.asarray(observation, np.float32)
     num_torso = len(params) // 2 - 2
     for i in range(num_torso):
-        hidden = np.maximum(hidden @ params[2 * i] + params[2 * i + 1], 0.0)
+        hidden = NUMPY_ACTIVATIONS[activation](hidden @ params[2 * i] + params[2 * i + 1])
     policy_w, policy_b, value_w, value_b = params[-4:]
     return hidden @ policy_w + policy_b, (hidden @ value_w + value_b)[..., 0]
 
@@ -38,6 +47,7 @@ class IMPALAActor(core.GenericActor):
     `greedy`), and hands the logits it sampled from to `adder` as extras.
 
     Before the first parameters arrive it acts uniformly at random, and records zero logits (that policy).
+    `activation` is the network's torso activation.
     """
 
     def __init__(
@@ -47,8 +57,10 @@ class IMPALAActor(core.GenericActor):
         adder: Optional["Adder"] = None,
         greedy: bool = False,
         seed: Optional[int] = None,
+        activation: str = "relu",
     ):
         self._num_actions = num_actions
+        self._activation = activation
         super().__init__(variable_client, adder)
         self._greedy = greedy
         self._rng = np.random.default_rng(seed)
@@ -61,7 +73,7 @@ class IMPALAActor(core.GenericActor):
         if params is None:
             self._logits = np.zeros(self._num_actions, np.float32)
         else:
-            self._logits = numpy_policy_and_value(params, observation)[0].astype(np.float32)
+            self._logits = numpy_policy_and_value(params, observation, self._activation)[0].astype(np.float32)
         if self._greedy:
             return np.int64(np.argmax(self._logits))
         # Gumbel-max: argmax(logits + Gumbel noise) is a sample of softmax(logits).

@@ -11,12 +11,24 @@ from agents.networks import ParameterModule
 from replay import EnvironmentSpec
 
 
+_TF_ACTIVATIONS = {"relu": tf.nn.relu, "tanh": tf.tanh}
+
+
+def _orthogonal(rng: np.random.Generator, shape: Tuple[int, int], gain: float) -> np.ndarray:
+    """A (fan_in, fan_out) matrix with orthonormal rows or columns (whichever are fewer), times `gain`."""
+    u, _, vt = np.linalg.svd(rng.standard_normal(shape), full_matrices=False)
+    return gain * (u if u.shape == shape else vt)
+
+
 class ActorCriticNetwork(ParameterModule):
-    """A shared MLP torso (ReLU) feeding a policy head (one logit per action) and a value head.
+    """A shared MLP torso (`activation`: relu or tanh) feeding a policy head (one logit per action) and a value
+    head.
 
     `parameters` lists the variables in the order `acting.numpy_policy_and_value` understands: (w, b) per torso
     layer, then the policy head's (w, b), then the value head's (w, b), so actors act from published numpy
-    copies. The policy head starts small (near-uniform policy), the value head at zero.
+    copies. The policy head starts small (near-uniform policy). `orthogonal_init`: orthogonal weights with gain
+    sqrt(2) in the torso, 0.01 for the policy head and 1 for the value head (the PPO/A2C convention); otherwise
+    Glorot-uniform weights, the policy head scaled by 0.01 and the value head at zero.
     """
 
     def __init__(
@@ -26,8 +38,12 @@ class ActorCriticNetwork(ParameterModule):
         hidden_sizes: Sequence[int] = (64, 64),
         seed: Optional[int] = None,
         name: str = "actor_critic",
+        activation: str = "relu",
+        orthogonal_init: bool = False,
     ):
         super().__init__(name=name)
+        self.activation = activation
+        self._activation = _TF_ACTIVATIONS[activation]
         self.observation_size = observation_size
         self.num_actions = num_actions
         self.hidden_sizes = tuple(hidden_sizes)
@@ -35,13 +51,20 @@ class ActorCriticNetwork(ParameterModule):
         sizes = [observation_size, *self.hidden_sizes]
         with self.name_scope:
             for i, (fan_in, fan_out) in enumerate(zip(sizes[:-1], sizes[1:])):
-                limit = np.sqrt(6.0 / (fan_in + fan_out))  # Glorot uniform.
-                self._add_parameter(f"w{i}", rng.uniform(-limit, limit, (fan_in, fan_out)))
+                if orthogonal_init:
+                    self._add_parameter(f"w{i}", _orthogonal(rng, (fan_in, fan_out), np.sqrt(2.0)))
+                else:
+                    limit = np.sqrt(6.0 / (fan_in + fan_out))  # Glorot uniform.
+                    self._add_parameter(f"w{i}", rng.uniform(-limit, limit, (fan_in, fan_out)))
                 self._add_parameter(f"b{i}", np.zeros(fan_out))
-            limit = 0.01 * np.sqrt(6.0 / (sizes[-1] + num_actions))
-            self._add_parameter("policy_w", rng.uniform(-limit, limit, (sizes[-1], num_actions)))
+            if orthogonal_init:
+                self._add_parameter("policy_w", _orthogonal(rng, (sizes[-1], num_actions), 0.01))
+            else:
+                limit = 0.01 * np.sqrt(6.0 / (sizes[-1] + num_actions))
+                self._add_parameter("policy_w", rng.uniform(-limit, limit, (sizes[-1], num_actions)))
             self._add_parameter("policy_b", np.zeros(num_actions))
-            self._add_parameter("value_w", np.zeros((sizes[-1], 1)))
+            value_w = _orthogonal(rng, (sizes[-1], 1), 1.0) if orthogonal_init else np.zeros((sizes[-1], 1))
+            self._add_parameter("value_w", value_w)
             self._add_parameter("value_b", np.zeros(1))
 
     def __call__(self, observations: tf.Tensor) -> Tuple[tf.Tensor, tf.Tensor]:
@@ -49,7 +72,7 @@ class ActorCriticNetwork(ParameterModule):
         hidden = tf.reshape(tf.cast(observations, tf.float32), [-1, self.observation_size])
         params = self._parameters
         for i in range(len(self.hidden_sizes)):
-            hidden = tf.nn.relu(tf.matmul(hidden, params[2 * i]) + params[2 * i + 1])
+            hidden = self._activation(tf.matmul(hidden, params[2 * i]) + params[2 * i + 1])
         policy_w, policy_b, value_w, value_b = params[-4:]
         logits = tf.matmul(hidden, policy_w) + policy_b
         values = tf.squeeze(tf.matmul(hidden, value_w) + value_b, axis=-1)
@@ -62,9 +85,11 @@ def make_actor_critic_network(
     seed: Optional[int] = None,
     name: str = "actor_critic",
     agent: str = "IMPALA",
+    activation: str = "relu",
+    orthogonal_init: bool = False,
 ) -> ActorCriticNetwork:
     """An ActorCriticNetwork sized for a flat observation and a discrete action spec (else a ValueError naming
     `agent`)."""
     observation_size = int(np.prod(environment_spec.observations.shape))
     num_actions = envs.num_discrete_actions(environment_spec, agent)
-    return ActorCriticNetwork(observation_size, num_actions, hidden_sizes, seed, name)
+    return ActorCriticNetwork(observation_size, num_actions, hidden_sizes, seed, name, activation, orthogonal_init)
