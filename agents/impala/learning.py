@@ -104,6 +104,11 @@ class IMPALALearner(NetworkLearner):
         self._optimizer = self._adam("optimizer", learning_rate, network)
         # Plain graph code (autograph off): a faster first trace; the V-trace loop is unrolled over static T.
         self._step_fn = tf.function(self._sgd_step, autograph=False)
+        # Traced before the first parameters go out (when the iterator states its batches' spec): actors wait for
+        # those, so the ~1 s trace no longer holds them at a full queue.
+        element_spec = getattr(iterator, "element_spec", None)
+        if element_spec is not None:
+            self._step_fn.get_concrete_function(element_spec)
         self.publish()
 
     def loss(self, data: Any) -> Dict[str, tf.Tensor]:
