@@ -210,23 +210,32 @@ THREAD_AT_IMPORT = textwrap.dedent("""
 """)
 
 
-def test_a_light_preloading_process_with_a_thread_spawns_the_nodes_instead_and_says_why(tmp_path, monkeypatch, capfd):
-    (tmp_path / "thread_at_import.py").write_text(THREAD_AT_IMPORT)
-    monkeypatch.syspath_prepend(str(tmp_path))
-    module = importlib.import_module("thread_at_import")
+def _launch_one_spawned_node(run, tmp_path, capfd) -> str:
+    """Launches one node running `run(reports_dir)` under local_mp, checks that preloading failed and the node was
+    spawned instead (its parent is the launcher), and returns the launcher's stderr."""
     reports = tmp_path / "reports"
     reports.mkdir()
-    program = lp.Program("threaded_import")
-    program.add_node(lp.PyNode(module.run, str(reports)), label="threaded")
+    program = lp.Program("preload_fails")
+    program.add_node(lp.PyNode(run, str(reports)), label="spawned")
     controller = lp.launch(program, launch_type="local_mp", termination_notice_secs=5)
     try:
         (report,) = _reports(str(reports), 1)
         assert report["ppid"] == os.getpid()  # Spawned.
     finally:
         controller.stop_and_wait()
-        del sys.modules["thread_at_import"]
     err = capfd.readouterr().err
     assert "[launch] Preloading failed; nodes are spawned instead." in err
+    return err
+
+
+def test_a_light_preloading_process_with_a_thread_spawns_the_nodes_instead_and_says_why(tmp_path, monkeypatch, capfd):
+    (tmp_path / "thread_at_import.py").write_text(THREAD_AT_IMPORT)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    module = importlib.import_module("thread_at_import")
+    try:
+        err = _launch_one_spawned_node(module.run, tmp_path, capfd)
+    finally:
+        del sys.modules["thread_at_import"]
     assert "threads run in the light preloading process" in err
 
 
@@ -329,16 +338,5 @@ def test_a_failed_preloading_spawns_the_nodes_instead_and_says_why(tmp_path, own
     monkeypatch.syspath_prepend(str(shadow))
     monkeypatch.chdir(tmp_path)  # Not the repository, whose replay `python -m` would find first.
 
-    reports = tmp_path / "reports"
-    reports.mkdir()
-    program = lp.Program("broken_preload")
-    program.add_node(lp.PyNode(own_tf_module.run, str(reports)), label="own_module")
-    controller = lp.launch(program, launch_type="local_mp", termination_notice_secs=5)
-    try:
-        (report,) = _reports(str(reports), 1)
-        assert report["ppid"] == os.getpid()  # Spawned.
-    finally:
-        controller.stop_and_wait()
-    err = capfd.readouterr().err
-    assert "[launch] Preloading failed; nodes are spawned instead." in err
+    err = _launch_one_spawned_node(own_tf_module.run, tmp_path, capfd)
     assert "ImportError: replay broken on purpose" in err
