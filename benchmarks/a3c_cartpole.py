@@ -24,27 +24,15 @@ import time_to_solve  # noqa: E402  pylint: disable=wrong-import-position
 
 AGENTS = ("a3c", "a2c")
 WORKER_COUNTS = (1, 2, 4)
-_NEVER_EVALUATE = str(10**12)  # --eval_every for throughput runs: evaluations would take the workers' cores.
 
 
 def throughput(agent: str, num_workers: int, seconds: float, work_dir: str) -> Dict[str, Any]:
     """One run of `agent` with `num_workers` workers for `seconds`, training to the budget."""
     run_dir = os.path.join(work_dir, f"throughput_{agent}_{num_workers}")
-    command = [
-        *time_to_solve.encore_command(agent, "CartPole-v1", 0, run_dir, seconds, num_workers, False),
-        "--stop_when_solved",
-        "false",
-        "--eval_every",
-        _NEVER_EVALUATE,
-    ]
-    process = time_to_solve.run_process(command, seconds + time_to_solve.DEADLINE_MARGIN_SECONDS, run_dir + ".process")
-    row: Dict[str, Any] = {"agent": agent, "workers": num_workers, "error": None}
-    result_path = os.path.join(run_dir, "result.json")
-    if not os.path.exists(result_path):
-        row["error"] = f"exit code {process['returncode']}, no result.json:\n{process['stderr_tail']}"
+    error, server, logs = time_to_solve.train_to_budget(agent, run_dir, seconds, num_workers)
+    row: Dict[str, Any] = {"agent": agent, "workers": num_workers, "error": error}
+    if error is not None:
         return row
-    server = time_to_solve._read_json(result_path).get("parameter_server") or {}  # pylint: disable=protected-access
-    logs = time_to_solve.encore_log_stats(run_dir, process["launched"])
     row.update(
         env_steps_per_second=logs["actor_steps_per_second"],
         updates_per_second=server.get("updates_per_second"),

@@ -45,19 +45,11 @@ def learner_throughput(num_learners: int, seconds: float, num_actors: int, work_
     without evaluations, its rate limiter's tolerance so wide that past min_replay_size the learners sample as fast
     as they can: their gradient steps/s (all learners), the actors' env steps/s and the parameter server's rates."""
     run_dir = os.path.join(work_dir, f"throughput_{num_learners}_learners")
-    command = [
-        *time_to_solve.encore_command("dqn", "CartPole-v1", 0, run_dir, seconds, num_actors, False),
-        *("--stop_when_solved", "false", "--eval_every", str(10**12)),
-        *("--config", "samples_per_insert_tolerance=1000", "--config", f"num_learners={num_learners}"),
-    ]
-    process = time_to_solve.run_process(command, seconds + time_to_solve.DEADLINE_MARGIN_SECONDS, run_dir + ".process")
-    row: Dict[str, Any] = {"learners": num_learners, "error": None}
-    result_path = os.path.join(run_dir, "result.json")
-    if not os.path.exists(result_path):
-        row["error"] = f"exit code {process['returncode']}, no result.json:\n{process['stderr_tail']}"
+    extra_args = ("--config", "samples_per_insert_tolerance=1000", "--config", f"num_learners={num_learners}")
+    error, server, logs = time_to_solve.train_to_budget("dqn", run_dir, seconds, num_actors, extra_args)
+    row: Dict[str, Any] = {"learners": num_learners, "error": error}
+    if error is not None:
         return row
-    server = time_to_solve._read_json(result_path).get("parameter_server") or {}  # pylint: disable=protected-access
-    logs = time_to_solve.encore_log_stats(run_dir, process["launched"])
     row.update(
         gradient_steps_per_second=logs["learner_steps_per_second"],
         actor_steps_per_second=logs["actor_steps_per_second"],

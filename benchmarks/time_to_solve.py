@@ -294,6 +294,25 @@ def encore_log_stats(run_dir: str, launched: float) -> Dict[str, Optional[float]
     }
 
 
+def train_to_budget(
+    agent: str, run_dir: str, seconds: float, num_actors: int, extra_args: Sequence[str] = ()
+) -> Tuple[Optional[str], Dict[str, Any], Dict[str, Optional[float]]]:
+    """Trains `agent` on CartPole-v1 for `seconds` (start-up included) without evaluations, which would take the
+    workers' cores: (an error if the run wrote no result.json, else None; the result's parameter_server stats;
+    encore_log_stats of its logs)."""
+    command = [
+        *encore_command(agent, "CartPole-v1", 0, run_dir, seconds, num_actors, False),
+        *("--stop_when_solved", "false", "--eval_every", str(10**12)),
+        *extra_args,
+    ]
+    process = run_process(command, seconds + DEADLINE_MARGIN_SECONDS, run_dir + ".process")
+    result_path = os.path.join(run_dir, "result.json")
+    if not os.path.exists(result_path):
+        return f"exit code {process['returncode']}, no result.json:\n{process['stderr_tail']}", {}, {}
+    server = _read_json(result_path).get("parameter_server") or {}
+    return None, server, encore_log_stats(run_dir, process["launched"])
+
+
 def encore_command(
     agent: str, env: str, seed: int, run_dir: str, max_seconds: float, num_actors: int, single_process: bool
 ) -> List[str]:
