@@ -34,7 +34,7 @@ class TabularBuilder(core.ProgramBuilder):
         """Every worker in turn for `merge_steps` steps, then one merge of all of them (synchronous rounds, so a
         seed gives one result); judged after every round."""
         config = self.config
-        judge = Judge(experiment, print_fn)
+        judge = Judge(experiment, make_model(experiment.env_name), print_fn)
         partition = learning.make_run_partition(config, experiment.env_name, judge.model)
         coordinator = learning.Coordinator(config.mode, partition, judge.model.num_actions, config.num_workers)
         workers = [

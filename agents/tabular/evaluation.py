@@ -18,9 +18,14 @@ class Judge:
     """Evaluates each merged table it is shown: the exact expected return of its greedy policy (mean over start
     states, within the time limit) and whether that policy is optimal from every start state."""
 
-    def __init__(self, experiment: ExperimentConfig, print_fn: Callable[[str], None] = print):
+    def __init__(
+        self,
+        experiment: ExperimentConfig,
+        model: tabular_model.TabularModel,
+        print_fn: Callable[[str], None] = print,
+    ):
         self._experiment = experiment
-        self.model = tabular_model.make_model(experiment.env_name)
+        self.model = model
         self.solution = tabular_model.value_iteration(self.model, experiment.builder.config.discount)
         self.optimal_return = tabular_model.start_return(self.model, self.solution.returns)
         self._logger = utils.make_logger(

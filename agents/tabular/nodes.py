@@ -37,11 +37,9 @@ class CoordinatorNode:
 
     def __init__(self, experiment: ExperimentConfig):
         config = experiment.builder.config
-        self._judge = Judge(experiment)
-        partition = learning.make_run_partition(config, experiment.env_name, self._judge.model)
-        self._coordinator = learning.Coordinator(
-            config.mode, partition, self._judge.model.num_actions, config.num_workers
-        )
+        self._model = make_model(experiment.env_name)
+        partition = learning.make_run_partition(config, experiment.env_name, self._model)
+        self._coordinator = learning.Coordinator(config.mode, partition, self._model.num_actions, config.num_workers)
         self._max_lead = config.max_lead
         self._lead_waits = [0.0] * config.num_workers  # Per worker (whose exchanges come one at a time): seconds.
         self._experiment = experiment
@@ -73,6 +71,9 @@ class CoordinatorNode:
         return self._coordinator.latest()[2]
 
     def run(self) -> None:
+        # Here, not in __init__: the workers exchange with this node's server while value iteration and the
+        # logger's imports (a quarter of a second) run.
+        judge = Judge(self._experiment, self._model)
         stop = lp.stop_event()
         judged = steps = 0
         stopped_by = None
@@ -81,13 +82,13 @@ class CoordinatorNode:
                 stopped_by = "budget" if self._experiment.out_of_budget(steps) else None
                 continue
             judged, steps, table = self._coordinator.latest()
-            stopped_by = self._judge.judge(table, steps, judged)
+            stopped_by = judge.judge(table, steps, judged)
             stop.wait(_JUDGE_SECONDS)  # At most this often: judging newer tables as fast as they come wastes a core.
         self._coordinator.end_waits()
         version, steps, table = self._coordinator.latest()
         if version != judged:  # Exchanges since the last judging: judge the table that is saved.
-            self._judge.judge(table, steps, version)
-        self._judge.finish(
+            judge.judge(table, steps, version)
+        judge.finish(
             stopped_by or "user",
             table,
             steps,
