@@ -2,6 +2,7 @@
 learner state (networks, Adam optimizers, update count) every learner of them keeps."""
 
 from replay import import_tensorflow  # noqa: F401, I001  First: TensorFlow without its CPU-only plugin noise.
+import gc
 from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional, Sequence
 
 import numpy as np
@@ -71,6 +72,26 @@ class NetworkLearner(core.Learner):
         optimizer.build(network.parameters)
         self._optimizers[name] = optimizer
         return optimizer
+
+    def _warm_up(self, step_fn: Any, element_spec: Any) -> None:
+        """Traces and runs the tf.function `step_fn` once on a batch of zeros shaped as `element_spec` (batches
+        with static shapes), then puts back every variable the step changed (networks, optimizers, step count).
+
+        TensorFlow's first call of a traced function costs as much as the trace (graph optimization, kernels), so
+        both are paid before the first parameters go out rather than at the first real batch. So is a full garbage
+        collection: the import and the trace leave a heap whose first one otherwise stops the learner a dozen steps
+        in (0.2-0.7 s; Python's next full collection waits until that heap has grown by a quarter).
+        """
+        variables = [
+            *(v for network in self._named_networks.values() for v in network.parameters),
+            *(v for optimizer in self._optimizers.values() for v in optimizer.variables),
+            self._num_steps,
+        ]
+        before = [v.numpy() for v in variables]
+        step_fn(tf.nest.map_structure(lambda spec: tf.zeros(spec.shape, spec.dtype), element_spec))
+        for variable, value in zip(variables, before):
+            variable.assign(value)
+        gc.collect()
 
     @property
     def num_steps(self) -> int:

@@ -10,6 +10,7 @@ import tensorflow as tf
 
 import replay
 from agents import core, envs, experiments, run, utils
+from agents.experiments._iterators import StoppableIterator
 from agents.impala import IMPALABuilder, IMPALAConfig, numpy_policy_and_value, vtrace
 
 # ------------------------------------------------------------------------------------------------ V-trace
@@ -178,6 +179,31 @@ def test_the_learner_favours_high_advantage_actions_and_fits_values():
     assert version == 30 and len(params) == len(network.parameters)  # Published every step.
 
 
+def test_the_learner_runs_its_first_step_before_publishing_and_keeps_its_state():
+    """Given batches of a known spec, the learner traces and runs its step at construction (TensorFlow's first call
+    costs as much as the trace) and leaves networks, optimizer and step count as they were: its first real step
+    reuses that trace and ends where a learner that never warmed up ends."""
+    sample, _ = _fixed_batch(np.random.default_rng(3), batch=4)
+    builder = IMPALABuilder(IMPALAConfig())
+    server = utils.VariableServer()
+    warmed = builder.make_learner(
+        builder.make_networks(_spec(), seed=0), iter(tf.data.Dataset.from_tensors(sample).repeat()), publisher=server
+    )
+    cold = builder.make_learner(builder.make_networks(_spec(), seed=0), (sample for _ in range(1)))
+    assert warmed._step_fn.experimental_get_tracing_count() == 1 and cold._step_fn.experimental_get_tracing_count() == 0
+    assert warmed.num_steps == 0 and int(warmed._optimizer.iterations) == 0
+    version, published = server.get()
+    assert version == 0
+    for got, initial in zip(published, builder.make_networks(_spec(), seed=0).numpy_parameters()):
+        np.testing.assert_array_equal(got, initial)
+    warmed.step()
+    cold.step()
+    assert warmed._step_fn.experimental_get_tracing_count() == 1  # The real batch reused the warm-up's trace.
+    assert warmed.num_steps == cold.num_steps == 1
+    for got, expected in zip(warmed.get_variables()[0], cold.get_variables()[0]):
+        np.testing.assert_allclose(got, expected, rtol=1e-6)
+
+
 def test_padding_rows_do_not_count():
     """Rows whose `valid` extra is False (an episode's closing row) contribute nothing to the loss."""
     sample, _ = _fixed_batch(np.random.default_rng(1))
@@ -266,6 +292,25 @@ def test_a_single_process_never_outruns_the_queue_and_keeps_up_with_it():
 
 
 # ------------------------------------------------------------------------------------------------ end to end
+
+
+def test_the_learner_node_input_states_its_spec_from_an_empty_queue():
+    """The distributed learner's input gives its batches' spec before any data, so the learner warms up before
+    the actors (waiting for its first parameters) write; from a replay that does not answer it gives None, and the
+    learner warms up at its first batch instead."""
+    builder = IMPALABuilder(IMPALAConfig())
+    with replay.ReplayServer(builder.make_replay_tables(_spec())) as server:
+        address = server.address
+        iterator = StoppableIterator(lambda: builder.make_dataset_iterator(address, 1000), lambda: True)
+        assert iterator.element_spec.data.observation.shape == (4, 20, 4)
+        learner = builder.make_learner(builder.make_networks(_spec(), seed=0), iterator)
+        assert learner._step_fn.experimental_get_tracing_count() == 1
+        with pytest.raises(StopIteration):  # Empty for the rate limiter's second, and told to stop.
+            learner.step()
+    gone = StoppableIterator(
+        lambda: replay.make_dataset(address, "queue", 4, get_signature_timeout_secs=1), lambda: True
+    )
+    assert gone.element_spec is None
 
 
 def test_impala_runs_distributed_and_data_flows(tmp_path):

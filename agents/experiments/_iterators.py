@@ -13,8 +13,8 @@ class StoppableIterator:
 
     The timeout is what lets a learner that waits for data notice a stop within a second. A replay server that
     does not answer (killed, and restarting on the same address) is retried for up to `reconnect_seconds`, then
-    the error is raised; the first iterator is made at the first `next()`, so a learner can start while replay
-    restarts.
+    the error is raised; the first iterator is made at the first `next()` (or `element_spec`), and a replay that
+    does not answer then leaves it for later, so a learner can start while replay restarts.
     """
 
     def __init__(
@@ -40,6 +40,18 @@ class StoppableIterator:
 
     def __iter__(self) -> "StoppableIterator":
         return self
+
+    @property
+    def element_spec(self) -> Any:
+        """The spec of the items (a tf.data iterator's), making the iterator now if need be, so that a learner can
+        trace its step before it publishes parameters and actors start writing; None if replay does not answer (the
+        first `next()` keeps retrying) or the iterator states no spec."""
+        if self._iterator is None:
+            try:
+                self._iterator = self._make_iterator()
+            except self._unavailable:
+                return None
+        return getattr(self._iterator, "element_spec", None)
 
     def __next__(self) -> Any:
         while True:

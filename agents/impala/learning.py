@@ -104,11 +104,12 @@ class IMPALALearner(NetworkLearner):
         self._optimizer = self._adam("optimizer", learning_rate, network)
         # Plain graph code (autograph off): a faster first trace; the V-trace loop is unrolled over static T.
         self._step_fn = tf.function(self._sgd_step, autograph=False)
-        # Traced before the first parameters go out (when the iterator states its batches' spec): actors wait for
-        # those, so the ~1 s trace no longer holds them at a full queue.
+        # Traced and run once before the first parameters go out (when the iterator states its batches' spec):
+        # actors wait for those, so the first step's ~0.6-1.5 s no longer holds them at a full queue (distributed
+        # CartPole: the queue was full ~1.4 s of the run's first 2 s, and never after).
         element_spec = getattr(iterator, "element_spec", None)
-        if element_spec is not None:
-            self._step_fn.get_concrete_function(element_spec)
+        if element_spec is not None and all(s.shape.is_fully_defined() for s in tf.nest.flatten(element_spec)):
+            self._warm_up(self._step_fn, element_spec)
         self.publish()
 
     def loss(self, data: Any) -> Dict[str, tf.Tensor]:
