@@ -63,7 +63,8 @@ def queue_and_frames(measurement: Dict) -> Dict[str, Optional[float]]:
 
 
 def learner_trace_and_capacity() -> Dict[str, float]:
-    """Seconds of the learner's first step (tf.function trace) and its frames/s on batches in memory."""
+    """Seconds of the learner's construction and first step (tf.function trace and first call) and its frames/s
+    on batches in memory."""
     sys.path.insert(0, REPO)
     import replay
     from agents import envs

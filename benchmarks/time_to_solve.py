@@ -824,8 +824,9 @@ def tf_import_seconds() -> float:
 def learner_step_seconds(
     builder: Any, signature: Any, batch_size: int, num_steps: int = 200, env: str = "CartPole-v1"
 ) -> Tuple[float, float]:
-    """(first step, later steps' mean) seconds of the builder's learner on one batch of zeros held in memory: the
-    tf.function trace, then the compute a learner step costs without waiting for replay."""
+    """(construction and first step, later steps' mean) seconds of the builder's learner on one batch of zeros held
+    in memory: the tf.function trace and first call (which a learner may make while it is constructed, before it
+    publishes), then the compute a learner step costs without waiting for replay."""
     sys.path.insert(0, REPO)
     import replay
 
@@ -846,8 +847,9 @@ def learner_step_seconds(
         times_sampled=tf.zeros([batch_size], tf.int32),
     )
     iterator = iter(tf.data.Dataset.from_tensors(reverb.ReplaySample(info, data)).repeat())
-    learner = builder.make_learner(builder.make_networks(spec, 0), iterator)
+    networks = builder.make_networks(spec, 0)
     start = time.perf_counter()
+    learner = builder.make_learner(networks, iterator)
     learner.step()
     first = time.perf_counter() - start
     start = time.perf_counter()
