@@ -3,7 +3,7 @@ learner state (networks, Adam optimizers, update count) every learner of them ke
 
 from replay import import_tensorflow  # noqa: F401, I001  First: TensorFlow without its CPU-only plugin noise.
 import gc
-from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Mapping, Optional, Sequence
 
 import numpy as np
 import tensorflow as tf
@@ -73,7 +73,7 @@ class NetworkLearner(core.Learner):
         self._optimizers[name] = optimizer
         return optimizer
 
-    def _warm_up(self, step_fn: Any, element_spec: Any) -> None:
+    def _warm_up(self, step_fn: Callable[[Any], Any], element_spec: Any) -> None:
         """Traces and runs the tf.function `step_fn` once on a batch of zeros shaped as `element_spec` (batches
         with static shapes), then puts back every variable the step changed (networks, optimizers, step count).
 
