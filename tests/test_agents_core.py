@@ -1,6 +1,7 @@
 """Tests of agents.core, agents.envs and agents.utils (no replay or launch needed)."""
 
 import os
+import socket
 import threading
 
 import numpy as np
@@ -9,6 +10,7 @@ from conftest import wait_until
 from dm_env import specs
 
 import agents
+import launch as lp
 from agents import envs, utils
 
 
@@ -167,6 +169,35 @@ def test_variable_client_update_returns_while_a_fetch_is_stalled():
     finally:
         server.gate.set()
         client.close()
+
+
+class _EnteredSource:
+    """A remote variable source (a real courier client) that says when a fetch has called it."""
+
+    def __init__(self, client):
+        self.client = client
+        self.entered = threading.Event()
+
+    def get(self, known_version=-1):
+        self.entered.set()
+        return self.client.get(known_version)
+
+    def close(self):
+        self.client.close()
+
+
+def test_variable_client_closing_its_source_ends_a_fetch_waiting_for_a_gone_server(caplog):
+    with socket.socket() as sock:  # A port nobody serves: the server stopped before this actor.
+        sock.bind(("127.0.0.1", 0))
+        address = f"127.0.0.1:{sock.getsockname()[1]}"
+    remote = lp.CourierClient(address, label="variable_server/0", token="t", connect_timeout=60, call_timeout=60)
+    source = _EnteredSource(remote)
+    client = utils.VariableClient(source, update_period=1, closes_source=True)
+    client.update()  # Requests a fetch, which waits for the server.
+    assert source.entered.wait(timeout=30)
+    client.close()  # Joins the fetch thread for at most 5 s: it ends only if closing the source ended the call.
+    assert not [thread for thread in threading.enumerate() if thread.name == "variable-client"]
+    assert not [record for record in caplog.records if "Fetching parameters failed" in record.getMessage()]
 
 
 def test_variable_client_polls_every_period():

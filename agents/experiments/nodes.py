@@ -341,7 +341,10 @@ class ActorNode:
         builder = experiment.builder
         self._environment = experiment.make_environment(experiment.seed + 1000 * (actor_id + 1))
         spec = replay.make_environment_spec(self._environment)
-        self._variable_client = utils.VariableClient(variable_server, builder.variable_update_period())
+        # Owns the client: closing it at stop ends a poll still waiting for a variable server that is gone.
+        self._variable_client = utils.VariableClient(
+            variable_server, builder.variable_update_period(), closes_source=True
+        )
         self._waits_for_parameters = builder.actors_wait_for_parameters()
         self._adder = _RenewableAdder(lambda: builder.make_adder(replay_client))
         settings = core.ActorSettings(actor_id=actor_id, num_actors=num_actors, seed=experiment.seed + actor_id)

@@ -64,9 +64,17 @@ class VariableClient:
 
     `synchronous`: every `update_period`-th `update()` fetches in the caller's thread instead, so which
     parameters an actor uses at each step does not depend on thread timing (repeatable runs).
+    `closes_source`: `close()` also closes `source` (a remote client this one owns), which ends a fetch in flight
+    at once instead of when its call times out (a variable server that stopped first never answers it).
     """
 
-    def __init__(self, source: core.ParameterSource, update_period: int = 1, synchronous: bool = False):
+    def __init__(
+        self,
+        source: core.ParameterSource,
+        update_period: int = 1,
+        synchronous: bool = False,
+        closes_source: bool = False,
+    ):
         if update_period < 1:
             raise ValueError(f"update_period must be >= 1, got {update_period}.")
         self._source = source
@@ -83,6 +91,7 @@ class VariableClient:
         self.num_fetches = 0
         self._failing = False
         self._synchronous = synchronous
+        self._closes_source = closes_source
         self._thread: Optional[threading.Thread] = None
         if not synchronous:
             self._thread = threading.Thread(target=self._fetch_loop, name="variable-client", daemon=True)
@@ -120,9 +129,11 @@ class VariableClient:
             self._requested.set()
 
     def close(self) -> None:
-        """Stops the background thread."""
+        """Stops the background thread (and closes the source if it `closes_source`)."""
         self._closed = True
         self._requested.set()
+        if self._closes_source:
+            self._source.close()
         if self._thread is not None:
             self._thread.join(timeout=5)
 
@@ -143,6 +154,8 @@ class VariableClient:
                     self._failing = False
                     logging.warning("Fetching parameters works again.")
             except Exception as error:  # pylint: disable=broad-except
+                if self._closed:  # The fetch was ended by close(): nothing to report.
+                    return
                 # A remote source may be briefly unreachable (e.g. restarting): say so once, retry next period.
                 if not self._failing:
                     self._failing = True
