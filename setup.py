@@ -9,7 +9,7 @@ setuptools.setup(
     long_description=open("README.md", encoding="utf-8").read(),
     long_description_content_type="text/markdown",
     packages=setuptools.find_packages(include=["agents", "agents.*", "replay", "replay.*", "launch", "launch.*"]),
-    python_requires=">=3.9,<3.12",
+    python_requires=">=3.10,<3.12",
     install_requires=[
         "dm-reverb==0.14.0",
         "tensorflow==2.15.1",
@@ -17,7 +17,7 @@ setuptools.setup(
         "protobuf>=4.21,<5",
         "dm-env>=1.6",
         "dm-tree>=0.1.8",
-        "gymnasium>=0.29",
+        "gymnasium>=1.3",  # Taxi-v4 and CliffWalking-v1 (tabular Q-learning); it needs Python >= 3.10.
         "cloudpickle>=2.2",
         "absl-py>=1.0",
         "grpcio>=1.48",
@@ -34,7 +34,6 @@ setuptools.setup(
     },
     entry_points={"console_scripts": ["encore-inspect=agents.inspect:main"]},
     classifiers=[
-        "Programming Language :: Python :: 3.9",
         "Programming Language :: Python :: 3.10",
         "Programming Language :: Python :: 3.11",
         "Operating System :: POSIX :: Linux",
