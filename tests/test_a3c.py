@@ -53,18 +53,52 @@ def test_a_rollout_of_a_real_environment_marks_episode_ends_and_its_own_end():
         assert 1 <= length <= 500
 
 
+@pytest.mark.parametrize("head_hidden_sizes", [(), (12,), (12, 6)])
 @pytest.mark.parametrize("activation", ["tanh", "relu"])
-def test_the_numpy_twin_computes_the_networks_logits_and_values(activation):
+def test_the_numpy_twin_computes_the_networks_logits_and_values(activation, head_hidden_sizes):
     spec = replay.make_environment_spec(envs.make_environment("CartPole-v1", seed=0))
-    network = make_network(spec, A3CConfig(activation=activation, hidden_sizes=(16, 8)), seed=0)
-    params = network.numpy_parameters()
-    params[-3] = params[-3] + 0.5  # The policy bias: starting at zero it would hide a wrong activation.
-    network.set_parameters(params)
-    observations = np.random.default_rng(0).normal(size=(5, 4)).astype(np.float32)
+    config = A3CConfig(activation=activation, hidden_sizes=(16, 8), head_hidden_sizes=head_hidden_sizes)
+    network = make_network(spec, config, seed=0)
+    rng = np.random.default_rng(0)
+    # Every parameter nonzero (biases and the value head start at zero, which would hide a misread layer).
+    network.set_parameters([p + rng.normal(scale=0.3, size=p.shape) for p in network.numpy_parameters()])
+    observations = rng.normal(size=(5, 4)).astype(np.float32)
     logits, values = network(observations)
-    numpy_logits, numpy_values = numpy_policy_and_value(network.numpy_parameters(), observations, activation)
-    np.testing.assert_allclose(numpy_logits, logits.numpy(), rtol=1e-5, atol=1e-6)
-    np.testing.assert_allclose(numpy_values, values.numpy(), rtol=1e-5, atol=1e-6)
+    numpy_logits, numpy_values = numpy_policy_and_value(
+        network.numpy_parameters(), observations, activation, len(head_hidden_sizes)
+    )
+    np.testing.assert_allclose(numpy_logits, logits.numpy(), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(numpy_values, values.numpy(), rtol=1e-5, atol=1e-5)
+
+
+def test_head_hidden_layers_follow_the_torso_in_each_heads_own_parameters():
+    spec = replay.make_environment_spec(envs.make_environment("CartPole-v1", seed=0))
+    linear_heads = make_network(spec, A3CConfig(hidden_sizes=(16,)), seed=0)
+    assert [(p.name.split("/")[-1], tuple(p.shape)) for p in linear_heads.parameters] == [
+        ("w0:0", (4, 16)),
+        ("b0:0", (16,)),
+        ("policy_w:0", (16, 2)),
+        ("policy_b:0", (2,)),
+        ("value_w:0", (16, 1)),
+        ("value_b:0", (1,)),
+    ]  # IMPALA's layout, unchanged by the option's default.
+    with_heads = make_network(spec, A3CConfig(hidden_sizes=(16,), head_hidden_sizes=(8,)), seed=0)
+    assert [(p.name.split("/")[-1], tuple(p.shape)) for p in with_heads.parameters] == [
+        ("w0:0", (4, 16)),
+        ("b0:0", (16,)),
+        ("policy_w0:0", (16, 8)),
+        ("policy_b0:0", (8,)),
+        ("policy_w:0", (8, 2)),
+        ("policy_b:0", (2,)),
+        ("value_w0:0", (16, 8)),
+        ("value_b0:0", (8,)),
+        ("value_w:0", (8, 1)),
+        ("value_b:0", (1,)),
+    ]
+    # The torso is drawn first from the seed, so it is the same with or without head layers.
+    np.testing.assert_array_equal(linear_heads.numpy_parameters()[0], with_heads.numpy_parameters()[0])
+    with pytest.raises(ValueError, match="head_hidden_sizes must all be >= 1 \\(got \\(0,\\)\\)"):
+        A3CConfig(head_hidden_sizes=(0,))
 
 
 def test_orthogonal_initialization_scales_torso_policy_and_value_layers_by_their_gains():

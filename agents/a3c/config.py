@@ -21,9 +21,11 @@ class A3CConfig:
     computed on parameters more than this many updates old (None: keep all).
     """
 
-    # Network: a shared MLP torso, then policy logits and a value.
+    # Network: a shared MLP torso, then policy logits and a value; each head has hidden layers of its own of
+    # `head_hidden_sizes` (empty: linear heads on the torso).
     hidden_sizes: Tuple[int, ...] = (64, 64)
-    activation: str = "relu"  # The torso's: "relu" or "tanh".
+    head_hidden_sizes: Tuple[int, ...] = ()
+    activation: str = "relu"  # Every hidden layer's: "relu" or "tanh".
     # Orthogonal weights (gains sqrt(2), 0.01 for the policy head, 1 for the value head), else Glorot-uniform.
     orthogonal_init: bool = False
 
@@ -57,9 +59,12 @@ class A3CConfig:
 
     def __post_init__(self):
         self.hidden_sizes = tuple(self.hidden_sizes)
+        self.head_hidden_sizes = tuple(self.head_hidden_sizes)
         more = []
         if any(size < 1 for size in self.hidden_sizes):
             more.append(f"hidden_sizes must all be >= 1 (got {self.hidden_sizes})")
+        if any(size < 1 for size in self.head_hidden_sizes):
+            more.append(f"head_hidden_sizes must all be >= 1 (got {self.head_hidden_sizes})")
         if self.activation not in ("relu", "tanh"):
             more.append(f"activation must be 'relu' or 'tanh' (got {self.activation!r})")
         if not 0 <= self.discount <= 1:

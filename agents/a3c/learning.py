@@ -77,7 +77,7 @@ class A3CWorker:
         self._config = config
         self._network = make_network(spec, config, seed)
         self._loss = A2CLoss(self._network, config)
-        self._collector = RolloutCollector(environments, seed, config.activation)
+        self._collector = RolloutCollector(environments, seed, config.activation, len(config.head_hidden_sizes))
         self._server = server
         self._group = group
         self.version = -1
