@@ -101,6 +101,36 @@ def test_head_hidden_layers_follow_the_torso_in_each_heads_own_parameters():
         A3CConfig(head_hidden_sizes=(0,))
 
 
+def test_the_loss_gradient_is_taken_at_the_parameters_passed_in():
+    import tensorflow as tf
+
+    from agents.a3c.learning import A2CLoss
+
+    spec = replay.make_environment_spec(envs.make_environment("CartPole-v1", seed=0))
+    config = A3CConfig(hidden_sizes=(8,), head_hidden_sizes=(4,), max_gradient_norm=1e9)  # No clipping.
+    network, reference = make_network(spec, config, seed=0), make_network(spec, config, seed=1)
+    rng = np.random.default_rng(0)
+    observations = rng.normal(size=(6, 4)).astype(np.float32)
+    actions = rng.integers(0, 2, size=6).astype(np.int32)
+    returns, advantages = rng.normal(size=(2, 6)).astype(np.float32)
+    loss = A2CLoss(network, config)
+    for seed in (1, 2):  # Two parameter sets through one compiled function: each call uses its own.
+        parameters = make_network(spec, config, seed=seed).numpy_parameters()
+        parameters = [p + rng.normal(scale=0.1, size=p.shape).astype(np.float32) for p in parameters]
+        gradients, _ = loss.gradients(parameters, observations, actions, returns, advantages)
+        reference.set_parameters(parameters)
+        with tf.GradientTape() as tape:  # The loss written out again, on a network holding those parameters.
+            logits, values = reference(observations)
+            log_pi = tf.nn.log_softmax(logits)
+            taken = tf.gather(log_pi, actions, axis=-1, batch_dims=1)
+            expected_loss = -tf.reduce_mean(taken * advantages) + config.value_cost * tf.reduce_mean(
+                tf.square(returns - values)
+            )
+        expected = tape.gradient(expected_loss, reference.parameters)
+        for got, want in zip(gradients, expected):
+            np.testing.assert_allclose(got.numpy(), want.numpy(), rtol=1e-4, atol=1e-6)
+
+
 def test_orthogonal_initialization_scales_torso_policy_and_value_layers_by_their_gains():
     spec = replay.make_environment_spec(envs.make_environment("CartPole-v1", seed=0))
     config = A3CConfig(orthogonal_init=True)
