@@ -73,7 +73,7 @@ def test_the_numpy_twin_computes_the_networks_logits_and_values(activation, head
 
 def test_head_hidden_layers_follow_the_torso_in_each_heads_own_parameters():
     spec = replay.make_environment_spec(envs.make_environment("CartPole-v1", seed=0))
-    linear_heads = make_network(spec, A3CConfig(hidden_sizes=(16,)), seed=0)
+    linear_heads = make_network(spec, A3CConfig(hidden_sizes=(16,), head_hidden_sizes=()), seed=0)
     assert [(p.name.split("/")[-1], tuple(p.shape)) for p in linear_heads.parameters] == [
         ("w0:0", (4, 16)),
         ("b0:0", (16,)),
@@ -133,13 +133,13 @@ def test_the_loss_gradient_is_taken_at_the_parameters_passed_in():
 
 def test_orthogonal_initialization_scales_torso_policy_and_value_layers_by_their_gains():
     spec = replay.make_environment_spec(envs.make_environment("CartPole-v1", seed=0))
-    config = A3CConfig(orthogonal_init=True)
+    config = A3CConfig(hidden_sizes=(64, 64), head_hidden_sizes=(), orthogonal_init=True)
     torso_in, _, torso, _, policy, _, value, value_b = make_network(spec, config, seed=0).numpy_parameters()
     np.testing.assert_allclose(torso_in @ torso_in.T, 2.0 * np.eye(4), atol=1e-5)  # 4 orthogonal rows, gain sqrt 2.
     np.testing.assert_allclose(torso.T @ torso, 2.0 * np.eye(64), atol=1e-5)
     np.testing.assert_allclose(policy.T @ policy, 1e-4 * np.eye(2), atol=1e-9)
     assert np.isclose(np.linalg.norm(value), 1.0, atol=1e-6) and value_b[0] == 0.0
-    glorot_value = make_network(spec, A3CConfig(), seed=0).numpy_parameters()[-2]
+    glorot_value = make_network(spec, A3CConfig(orthogonal_init=False), seed=0).numpy_parameters()[-2]
     assert not glorot_value.any()  # Without it the value head starts at zero, as IMPALA's does.
 
 
