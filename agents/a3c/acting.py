@@ -22,11 +22,14 @@ class Rollout(NamedTuple):
 
 class RolloutCollector:
     """Steps `environments` in lockstep; an environment whose episode ends starts the next one. `activation` is the
-    network's torso activation."""
+    network's activation, `head_layers` the number of hidden layers in each of its heads."""
 
-    def __init__(self, environments: Sequence[dm_env.Environment], seed: int, activation: str = "relu"):
+    def __init__(
+        self, environments: Sequence[dm_env.Environment], seed: int, activation: str = "relu", head_layers: int = 0
+    ):
         self._environments = list(environments)
         self._activation = activation
+        self._head_layers = head_layers
         self._rng = np.random.default_rng(seed)
         self._observations = [environment.reset().observation for environment in self._environments]
         self._episode_returns = np.zeros(len(self._environments))
@@ -46,7 +49,7 @@ class RolloutCollector:
         finished = []
         for t in range(t_max):
             observations[t] = self._observations
-            logits, values[t] = numpy_policy_and_value(params, observations[t], self._activation)
+            logits, values[t] = self._policy_and_value(params, observations[t])
             # Gumbel-max: argmax(logits + Gumbel noise) is a sample of softmax(logits).
             actions[t] = np.argmax(logits - np.log(-np.log(self._rng.random(logits.shape))), axis=-1)
             for e, environment in enumerate(self._environments):
@@ -64,8 +67,13 @@ class RolloutCollector:
                 else:
                     self._observations[e] = timestep.observation
         continues[-1] = 0.0  # The rollout ends: every last step bootstraps.
-        next_values = numpy_policy_and_value(params, next_observations, self._activation)[1].astype(np.float32)
+        next_values = self._policy_and_value(params, next_observations)[1].astype(np.float32)
         return Rollout(observations, actions, rewards, discounts, continues, values, next_values), finished
+
+    def _policy_and_value(
+        self, params: Sequence[np.ndarray], observations: np.ndarray
+    ) -> Tuple[np.ndarray, np.ndarray]:
+        return numpy_policy_and_value(params, observations, self._activation, self._head_layers)
 
 
 def n_step_targets(rollout: Rollout, discount: float) -> Tuple[np.ndarray, np.ndarray]:

@@ -45,6 +45,7 @@ class A3CBuilder(core.ProgramBuilder):
             greedy=True,
             seed=seed,
             activation=self.config.activation,
+            head_layers=len(self.config.head_hidden_sizes),
         )
 
     def run_single_process(

@@ -28,9 +28,11 @@ class A2CLoss:
         self._network = network
         self._config = config
         size = network.observation_size
+        # The parameters are an input: assigned inside the compiled function, not one eager op per variable.
         self.gradients = tf.function(
             self._gradients,
             input_signature=[
+                [tf.TensorSpec(variable.shape, variable.dtype) for variable in network.parameters],
                 tf.TensorSpec([None, size], tf.float32),
                 tf.TensorSpec([None], tf.int32),
                 tf.TensorSpec([None], tf.float32),
@@ -39,8 +41,13 @@ class A2CLoss:
             autograph=False,
         )
 
-    def _gradients(self, observations, actions, returns, advantages) -> Tuple[List[tf.Tensor], Dict[str, tf.Tensor]]:
+    def _gradients(
+        self, parameters, observations, actions, returns, advantages
+    ) -> Tuple[List[tf.Tensor], Dict[str, tf.Tensor]]:
+        """The gradient at `parameters` (which the network's variables take) and the loss's metrics."""
         config = self._config
+        for variable, value in zip(self._network.parameters, parameters):
+            variable.assign(value)
         with tf.GradientTape() as tape:
             logits, values = self._network(observations)
             log_pi = tf.nn.log_softmax(logits)
@@ -77,7 +84,7 @@ class A3CWorker:
         self._config = config
         self._network = make_network(spec, config, seed)
         self._loss = A2CLoss(self._network, config)
-        self._collector = RolloutCollector(environments, seed, config.activation)
+        self._collector = RolloutCollector(environments, seed, config.activation, len(config.head_hidden_sizes))
         self._server = server
         self._group = group
         self.version = -1
@@ -94,10 +101,9 @@ class A3CWorker:
         config = self._config
         rollout, finished = self._collector.collect(self._params, config.t_max)
         returns, advantages = n_step_targets(rollout, config.discount)
-        self._network.set_parameters(self._params)
         flat = lambda x: x.reshape(-1, *x.shape[2:])  # noqa: E731  [T, E, ...] -> [T * E, ...]
         gradients, metrics = self._loss.gradients(
-            flat(rollout.observations), flat(rollout.actions), flat(returns), flat(advantages)
+            self._params, flat(rollout.observations), flat(rollout.actions), flat(returns), flat(advantages)
         )
         self._adopt(self._server.push_gradients([g.numpy() for g in gradients], self.version, self._group))
         self.metrics = {key: float(value) for key, value in metrics.items()}

@@ -1,5 +1,5 @@
-"""A3C's network: IMPALA's actor-critic MLP (a shared torso, policy logits and a value); acting reads it through
-its numpy twin, agents.impala.acting.numpy_policy_and_value."""
+"""A3C's network: IMPALA's actor-critic MLP (a shared torso, then policy logits and a value, each head optionally with
+hidden layers of its own); acting reads it through its numpy twin, agents.impala.acting.numpy_policy_and_value."""
 
 from agents.a3c.config import A3CConfig
 from agents.impala.networks import ActorCriticNetwork, make_actor_critic_network
@@ -16,4 +16,5 @@ def make_network(environment_spec: EnvironmentSpec, config: A3CConfig, seed: int
         agent="A3C/A2C",
         activation=config.activation,
         orthogonal_init=config.orthogonal_init,
+        head_hidden_sizes=config.head_hidden_sizes,
     )

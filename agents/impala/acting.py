@@ -18,16 +18,23 @@ NUMPY_ACTIVATIONS: Dict[str, Callable[[np.ndarray], np.ndarray]] = {
 
 
 def numpy_policy_and_value(
-    params: Sequence[np.ndarray], observation: np.ndarray, activation: str = "relu"
+    params: Sequence[np.ndarray], observation: np.ndarray, activation: str = "relu", head_layers: int = 0
 ) -> Tuple[np.ndarray, np.ndarray]:
     """ActorCriticNetwork's forward pass in numpy, for one observation or a batch: (logits, value). `activation`
-    is the network's."""
-    hidden = np.asarray(observation, np.float32)
-    num_torso = len(params) // 2 - 2
-    for i in range(num_torso):
-        hidden = NUMPY_ACTIVATIONS[activation](hidden @ params[2 * i] + params[2 * i + 1])
-    policy_w, policy_b, value_w, value_b = params[-4:]
-    return hidden @ policy_w + policy_b, (hidden @ value_w + value_b)[..., 0]
+    is the network's, `head_layers` the number of hidden layers in each of its heads (len(head_hidden_sizes))."""
+    num_torso = len(params) // 2 - 2 - 2 * head_layers
+    hidden = _numpy_hidden_layers(np.asarray(observation, np.float32), params[: 2 * num_torso], activation)
+    heads = params[2 * num_torso :]
+    policy, value = heads[: len(heads) // 2], heads[len(heads) // 2 :]
+    policy_hidden = _numpy_hidden_layers(hidden, policy[:-2], activation)
+    value_hidden = _numpy_hidden_layers(hidden, value[:-2], activation)
+    return policy_hidden @ policy[-2] + policy[-1], (value_hidden @ value[-2] + value[-1])[..., 0]
+
+
+def _numpy_hidden_layers(hidden: np.ndarray, params: Sequence[np.ndarray], activation: str) -> np.ndarray:
+    for w, b in zip(params[::2], params[1::2]):
+        hidden = NUMPY_ACTIVATIONS[activation](hidden @ w + b)
+    return hidden
 
 
 def extras_spec(num_actions: int) -> Dict[str, Any]:
@@ -47,7 +54,7 @@ class IMPALAActor(core.GenericActor):
     `greedy`), and hands the logits it sampled from to `adder` as extras.
 
     Before the first parameters arrive it acts uniformly at random, and records zero logits (that policy).
-    `activation` is the network's torso activation.
+    `activation` is the network's activation, `head_layers` the number of hidden layers in each of its heads.
     """
 
     def __init__(
@@ -58,9 +65,11 @@ class IMPALAActor(core.GenericActor):
         greedy: bool = False,
         seed: Optional[int] = None,
         activation: str = "relu",
+        head_layers: int = 0,
     ):
         self._num_actions = num_actions
         self._activation = activation
+        self._head_layers = head_layers
         super().__init__(variable_client, adder)
         self._greedy = greedy
         self._rng = np.random.default_rng(seed)
@@ -73,7 +82,9 @@ class IMPALAActor(core.GenericActor):
         if params is None:
             self._logits = np.zeros(self._num_actions, np.float32)
         else:
-            self._logits = numpy_policy_and_value(params, observation, self._activation)[0].astype(np.float32)
+            self._logits = numpy_policy_and_value(params, observation, self._activation, self._head_layers)[0].astype(
+                np.float32
+            )
         if self._greedy:
             return np.int64(np.argmax(self._logits))
         # Gumbel-max: argmax(logits + Gumbel noise) is a sample of softmax(logits).

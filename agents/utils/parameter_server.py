@@ -93,11 +93,7 @@ class ParameterServer(core.VariableSource):
         self._optimizer = make_optimizer()
         self._optimizer.build(self._variables)
         signature = [tf.TensorSpec(shape, tf.as_dtype(dtype)) for shape, dtype in zip(self._shapes, self._dtypes)]
-        self._apply_fn = tf.function(
-            lambda gradients: self._optimizer.apply_gradients(zip(gradients, self._variables)),
-            input_signature=[signature],
-            autograph=False,
-        )
+        self._apply_fn = tf.function(self._apply_and_read, input_signature=[signature], autograph=False)
         self.group_size = group_size
         self.num_groups = num_groups
         self._max_staleness = max_staleness
@@ -169,11 +165,18 @@ class ParameterServer(core.VariableSource):
         """One optimizer update with the mean of `pushes`; called holding the condition (updates are serial)."""
         for version in based_on:
             self._staleness[self._version - version] += 1
-        mean = [np.mean(leaves, axis=0, dtype=leaves[0].dtype) for leaves in zip(*pushes)]
-        self._apply_fn(mean)
+        if len(pushes) == 1:
+            gradients = pushes[0]
+        else:
+            gradients = [np.mean(leaves, axis=0, dtype=leaves[0].dtype) for leaves in zip(*pushes)]
+        updated = self._apply_fn(gradients)
         self._version += 1
-        parameters = tree.unflatten_as(self._structure, [variable.numpy() for variable in self._variables])
-        self._published = (self._version, parameters)
+        self._published = (self._version, tree.unflatten_as(self._structure, [value.numpy() for value in updated]))
+
+    def _apply_and_read(self, gradients: List[Any]) -> List[Any]:
+        """The optimizer's update, then the updated values (one compiled call instead of a read per variable)."""
+        self._optimizer.apply_gradients(zip(gradients, self._variables))
+        return [variable.read_value() for variable in self._variables]
 
     def _checked_leaves(self, gradients: Any) -> List[np.ndarray]:
         paths = [path for path, _ in tree.flatten_with_path(gradients)]
