@@ -107,10 +107,15 @@ def _checkpointed_items(replay_dir):
 def test_two_learners_push_to_a_parameter_server_in_a_distributed_run(tmp_path, launch_type, synchronous):
     builder = dqn.DQNBuilder(dqn.DQNConfig(**_RUN_CONFIG, synchronous_learners=synchronous))
     experiment = experiments.ExperimentConfig(
-        builder=builder, run_dir=str(tmp_path), env_name=ENV, eval_episodes=2, max_actor_steps=2_000
+        builder=builder,
+        run_dir=str(tmp_path),
+        env_name=ENV,
+        eval_episodes=2,
+        max_actor_steps=2_000,
+        stop_when_solved=False,  # A lucky early evaluation (500 at 1,420 steps, seen once) would end it short.
     )
     result = experiments.run_experiment(experiment, num_actors=2, launch_type=launch_type)
-    assert result["stopped_by"] in ("budget", "solved") and result["actor_steps"] >= 2_000, result
+    assert result["stopped_by"] == "budget" and result["actor_steps"] >= 2_000, result
 
     server = result["parameter_server"]
     assert server["version"] == server["updates"] > 0, server  # The version advances by the applied updates.
