@@ -225,37 +225,30 @@ def test_config_rejects_bad_values():
         dqn.DQNConfig(learning_rate=-1, discount=1.5)
 
 
-def test_builder_gives_distributed_actors_the_apex_ladder_and_the_single_process_a_decay(builder):
-    spec = _spec()
+def _actors_epsilons(builder, settings):
+    """The starting epsilon of the actor `builder` makes for each of `settings`, and its epsilon after the config's
+    decay steps."""
     variable_server = utils.VariableServer()
-    clients = [utils.VariableClient(variable_server) for _ in range(4)]
+    clients = [utils.VariableClient(variable_server) for _ in settings]
     try:
-        ladder = [
-            builder.make_actor(spec, clients[i], None, agents.ActorSettings(actor_id=i, num_actors=3)) for i in range(3)
-        ]
-        assert [actor._epsilon(0) for actor in ladder] == pytest.approx(dqn.apex_epsilons(3))
-        single = builder.make_actor(spec, clients[3], None, agents.ActorSettings(single_process=True))
-        c = builder.config
-        assert single._epsilon(0) == c.epsilon_start
-        assert single._epsilon(c.epsilon_decay_steps) == pytest.approx(c.epsilon_end)
+        actors = [builder.make_actor(_spec(), client, None, s) for client, s in zip(clients, settings)]
+        return [(actor._epsilon(0), actor._epsilon(builder.config.epsilon_decay_steps)) for actor in actors]
     finally:
         for client in clients:
             client.close()
+
+
+def test_builder_gives_distributed_actors_the_apex_ladder_and_the_single_process_a_decay(builder):
+    ladder = [agents.ActorSettings(actor_id=i, num_actors=3) for i in range(3)]
+    *distributed, single = _actors_epsilons(builder, [*ladder, agents.ActorSettings(single_process=True)])
+    assert [start for start, _ in distributed] == pytest.approx(dqn.apex_epsilons(3))
+    assert single == (builder.config.epsilon_start, pytest.approx(builder.config.epsilon_end))
 
 
 def test_apex_ladder_base_and_alpha_come_from_the_config():
     builder = dqn.DQNBuilder(dqn.DQNConfig(apex_epsilon_base=0.5, apex_epsilon_alpha=2.0))
-    spec = _spec()
-    variable_server = utils.VariableServer()
-    clients = [utils.VariableClient(variable_server) for _ in range(2)]
-    try:
-        ladder = [
-            builder.make_actor(spec, clients[i], None, agents.ActorSettings(actor_id=i, num_actors=2)) for i in range(2)
-        ]
-        assert [actor._epsilon(0) for actor in ladder] == pytest.approx([0.5, 0.5**3])
-    finally:
-        for client in clients:
-            client.close()
+    ladder = _actors_epsilons(builder, [agents.ActorSettings(actor_id=i, num_actors=2) for i in range(2)])
+    assert [start for start, _ in ladder] == pytest.approx([0.5, 0.5**3])
     with pytest.raises(ValueError, match=r"apex_epsilon_base must be in \[0, 1\]"):
         dqn.DQNConfig(apex_epsilon_base=1.5)
     with pytest.raises(ValueError, match="apex_epsilon_alpha must be >= 0"):
