@@ -37,14 +37,14 @@ def tensorflow_nodes(program: _program.Program, job: bytes) -> List[_nodes.Node]
 
     Every node process unpickles the whole program (`job`), so if it refers to a TensorFlow module (e.g. a node
     function in a script that imports TensorFlow, or in a module that imported it at its top), every node imports
-    it: all are. Otherwise the nodes that serve replay (ReverbNode) or receive a replay handle (which becomes a
-    reverb.Client) are. A node that imports TensorFlow only inside a function of an importable module is not seen:
-    it is forked from the light process and imports it itself, as without preloading.
+    it: all are. Otherwise the nodes that serve replay (ReverbNode), receive a replay handle (which becomes a
+    reverb.Client) or were added with `imports_tensorflow=True` are. A node that imports TensorFlow only inside a
+    function of an importable module without saying so is forked from the light process and imports it itself.
     """
     nodes = program.get_all_nodes()
     if refers_to_tensorflow(job):
         return nodes
-    return [node for node in nodes if _uses_replay(node)]
+    return [node for node in nodes if node.imports_tensorflow or _uses_replay(node)]
 
 
 def _uses_replay(node: _nodes.Node) -> bool:
