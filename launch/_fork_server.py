@@ -1,5 +1,6 @@
 """A preloading process of local_mp: `python -m launch._fork_server LAUNCHER_PID KIND`, its launcher's socket on
-fd 3. KIND is `tensorflow` or `light`.
+fd 3, or a fork of the launcher itself (`serve_as_launcher_copy`) when forking it is safe. KIND is `tensorflow` or
+`light`.
 
 It imports the modules the program refers to once (a `tensorflow` one first imports TensorFlow, Reverb and
 `replay`; a `light` one, for nodes that need no TensorFlow, nothing more), then forks one process per node its
@@ -9,8 +10,9 @@ copies only the calling thread, so a thread alive here would leave its locks hel
 (TensorFlow creates its thread pools on its first op, which only nodes run).
 
 Messages are JSON, one per SOCK_SEQPACKET datagram (nothing here is unpickled):
-  launcher -> here: {"preload": [module names]} first; then {"fork": id, "argv": [node name, error file],
-                    "title": ...} with the node's stdin, stdout and stderr as SCM_RIGHTS; {"signal": id, "signum": n}
+  launcher -> here: {"preload": [module names], "environ": {name: value}} first; then {"fork": id, "argv": [node
+                    name, error file], "title": ...} with the node's stdin, stdout and stderr as SCM_RIGHTS;
+                    {"signal": id, "signum": n}
   here -> launcher: {"ready": seconds spent importing} or {"failed": why}; {"forked": id, "pid": pid};
                     {"exited": id, "code": exit code as Popen's returncode}
 """
@@ -65,12 +67,11 @@ def _preload(kind: str, program_modules: Sequence[str]) -> None:
             pass
 
 
-def _check_single_threaded(kind: str) -> None:
-    """Raises unless this process is down to its one thread when it forks.
+def _threads_after_a_fork() -> int:
+    """The threads this process runs once a fork has stopped numpy's OpenBLAS worker.
 
-    numpy's OpenBLAS keeps a worker thread that it stops before every fork (pthread_atfork) and starts again only
-    for its next matrix product, which this process never computes: a first fork stops it, and any thread still
-    alive after it would be alive in every node's fork too.
+    OpenBLAS keeps a worker thread that it stops before every fork (pthread_atfork) and starts again only for its
+    next matrix product: a first fork stops it, and any thread still alive after it would be alive in a fork too.
     """
     pid = os.fork()
     if pid == 0:
@@ -78,7 +79,23 @@ def _check_single_threaded(kind: str) -> None:
     os.waitpid(pid, 0)
     task_dir = "/proc/self/task"
     threads = len(os.listdir(task_dir)) if os.path.isdir(task_dir) else threading.active_count()
-    if threads > 1 or threading.active_count() > 1:
+    return max(threads, threading.active_count())
+
+
+def can_fork_launcher() -> bool:
+    """Whether the launching process may be forked into a preloading process now (`serve_as_launcher_copy`): on
+    Linux, from its main thread, while that is the only thread it runs (no gRPC, TensorFlow or other threads have
+    started: a fork would leave their locks held forever)."""
+    if not os.path.isdir("/proc/self/task") or threading.active_count() > 1:
+        return False
+    return _threads_after_a_fork() == 1
+
+
+def _check_single_threaded(kind: str) -> None:
+    """Raises unless this process is down to its one thread when it forks: this process computes no matrix
+    product after its imports, so numpy's OpenBLAS worker does not start again (see _threads_after_a_fork)."""
+    threads = _threads_after_a_fork()
+    if threads > 1:
         raise RuntimeError(
             f"{threads} threads run in the {kind} preloading process after it imported the modules the program refers "
             "to (one of which started a thread): forking it is not safe. Launch with preload=False (or "
@@ -160,22 +177,59 @@ def _reap(sock: socket.socket, pids: Dict[int, int], ids: Dict[int, int]) -> Non
         send(sock, {"exited": request_id, "code": os.waitstatus_to_exitcode(status)})
 
 
-def main() -> None:
-    launcher_pid, kind = int(sys.argv[1]), sys.argv[2]
-    sock = socket.socket(fileno=SOCKET_FD)
+def _preload_and_serve(sock: socket.socket, launcher_pid: int, kind: str, title: str) -> None:
     started = time.monotonic()
-    first = sock.recv(MAX_MESSAGE_BYTES)  # {"preload": [module names]}, sent before any fork request.
+    # {"preload": [module names], "environ": {name: value}}, sent before any fork request. `environ`: what the
+    # launcher's children have in their environment besides what this process has (the launch token, the
+    # launcher's control address, ...), for a process forked from the launcher before those existed.
+    first = sock.recv(MAX_MESSAGE_BYTES)
     if not first:
         return  # The launcher has gone.
+    message = json.loads(first)
+    os.environ.update(message["environ"])
     try:
-        _preload(kind, json.loads(first)["preload"])
+        _preload(kind, message["preload"])
         _check_single_threaded(kind)
     except Exception:  # pylint: disable=broad-except  # Whatever an import raises; the launcher shows it.
         send(sock, {"failed": traceback.format_exc()})
         return
-    setproctitle.setproctitle(f"{sys.executable} -m launch._fork_server {launcher_pid} {kind} (preloaded)")
+    setproctitle.setproctitle(f"{title} (preloaded)")
     send(sock, {"ready": time.monotonic() - started})
     _serve(sock, launcher_pid)
+
+
+def serve_as_launcher_copy(socket_fd: int, launcher_pid: int, kind: str, launcher_fds: Sequence[int]) -> NoReturn:
+    """In a fork of the launching process (launch._node_process.fork_copy; see can_fork_launcher): becomes its
+    preloading process of `kind`, with the modules the launcher imported already imported, and never returns.
+    Saves the start of an interpreter and its imports (a third of a second without TensorFlow). `launcher_fds`:
+    the launcher's ends of its preloading processes' sockets and pipes, closed here (a copy holding the launcher's
+    end of a socket would keep its other end from seeing the launcher close it)."""
+    code = 0
+    try:
+        for fd in launcher_fds:
+            os.close(fd)
+        _process_entry.die_with_parent(launcher_pid)
+        os.setpgid(0, 0)  # Its own process group, as a spawned one: Ctrl-C reaches only the launcher.
+        for signum in (signal.SIGINT, signal.SIGTERM):  # Not the launcher's handlers.
+            signal.signal(signum, signal.SIG_DFL)
+        with open(os.devnull, "rb") as devnull:
+            os.dup2(devnull.fileno(), 0)
+        title = f"{sys.executable} -m launch._fork_server {launcher_pid} {kind} (forked from the launcher)"
+        setproctitle.setproctitle(title)
+        _preload_and_serve(socket.socket(fileno=socket_fd), launcher_pid, kind, title)
+    except BaseException:  # pylint: disable=broad-except  # In its log; the launcher spawns nodes instead.
+        traceback.print_exc()
+        code = 1
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+
+
+def main() -> None:
+    launcher_pid, kind = int(sys.argv[1]), sys.argv[2]
+    title = f"{sys.executable} -m launch._fork_server {launcher_pid} {kind}"
+    _preload_and_serve(socket.socket(fileno=SOCKET_FD), launcher_pid, kind, title)
 
 
 if __name__ == "__main__":

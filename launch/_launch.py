@@ -45,10 +45,10 @@ def launch(
     prefixed `[label/index]`, and writes it to log files (no tmux/xterm windows).
     `preload` (local_mp; default: true unless the environment sets ENCORE_PRELOAD=0): nodes are forked from a
     process that imported what they need once, instead of each importing it (seconds per node): nodes that use
-    TensorFlow (replay nodes and nodes given a replay handle; every node if the program's definition refers to
-    TensorFlow) from one that imported TensorFlow, Reverb, `replay` and the modules the program refers to, the
-    others from one that imported only those modules (never TensorFlow for them); `preload=False` spawns every
-    node.
+    TensorFlow (replay nodes, nodes given a replay handle and nodes added with `imports_tensorflow=True`; every
+    node if the program's definition refers to TensorFlow) from one that imported TensorFlow, Reverb, `replay`
+    and the modules the program refers to, the others from one that imported only those modules (never
+    TensorFlow for them); `preload=False` spawns every node.
     ray: `ray_address` of the cluster (else RAY_ADDRESS; with neither, a local Ray instance lives as long as the
     program); `ray_resources` {group label: Ray actor options such as {"num_cpus": 1, "resources": {"gpu_host":
     1}}}; `ray_allow_unauthenticated` joins a cluster reached over the network without Ray's token auth.

@@ -8,7 +8,7 @@ import tempfile
 import threading
 from typing import List, Optional, Union
 
-from launch import _control, _controller, _courier, _flags, _nodes, _ports, _preloading, _program
+from launch import _control, _controller, _courier, _flags, _fork_server, _nodes, _ports, _preloading, _program
 from launch._node_process import NodeProcess, read_output
 
 
@@ -105,18 +105,33 @@ def launch(
     log_dir = log_dir or tempfile.mkdtemp(prefix=f"encore-logs-{program.name}-")
     os.makedirs(log_dir, exist_ok=True)
 
-    control = _control.LauncherControl(program)
-    control_server = _courier.CourierServer(_control.methods(control), port=0, token=token)
-    control_server.start()
-    env = _child_env(token, control_server.address)
     nodes = program.get_all_nodes()
     kinds = {}  # Node -> the kind of preloading process it is forked from.
     if preload:
         uses_tensorflow = _preloading.tensorflow_nodes(program, job)
         kinds = {node: "tensorflow" if node in uses_tensorflow else "light" for node in nodes}
     modules = _preloading.program_modules(job) if kinds else []
-    # Started on their first fork: a program without TensorFlow nodes never imports it, nor starts that process.
-    fork_servers = {kind: _preloading.ForkServer(kind, env, log_dir, modules) for kind in sorted(set(kinds.values()))}
+    # Only the kinds the nodes need: a program without TensorFlow nodes never imports it, nor starts that process.
+    fork_servers = {kind: _preloading.ForkServer(kind, log_dir, modules) for kind in sorted(set(kinds.values()))}
+    # Forked from this process while it runs no other thread, so before the control server: they start with what
+    # it imported. Otherwise each is spawned on its first fork.
+    if fork_servers and _fork_server.can_fork_launcher():
+        forked: List[_preloading.ForkServer] = []
+        for fork_server in fork_servers.values():
+            fork_server.fork_launcher(forked)
+            forked.append(fork_server)
+
+    control = _control.LauncherControl(program)
+    control_server = _courier.CourierServer(_control.methods(control), port=0, token=token)
+    try:
+        control_server.start()
+    except BaseException:
+        for fork_server in fork_servers.values():
+            fork_server.close()
+        raise
+    env = _child_env(token, control_server.address)
+    for fork_server in fork_servers.values():
+        fork_server.begin(env)
     workers = [_ProcessWorker(node, job, log_dir, env, fork_servers.get(kinds.get(node))) for node in nodes]
 
     def on_end() -> None:

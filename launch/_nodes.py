@@ -13,6 +13,9 @@ class Node:
         self.label: Optional[str] = None
         self.index: int = 0
         self.max_restarts = 0
+        # Set by Program.add_node: the node imports TensorFlow when it runs (local_mp forks it from the process that
+        # imported TensorFlow once; see launch()).
+        self.imports_tensorflow = False
         self.address: Optional[str] = None  # 'host:port' for nodes that serve; set by launch().
 
     @property

@@ -1,6 +1,7 @@
 """local_mp's preloading: which nodes need TensorFlow, and the launcher's end of the processes nodes are forked
 from (launch._fork_server): one with TensorFlow imported for the nodes that need it, a light one for the others."""
 
+import functools
 import itertools
 import json
 import os
@@ -37,14 +38,14 @@ def tensorflow_nodes(program: _program.Program, job: bytes) -> List[_nodes.Node]
 
     Every node process unpickles the whole program (`job`), so if it refers to a TensorFlow module (e.g. a node
     function in a script that imports TensorFlow, or in a module that imported it at its top), every node imports
-    it: all are. Otherwise the nodes that serve replay (ReverbNode) or receive a replay handle (which becomes a
-    reverb.Client) are. A node that imports TensorFlow only inside a function of an importable module is not seen:
-    it is forked from the light process and imports it itself, as without preloading.
+    it: all are. Otherwise the nodes that serve replay (ReverbNode), receive a replay handle (which becomes a
+    reverb.Client) or were added with `imports_tensorflow=True` are. A node that imports TensorFlow only inside a
+    function of an importable module without saying so is forked from the light process and imports it itself.
     """
     nodes = program.get_all_nodes()
     if refers_to_tensorflow(job):
         return nodes
-    return [node for node in nodes if _uses_replay(node)]
+    return [node for node in nodes if node.imports_tensorflow or _uses_replay(node)]
 
 
 def _uses_replay(node: _nodes.Node) -> bool:
@@ -136,14 +137,16 @@ class ForkedProcess:
 
 
 class ForkServer:
-    """The launcher's end of a preloading process, started on the first `fork()` (from the controller's thread:
-    the parent-death signal of a process fires when the thread that started it ends)."""
+    """The launcher's end of a preloading process: a fork of the launcher (`fork_launcher`, before launch() starts
+    any thread) or, if the launcher cannot be forked safely, a process spawned on the first `fork()` (from the
+    controller's thread: the parent-death signal of a process fires when the thread that started it ends).
+    `begin(env)` once the launcher's control server runs."""
 
-    def __init__(self, kind: str, env: dict, log_dir: str, modules: List[str]):
+    def __init__(self, kind: str, log_dir: str, modules: List[str]):
         """`kind`: one of launch._fork_server.KINDS; `modules`: what it imports (after TensorFlow, Reverb and
         `replay` for `tensorflow`; see program_modules)."""
         self.kind = kind
-        self._env = env
+        self._env: dict = {}
         self._modules = modules
         self._log_path = os.path.join(log_dir, "preload.log" if kind == "tensorflow" else f"preload_{kind}.log")
         self._lock = threading.Lock()
@@ -152,12 +155,44 @@ class ForkServer:
         self._threads: List[threading.Thread] = []
         self._ready = False
         self._started = 0.0  # time.monotonic() when its process was started.
+        self._forked_from_launcher = False
         self._ended = False
         self.failure: Optional[str] = None  # Why it cannot fork (any more); nodes are spawned then.
         self.failure_shown = False
         self._waiting: List[ForkedProcess] = []  # Asked for before the imports were done.
         self._running: Dict[int, ForkedProcess] = {}  # Request id -> process, until it exits.
         self._ids = itertools.count()
+
+    def fork_launcher(self, other_servers: List["ForkServer"]) -> None:
+        """Forks this (launching) process into the preloading process; only while launch._fork_server's
+        can_fork_launcher(). `other_servers`: those forked before, whose sockets and pipes the copy closes."""
+        launcher_end, server_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        launcher_fds = [launcher_end.fileno(), *(fd for server in other_servers for fd in server._launcher_fds())]
+        self._started = time.monotonic()
+        try:
+            self._process = _node_process.fork_copy(
+                functools.partial(
+                    _fork_server.serve_as_launcher_copy, server_end.fileno(), os.getpid(), self.kind, launcher_fds
+                )
+            )
+        finally:
+            server_end.close()
+        self._socket = launcher_end
+        self._forked_from_launcher = True
+
+    def _launcher_fds(self) -> List[int]:
+        return [self._socket.fileno(), self._process.stdout.fileno(), self._process.stderr.fileno()]
+
+    def begin(self, env: dict) -> None:
+        """`env`: the environment of the launcher's children. A process forked from the launcher gets what it
+        lacks, then imports; a spawned one is started with it on the first fork()."""
+        with self._lock:
+            self._env = env
+            if self._forked_from_launcher:
+                missing = {name: value for name, value in env.items() if os.environ.get(name) != value}
+                if not self._send({"preload": self._modules, "environ": missing}):  # E.g. a huge environment.
+                    self.failure = "The preloading process could not be told what to import; nodes are spawned."
+                self._start_threads()
 
     def fork(self, node_name: str, error_file: str, job: bytes) -> ForkedProcess:
         with self._lock:
@@ -207,7 +242,10 @@ class ForkServer:
         finally:
             server_end.close()
         self._socket = launcher_end
-        self._send({"preload": self._modules})
+        self._send({"preload": self._modules, "environ": {}})
+        self._start_threads()
+
+    def _start_threads(self) -> None:
         name = f"preload:{self.kind}"
         self._threads = _node_process.read_output(self._process, name, self._log_path, all_to_stderr=True)
         self._threads.append(threading.Thread(target=self._receive, name=f"{name}:messages", daemon=True))
@@ -247,7 +285,7 @@ class ForkServer:
                         log.write(
                             f"Imported {heavy}{len(self._modules)} modules the program refers to in "
                             f"{message['ready']:.2f}s (ready {time.monotonic() - self._started:.2f}s after its process "
-                            "was started).\n"
+                            f"was {'forked from the launcher' if self._forked_from_launcher else 'started'}).\n"
                         )
                     for process in self._waiting:
                         self._send_fork(process)

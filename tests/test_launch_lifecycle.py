@@ -16,7 +16,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 # A launcher script in the style of a Launchpad program: absl app, flags, no explicit wait.
 LAUNCHER = textwrap.dedent("""
-    import os, sys, time
+    import os, sys, threading, time
     from absl import app
     import launch as lp
 
@@ -50,6 +50,8 @@ LAUNCHER = textwrap.dedent("""
         raise ZeroDivisionError('crash on purpose')
 
     def main(argv):
+        if 'thread' in argv:  # A launcher running a thread of its own: its preloading processes are spawned.
+            threading.Thread(target=threading.Event().wait, daemon=True).start()
         program = lp.Program('lifecycle')
         use_tensorflow = run_tensorflow if 'tf' in argv else None
         program.add_node(lp.CourierNode(cooperative, use_tensorflow), label='cooperative')
@@ -144,11 +146,13 @@ def assert_gone(pids):
 
 # Kind -> (launcher arguments, environment). "spawned": ENCORE_PRELOAD=0, each node its own interpreter; "light":
 # nodes without TensorFlow, forked from local_mp's light preloading process; "tensorflow": nodes that use
-# TensorFlow, forked from its TensorFlow preloading process (launch._fork_server).
+# TensorFlow, forked from its TensorFlow preloading process (launch._fork_server). The launcher runs one thread, so
+# its preloading processes are forks of it, except with "thread", where they are spawned interpreters.
 NODE_KINDS = {
     "spawned": ((), {"ENCORE_PRELOAD": "0"}),
     "light": ((), {}),
     "tensorflow": (("tf",), {}),
+    "light, spawned preloading": (("thread",), {}),
 }
 
 
@@ -157,19 +161,21 @@ def preloading_process(launcher_pid, kind):
     (server,) = [
         p
         for p in psutil.Process(launcher_pid).children()
-        if f"launch._fork_server {launcher_pid} {kind}" in " ".join(p.cmdline())
+        if f"launch._fork_server {launcher_pid} {kind.split(',')[0]}" in " ".join(p.cmdline())
     ]
     return server
 
 
 def assert_started_as(kind, pids, launcher_pid, out):
     """Spawned nodes are the launcher's children; forked ones their preloading process's (and ran TensorFlow from
-    the TensorFlow one)."""
+    the TensorFlow one), which is a fork of the launcher unless the launcher ran a thread."""
     parents = {psutil.Process(pid).ppid() for pid in pids}
     if kind == "spawned":
         assert parents == {launcher_pid}
     else:
-        assert parents == {preloading_process(launcher_pid, kind).pid}
+        server = preloading_process(launcher_pid, kind)
+        assert parents == {server.pid}
+        assert ("(forked from the launcher)" in " ".join(server.cmdline())) is ("spawned" not in kind)
     if kind == "tensorflow":
         wait_until(lambda: out.read_text().count("tf 3.0") == len(pids), "the nodes' TensorFlow op")
 

@@ -328,6 +328,35 @@ def test_which_nodes_are_forked(own_tf_module):
         cloudpickle.unregister_pickle_by_value(sys.modules[__name__])
 
 
+def test_a_node_added_as_importing_tensorflow_is_forked_from_the_tensorflow_process():
+    program = lp.Program("declared")
+    program.add_node(lp.PyNode(_tf_client, None, "path"), label="said", imports_tensorflow=True)
+    program.add_node(lp.PyNode(_light, "path"), label="unsaid")
+    with program.group("workers", imports_tensorflow=True):
+        program.add_node(lp.PyNode(_light, "path"))
+        program.add_node(lp.PyNode(_light, "path"), imports_tensorflow=False)  # The node's own word wins.
+    program.add_node(lp.PyNode(_light, "path"), label="after_group")  # The group's setting ends with it.
+    forked = sorted(node.name for node in _preloading.tensorflow_nodes(program, cloudpickle.dumps(program)))
+    assert forked == ["said/0", "workers/0"]
+
+
+def test_a_node_added_as_importing_tensorflow_finds_it_imported(tmp_path):
+    reports = tmp_path / "reports"
+    reports.mkdir()
+    program = lp.Program("declared")
+    program.add_node(lp.PyNode(_light, str(reports)), label="said", imports_tensorflow=True)
+    program.add_node(lp.PyNode(_light, str(reports)), label="unsaid")
+    controller = lp.launch(program, launch_type="local_mp", termination_notice_secs=5, log_dir=str(tmp_path / "logs"))
+    try:
+        by_name = {r["comm"]: r for r in _reports(str(reports), 2)}
+        assert by_name["said/0"]["ppid"] == _preloading_process("tensorflow").pid
+        assert by_name["said/0"]["tensorflow_imported"] is True  # Before its function ran.
+        assert by_name["unsaid/0"]["ppid"] == _preloading_process("light").pid
+        assert by_name["unsaid/0"]["tensorflow_imported"] is False
+    finally:
+        controller.stop_and_wait()
+
+
 BROKEN_REPLAY = 'raise ImportError("replay broken on purpose")\n'
 
 

@@ -149,12 +149,14 @@ def make_program(experiment: ExperimentConfig, num_workers: int) -> lp.Program:
         ),
         label="parameter_server",
         max_restarts=0,
+        imports_tensorflow=True,  # Its optimizer; the workers' gradients (the evaluator acts in numpy).
     )
     for worker_id in range(num_workers):
         program.add_node(
             lp.PyClassNode(WorkerNode, experiment, worker_id, num_workers, server, counter),
             label="worker",
             max_restarts=experiment.max_restarts,
+            imports_tensorflow=True,
         )
     # The parameter server answers the evaluator both as the variable source and as the learner (status()).
     program.add_node(

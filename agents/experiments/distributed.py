@@ -102,6 +102,7 @@ def _add_gradient_learners(
         ),
         label="parameter_server",
         max_restarts=0,
+        imports_tensorflow=True,  # Its optimizer (the learners use replay: launch sees that).
     )
     learners = [
         program.add_node(
