@@ -1,6 +1,7 @@
 """A3C/A2C: n-step targets on a hand-built rollout, rollouts of a real environment, workers pushing to a real
 parameter server, and end-to-end runs in which pushes, updates and parameter versions advance."""
 
+import concurrent.futures
 import os
 
 import numpy as np
@@ -107,7 +108,7 @@ def test_the_loss_gradient_is_taken_at_the_parameters_passed_in():
     from agents.a3c.learning import A2CLoss
 
     spec = replay.make_environment_spec(envs.make_environment("CartPole-v1", seed=0))
-    config = A3CConfig(hidden_sizes=(8,), head_hidden_sizes=(4,), max_gradient_norm=1e9)  # No clipping.
+    config = A3CConfig(hidden_sizes=(8,), head_hidden_sizes=(4,))
     network, reference = make_network(spec, config, seed=0), make_network(spec, config, seed=1)
     rng = np.random.default_rng(0)
     observations = rng.normal(size=(6, 4)).astype(np.float32)
@@ -129,6 +130,44 @@ def test_the_loss_gradient_is_taken_at_the_parameters_passed_in():
         expected = tape.gradient(expected_loss, reference.parameters)
         for got, want in zip(gradients, expected):
             np.testing.assert_allclose(got.numpy(), want.numpy(), rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize("synchronous", [False, True])
+def test_the_server_clips_each_updates_gradient_a2cs_mean_as_one_batch(synchronous):
+    import tensorflow as tf
+
+    from agents.a3c.learning import make_optimizer
+    from agents.utils.parameter_server import ParameterServer
+
+    config = (A2CConfig if synchronous else A3CConfig)(max_gradient_norm=0.3)
+    initial = np.array([1.0, -1.0, 0.5], np.float32)
+    # Two updates: a large gradient, then a small one (RMSProp's first step does not depend on its scale).
+    rounds = [[[3.0, 0.0, 0.0], [0.0, 4.0, 0.0]], [[0.1, 0.0, 0.05], [0.0, 0.1, 0.05]]]
+    if not synchronous:
+        rounds = [pushes[:1] for pushes in rounds]
+    server = ParameterServer(
+        lambda: [initial.copy()], lambda: make_optimizer(config), group_size=len(rounds[0]), barrier_timeout=60.0
+    )
+    with concurrent.futures.ThreadPoolExecutor(2) as pool:
+        for version, pushes in enumerate(rounds):
+            futures = [pool.submit(server.push_gradients, [np.array(push, np.float32)], version) for push in pushes]
+            results = [future.result(timeout=60) for future in futures]
+    ((_, parameters),) = {version: result for version, result in results}.items()
+
+    def by_hand(clip: bool) -> np.ndarray:
+        """RMSProp without clipping applied to each update's mean gradient, clipped first if `clip`."""
+        variable = tf.Variable(initial)
+        optimizer = tf.keras.optimizers.RMSprop(
+            config.learning_rate, rho=config.rmsprop_decay, epsilon=config.rmsprop_epsilon
+        )
+        for pushes in rounds:
+            mean = tf.constant(np.mean(pushes, axis=0), tf.float32)
+            gradient = tf.clip_by_global_norm([mean], config.max_gradient_norm)[0][0] if clip else mean
+            optimizer.apply_gradients([(gradient, variable)])
+        return variable.numpy()
+
+    np.testing.assert_allclose(parameters[0], by_hand(clip=True), rtol=1e-5)
+    assert not np.allclose(parameters[0], by_hand(clip=False), rtol=1e-3)
 
 
 def test_orthogonal_initialization_scales_torso_policy_and_value_layers_by_their_gains():

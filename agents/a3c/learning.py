@@ -16,13 +16,22 @@ from agents.core import GradientSink, Versioned
 
 
 def make_optimizer(config: A3CConfig) -> tf.keras.optimizers.Optimizer:
-    """The parameter server's optimizer: RMSProp, its mean of squared gradients starting at 0."""
-    return tf.keras.optimizers.RMSprop(config.learning_rate, rho=config.rmsprop_decay, epsilon=config.rmsprop_epsilon)
+    """The parameter server's optimizer: RMSProp, its mean of squared gradients starting at 0, clipping the global
+    norm of each update's gradient to `max_gradient_norm`: A3C's push, or the mean of A2C's round, clipped as the
+    gradient of one batch of all its workers' steps (clipping each push before the mean would shrink updates
+    whose pushes disagree)."""
+    return tf.keras.optimizers.RMSprop(
+        config.learning_rate,
+        rho=config.rmsprop_decay,
+        epsilon=config.rmsprop_epsilon,
+        global_clipnorm=config.max_gradient_norm,
+    )
 
 
 class A2CLoss:
     """The advantage actor-critic loss and its gradient, compiled: -log pi(a_t|s_t) A_t + value_cost (R_t - V(s_t))^2
-    - entropy_cost H(pi(.|s_t)), averaged over a rollout's steps, its gradient clipped to `max_gradient_norm`."""
+    - entropy_cost H(pi(.|s_t)), averaged over a rollout's steps; its gradient is clipped by the server's optimizer
+    (make_optimizer)."""
 
     def __init__(self, network: Any, config: A3CConfig):
         self._network = network
@@ -57,7 +66,7 @@ class A2CLoss:
             entropy = -tf.reduce_mean(tf.reduce_sum(tf.exp(log_pi) * log_pi, axis=-1))
             loss = policy_loss + config.value_cost * value_loss - config.entropy_cost * entropy
         gradients = tape.gradient(loss, self._network.parameters)
-        gradients, norm = tf.clip_by_global_norm(gradients, config.max_gradient_norm)
+        norm = tf.linalg.global_norm(gradients)
         metrics = {
             "loss": loss,
             "policy_loss": policy_loss,
