@@ -7,7 +7,9 @@ process) first judged the merged table's greedy policy optimal from every start 
 
 - `single`: one learner in one process (`--single_process`, the config's defaults);
 - `single_eps1`: the same with epsilon=1 (a uniformly random behaviour policy): the best single learner we found;
-- `partitioned_k2`, `partitioned_k5`: `--config mode=partitioned --config num_workers=K`, local_mp;
+- `partitioned_k2`, `partitioned_k5`: `--config mode=partitioned --config num_workers=K`, local_mp (their automatic
+  epsilon, 0.7);
+- `partitioned_k5_eps02`: K=5 with the single learner's epsilon, 0.2;
 - `averaged_k5`: `--config mode=averaged --config num_workers=5`, local_mp.
 
 Target (Taxi-v4): partitioned K=5 in <= 1/4 of `single`'s seconds, on every seed. FrozenLake8x8-v1 is reported as
@@ -39,6 +41,7 @@ VARIANTS = {
     "single_eps1": ["--single_process", "--config", "epsilon=1.0"],
     "partitioned_k2": ["--config", "mode=partitioned", "--config", "num_workers=2"],
     "partitioned_k5": ["--config", "mode=partitioned", "--config", "num_workers=5"],
+    "partitioned_k5_eps02": ["--config", "mode=partitioned", "--config", "num_workers=5", "--config", "epsilon=0.2"],
     "averaged_k5": ["--config", "mode=averaged", "--config", "num_workers=5"],
 }
 # Environment -> (variants, budget seconds per run).
@@ -122,10 +125,10 @@ def print_table(envs: Dict[str, Dict[str, Dict[str, Any]]], goal: Optional[Dict[
         print(f"\n{env}: until the greedy policy is exactly optimal (medians over seeds)")
         header = f"{'optimal':>8s} {'env steps':>11s} {'seconds':>8s} {'start-up s':>10s} {'waits s':>8s} "
         header += f"{'max|Q-Q*|':>10s}"
-        print(f"  {'variant':16s} {header}")
+        print(f"  {'variant':20s} {header}")
         for name, summary in variants.items():
             print(
-                f"  {name:16s} {summary['solved']:>4d}/{summary['seeds']:<3d} "
+                f"  {name:20s} {summary['solved']:>4d}/{summary['seeds']:<3d} "
                 f"{_format(summary['median_steps'], ',.0f'):>11s} {_format(summary['median_seconds'], '.1f'):>8s} "
                 f"{_format(summary['median_startup_seconds'], '.1f', '-'):>10s} "
                 f"{_format(summary['median_lead_wait_seconds'], '.2f', '-'):>8s} "

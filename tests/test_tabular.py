@@ -122,6 +122,28 @@ def test_partitioned_with_one_worker_is_single(tmp_path):
     assert np.abs(single_table).sum() > 0
 
 
+def test_several_partitioned_workers_explore_more_unless_epsilon_is_set(tmp_path):
+    assert TabularConfig().exploration_rate == 0.2
+    assert TabularConfig(mode="partitioned", num_workers=1).exploration_rate == 0.2  # So K = 1 stays single.
+    assert TabularConfig(mode="averaged", num_workers=5).exploration_rate == 0.2
+    assert TabularConfig(mode="partitioned", num_workers=5).exploration_rate == 0.7
+    assert TabularConfig(mode="partitioned", num_workers=5, epsilon=0.0).exploration_rate == 0.0
+    with pytest.raises(ValueError, match=r"epsilon must be in \[0, 1\], or negative for the automatic choice"):
+        TabularConfig(epsilon=1.5)
+    tables = {}
+    for epsilon in (-1.0, 0.7, 0.2):
+        _, tables[epsilon] = _run_single_process(
+            tmp_path / str(epsilon),
+            max_actor_steps=5000,
+            stop_when_solved=False,
+            mode="partitioned",
+            num_workers=2,
+            epsilon=epsilon,
+        )
+    np.testing.assert_array_equal(tables[-1.0], tables[0.7])  # The workers act with the automatic value.
+    assert not np.array_equal(tables[0.7], tables[0.2])
+
+
 def test_deterministic_single_process_runs_repeat_and_distributed_ones_are_refused(capsys, tmp_path):
     argv = ["--agent", "tabular", "--env", "Taxi-v4", "--config", "mode=partitioned", "--config", "num_workers=3"]
     argv += ["--single_process", "--deterministic", "--max_actor_steps", "9000", "--stop_when_solved", "false"]

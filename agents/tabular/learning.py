@@ -49,7 +49,7 @@ class QLearningWorker:
     def run(self, num_steps: int) -> None:
         """Takes `num_steps` environment steps, updating Q after each; a segment in progress continues."""
         q, counts, owned, env, rng = self.q, self._counts, self._owned, self._env, self._rng
-        discount, epsilon = self._config.discount, self._config.epsilon
+        discount, epsilon = self._config.discount, self._config.exploration_rate
         learning_rate, power = self._config.learning_rate, self._power
         num_actions, starts, time_limit = q.shape[1], self._starts, self._time_limit
         state, segment_steps = self._state, self._segment_steps
