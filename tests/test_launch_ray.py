@@ -1,7 +1,8 @@
 """launch_type="ray" against a real Ray cluster: a head started by `ray start` inside a network namespace of this
 test module (only loopback), with every driver run inside it too. The programs are the ones the other launch
-types run (tests/test_launch_programs.py, tests/test_launch_lifecycle.py)."""
+types run (tests/test_launch_programs.py, tests/test_launch_lifecycle.py), and the tabular agent's."""
 
+import json
 import os
 import signal
 import subprocess
@@ -9,6 +10,7 @@ import sys
 import tempfile
 import textwrap
 
+import numpy as np
 import pytest
 from _netns import NetworkNamespace, RayNode, node_actors, ray_env
 from conftest import wait_until
@@ -308,3 +310,23 @@ def _alive(pid):
         return True
     except ProcessLookupError:
         return False
+
+
+def test_tabular_partitioned_q_learning_reaches_the_optimum_on_ray(ray_cluster, tmp_path):
+    run_dir = tmp_path / "run"
+    ray_cluster.run(
+        f"""
+        from agents import run
+        argv = ["--agent", "tabular", "--env", "Taxi-v4", "--config", "mode=partitioned", "--config", "num_workers=3"]
+        argv += ["--launch_type", "ray", "--ray_address", ADDRESS, "--max_seconds", "180"]
+        result = run.main([*argv, "--run_dir", {str(run_dir)!r}])
+        assert result["optimal"] and result["stopped_by"] == "solved", result
+        """
+    )
+    result = json.loads((run_dir / "result.json").read_text())
+    assert result["optimal"] and result["steps"] > 0 and result["merges"] > 0
+    assert np.load(run_dir / "q_table.npy").shape == (500, 6)
+    nodes = json.loads((run_dir / "program.json").read_text())["nodes"]
+    assert sorted(node["label"] for node in nodes) == ["coordinator", "worker", "worker", "worker"]
+    assert len({node["pid"] for node in nodes}) == 4  # Each node an actor of its own.
+    assert next(node for node in nodes if node["label"] == "coordinator")["address"].startswith("127.0.0.1:")
