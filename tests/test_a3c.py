@@ -12,7 +12,7 @@ import replay
 from agents import envs, experiments, utils
 from agents.a3c import A2CBuilder, A2CConfig, A3CBuilder, A3CConfig, Rollout, RolloutCollector, n_step_targets, nodes
 from agents.a3c.networks import make_network
-from agents.impala import numpy_policy_and_value
+from agents.impala import numpy_forward
 
 
 def test_n_step_targets_bootstrap_at_truncations_and_the_rollouts_end_but_not_at_terminations():
@@ -65,9 +65,8 @@ def test_the_numpy_twin_computes_the_networks_logits_and_values(activation, head
     network.set_parameters([p + rng.normal(scale=0.3, size=p.shape) for p in network.numpy_parameters()])
     observations = rng.normal(size=(5, 4)).astype(np.float32)
     logits, values = network(observations)
-    numpy_logits, numpy_values = numpy_policy_and_value(
-        network.numpy_parameters(), observations, activation, len(head_hidden_sizes)
-    )
+    forward = numpy_forward(config.activation, config.head_hidden_sizes)  # What workers and the evaluator act with.
+    numpy_logits, numpy_values = forward(network.numpy_parameters(), observations)
     np.testing.assert_allclose(numpy_logits, logits.numpy(), rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(numpy_values, values.numpy(), rtol=1e-5, atol=1e-5)
 

@@ -5,7 +5,7 @@ from typing import List, NamedTuple, Sequence, Tuple
 import dm_env
 import numpy as np
 
-from agents.impala.acting import numpy_policy_and_value
+from agents.impala.acting import PolicyAndValue, numpy_policy_and_value
 
 
 class Rollout(NamedTuple):
@@ -21,15 +21,17 @@ class Rollout(NamedTuple):
 
 
 class RolloutCollector:
-    """Steps `environments` in lockstep; an environment whose episode ends starts the next one. `activation` is the
-    network's activation, `head_layers` the number of hidden layers in each of its heads."""
+    """Steps `environments` in lockstep; an environment whose episode ends starts the next one. `policy_and_value`
+    is the network's forward pass in numpy (`agents.impala.acting.numpy_forward`)."""
 
     def __init__(
-        self, environments: Sequence[dm_env.Environment], seed: int, activation: str = "relu", head_layers: int = 0
+        self,
+        environments: Sequence[dm_env.Environment],
+        seed: int,
+        policy_and_value: PolicyAndValue = numpy_policy_and_value,
     ):
         self._environments = list(environments)
-        self._activation = activation
-        self._head_layers = head_layers
+        self._policy_and_value = policy_and_value
         self._rng = np.random.default_rng(seed)
         self._observations = [environment.reset().observation for environment in self._environments]
         self._episode_returns = np.zeros(len(self._environments))
@@ -69,11 +71,6 @@ class RolloutCollector:
         continues[-1] = 0.0  # The rollout ends: every last step bootstraps.
         next_values = self._policy_and_value(params, next_observations)[1].astype(np.float32)
         return Rollout(observations, actions, rewards, discounts, continues, values, next_values), finished
-
-    def _policy_and_value(
-        self, params: Sequence[np.ndarray], observations: np.ndarray
-    ) -> Tuple[np.ndarray, np.ndarray]:
-        return numpy_policy_and_value(params, observations, self._activation, self._head_layers)
 
 
 def n_step_targets(rollout: Rollout, discount: float) -> Tuple[np.ndarray, np.ndarray]:

@@ -13,7 +13,7 @@ from agents.a3c import nodes
 from agents.a3c.config import A2CConfig, A3CConfig
 from agents.experiments.config import ExperimentConfig
 from agents.experiments.evaluation import Evaluations, make_evaluator_logger
-from agents.impala.acting import IMPALAActor
+from agents.impala.acting import IMPALAActor, numpy_forward
 
 _IDLE_SECONDS = 0.05
 _PROGRESS_SECONDS = 5.0
@@ -44,8 +44,7 @@ class A3CBuilder(core.ProgramBuilder):
             variable_client,
             greedy=True,
             seed=seed,
-            activation=self.config.activation,
-            head_layers=len(self.config.head_hidden_sizes),
+            policy_and_value=numpy_forward(self.config.activation, self.config.head_hidden_sizes),
         )
 
     def run_single_process(

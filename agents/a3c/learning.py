@@ -13,6 +13,7 @@ from agents.a3c.acting import RolloutCollector, n_step_targets
 from agents.a3c.config import A3CConfig
 from agents.a3c.networks import make_network
 from agents.core import GradientSink, Versioned
+from agents.impala.acting import numpy_forward
 
 
 def make_optimizer(config: A3CConfig) -> tf.keras.optimizers.Optimizer:
@@ -93,7 +94,8 @@ class A3CWorker:
         self._config = config
         self._network = make_network(spec, config, seed)
         self._loss = A2CLoss(self._network, config)
-        self._collector = RolloutCollector(environments, seed, config.activation, len(config.head_hidden_sizes))
+        forward = numpy_forward(config.activation, config.head_hidden_sizes)
+        self._collector = RolloutCollector(environments, seed, forward)
         self._server = server
         self._group = group
         self.version = -1

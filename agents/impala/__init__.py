@@ -9,6 +9,7 @@ from agents._lazy import lazy_exports
 _EXPORTS = {
     "IMPALAActor": "acting",
     "extras_spec": "acting",
+    "numpy_forward": "acting",
     "numpy_policy_and_value": "acting",
     "IMPALABuilder": "builder",
     "IMPALAConfig": "config",

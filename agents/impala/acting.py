@@ -1,5 +1,6 @@
 """IMPALA actors: they sample from the policy in numpy (no TensorFlow) and record its logits."""
 
+import functools
 from typing import TYPE_CHECKING, Any, Callable, Dict, Optional, Sequence, Tuple
 
 import dm_env
@@ -15,6 +16,8 @@ NUMPY_ACTIVATIONS: Dict[str, Callable[[np.ndarray], np.ndarray]] = {
     "relu": lambda x: np.maximum(x, 0.0),
     "tanh": np.tanh,
 }
+# (numpy parameters, observation or batch) -> (logits, value): a network's forward pass in numpy.
+PolicyAndValue = Callable[[Sequence[np.ndarray], np.ndarray], Tuple[np.ndarray, np.ndarray]]
 
 
 def numpy_policy_and_value(
@@ -29,6 +32,11 @@ def numpy_policy_and_value(
     policy_hidden = _numpy_hidden_layers(hidden, policy[:-2], activation)
     value_hidden = _numpy_hidden_layers(hidden, value[:-2], activation)
     return policy_hidden @ policy[-2] + policy[-1], (value_hidden @ value[-2] + value[-1])[..., 0]
+
+
+def numpy_forward(activation: str = "relu", head_hidden_sizes: Sequence[int] = ()) -> PolicyAndValue:
+    """`numpy_policy_and_value` for a network with this activation and these hidden layers in each head."""
+    return functools.partial(numpy_policy_and_value, activation=activation, head_layers=len(head_hidden_sizes))
 
 
 def _numpy_hidden_layers(hidden: np.ndarray, params: Sequence[np.ndarray], activation: str) -> np.ndarray:
@@ -54,7 +62,7 @@ class IMPALAActor(core.GenericActor):
     `greedy`), and hands the logits it sampled from to `adder` as extras.
 
     Before the first parameters arrive it acts uniformly at random, and records zero logits (that policy).
-    `activation` is the network's activation, `head_layers` the number of hidden layers in each of its heads.
+    `policy_and_value` is the network's forward pass in numpy (`numpy_forward(...)` for other than IMPALA's).
     """
 
     def __init__(
@@ -64,12 +72,10 @@ class IMPALAActor(core.GenericActor):
         adder: Optional["Adder"] = None,
         greedy: bool = False,
         seed: Optional[int] = None,
-        activation: str = "relu",
-        head_layers: int = 0,
+        policy_and_value: PolicyAndValue = numpy_policy_and_value,
     ):
         self._num_actions = num_actions
-        self._activation = activation
-        self._head_layers = head_layers
+        self._policy_and_value = policy_and_value
         super().__init__(variable_client, adder)
         self._greedy = greedy
         self._rng = np.random.default_rng(seed)
@@ -82,9 +88,7 @@ class IMPALAActor(core.GenericActor):
         if params is None:
             self._logits = np.zeros(self._num_actions, np.float32)
         else:
-            self._logits = numpy_policy_and_value(params, observation, self._activation, self._head_layers)[0].astype(
-                np.float32
-            )
+            self._logits = self._policy_and_value(params, observation)[0].astype(np.float32)
         if self._greedy:
             return np.int64(np.argmax(self._logits))
         # Gumbel-max: argmax(logits + Gumbel noise) is a sample of softmax(logits).
