@@ -7,10 +7,10 @@ process) first judged the merged table's greedy policy optimal from every start 
 
 - `single`: one learner in one process (`--single_process`, the config's defaults);
 - `single_eps1`: the same with epsilon=1 (a uniformly random behaviour policy): the best single learner we found;
-- `partitioned_k2`, `partitioned_k5`: `--config mode=partitioned --config num_workers=K`, local_mp (their automatic
-  epsilon, 0.7);
+- `partitioned_k2`, `partitioned_k5`: `--config mode=partitioned --config num_workers=K`, local_mp (the automatic
+  epsilon of several workers, 0.7);
 - `partitioned_k5_eps02`: K=5 with the single learner's epsilon, 0.2;
-- `averaged_k5`: `--config mode=averaged --config num_workers=5`, local_mp.
+- `averaged_k5`: `--config mode=averaged --config num_workers=5`, local_mp (epsilon 0.7 too).
 
 Target (Taxi-v4): partitioned K=5 in <= 1/4 of `single`'s seconds, on every seed. FrozenLake8x8-v1 is reported as
 measured (slippery: a learner reaches Q* only approximately, and value crosses block borders once per merge).

@@ -122,10 +122,10 @@ def test_partitioned_with_one_worker_is_single(tmp_path):
     assert np.abs(single_table).sum() > 0
 
 
-def test_several_partitioned_workers_explore_more_unless_epsilon_is_set(tmp_path):
+def test_several_workers_explore_more_unless_epsilon_is_set(tmp_path):
     assert TabularConfig().exploration_rate == 0.2
     assert TabularConfig(mode="partitioned", num_workers=1).exploration_rate == 0.2  # So K = 1 stays single.
-    assert TabularConfig(mode="averaged", num_workers=5).exploration_rate == 0.2
+    assert TabularConfig(mode="averaged", num_workers=5).exploration_rate == 0.7
     assert TabularConfig(mode="partitioned", num_workers=5).exploration_rate == 0.7
     assert TabularConfig(mode="partitioned", num_workers=5, epsilon=0.0).exploration_rate == 0.0
     with pytest.raises(ValueError, match=r"epsilon must be in \[0, 1\], or negative for the automatic choice"):

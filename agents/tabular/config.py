@@ -10,19 +10,22 @@ MODES = ("single", "partitioned", "averaged")
 # once per merge: Taxi-v4 K=5 needed a median ~92k env steps with 250, ~96k with 500, ~101k with 1000 and ~140k
 # with 2000 (synchronous rounds, seeds 10-29), and 250 with max_lead=1 also beat 500 and 100 distributed (seeds
 # 10-17, loaded machine). Averaged, each merge dilutes a worker's updates with the others' older copies: 250 (with
-# max_lead=1) took Taxi-v4 K=5 a median 1.6M env steps (seeds 0-4) where 1000 (no lead bound) had taken 756k. With
-# one worker a merge only judges the table (about a millisecond): 1000 keeps that under 5% of its time.
+# max_lead=1) took Taxi-v4 K=5 a median 1.6M env steps (seeds 0-4) where 1000 (no lead bound) had taken 756k (both
+# with epsilon 0.2; with 0.7, synchronous rounds: 180k with 1000, 177.5k with 500 and with 250). With one worker
+# a merge only judges the table (about a millisecond): 1000 keeps that under 5% of its time.
 _PARTITIONED_MERGE_PERIOD = 250
 _MERGE_PERIOD = 1000
-# epsilon<0: the behaviour policy's random-action probability. Several partitioned workers explore more: their
+# epsilon<0: the behaviour policy's random-action probability. Several workers explore more. Partitioned, their
 # segments are short (they end on leaving the block) and the merge needs every row of a block right, not the rows
-# along greedy paths. Taxi-v4 K=5 (synchronous rounds, seeds 10-29) needed a median 92k env steps with 0.2, 75k
+# along greedy paths: Taxi-v4 K=5 (synchronous rounds, seeds 10-29) needed a median 92k env steps with 0.2, 75k
 # with 0.3, 63k with 0.5, 60k with 0.6, 57k with 0.7, 61k with 0.8 and 70k with 1.0 (worst seed 152k with 0.2, 81k
 # with 0.7); K=2 255k with 0.2 and 79k with 0.7; FrozenLake8x8-v1 K=5 (seeds 0-4) 443k with 0.2 and 348k with 0.7.
-# One learner keeps the conventional 0.2: it is the baseline the partitioned modes are measured against (with 0.7
-# it needs 98k, with 1.0 88k; benchmarks/tabular_parallel.py reports it with 1.0 too).
-_PARTITIONED_EPSILON = 0.7
-_EPSILON = 0.2
+# Averaged, Taxi-v4 K=5 needed 1.42M with 0.2 and 185k with 0.7 (seeds 10-17; seeds 0-4: 1.15M with 0.2, 285k
+# with 0.5, 180k with 0.7, 290k with 1.0). One learner keeps the conventional 0.2: it is the baseline the other
+# modes are measured against (with 0.7 it needs 98k, with 1.0 88k; benchmarks/tabular_parallel.py reports it with
+# 1.0 too).
+_SEVERAL_WORKERS_EPSILON = 0.7
+_ONE_LEARNER_EPSILON = 0.2
 
 
 @dataclasses.dataclass
@@ -39,8 +42,8 @@ class TabularConfig:
     second) before it takes the merged table back: workers that get more of the cores would otherwise spend steps
     on blocks that are learned while a slower one holds the others back (stale-synchronous parallel; a large
     value: fully asynchronous). Single-process runs merge in synchronous rounds.
-    A step's action is uniformly random with probability `epsilon` (negative: 0.7 for several partitioned
-    workers, else 0.2; see `exploration_rate`), else greedy.
+    A step's action is uniformly random with probability `epsilon` (negative: 0.7 for several workers, 0.2 for
+    one; see `exploration_rate`), else greedy.
     The step size of the n-th update of (s, a) is learning_rate / n ** learning_rate_power; a negative power means
     0 in a deterministic environment (Taxi, CliffWalking: every target is exact, so the first update is the last
     one needed) and 0.5 in a stochastic one (slippery FrozenLake: targets must be averaged).
@@ -84,15 +87,12 @@ class TabularConfig:
         """The steps a worker takes between exchanges: `merge_period`, or its automatic value when that is 0."""
         if self.merge_period:
             return self.merge_period
-        return _PARTITIONED_MERGE_PERIOD if self._several_partitioned else _MERGE_PERIOD
+        partitioned = self.mode == "partitioned" and self.num_workers > 1
+        return _PARTITIONED_MERGE_PERIOD if partitioned else _MERGE_PERIOD
 
     @property
     def exploration_rate(self) -> float:
         """The probability of a uniformly random action: `epsilon`, or its automatic value when that is negative."""
         if self.epsilon >= 0:
             return self.epsilon
-        return _PARTITIONED_EPSILON if self._several_partitioned else _EPSILON
-
-    @property
-    def _several_partitioned(self) -> bool:
-        return self.mode == "partitioned" and self.num_workers > 1
+        return _SEVERAL_WORKERS_EPSILON if self.num_workers > 1 else _ONE_LEARNER_EPSILON
